@@ -1,0 +1,38 @@
+// Builds the real adapters. AWS endpoints follow the SDK's own settings (AWS_ENDPOINT_URL,
+// AWS_ENDPOINT_URL_AUTO_SCALING, ...), IMDS follows AWS_EC2_METADATA_SERVICE_ENDPOINT.
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { Route53Client } from "@aws-sdk/client-route-53";
+import type { AgentConfig } from "../config/config.js";
+import type { Ports } from "../ports/index.js";
+import type { InstanceMetadata } from "../ports/metadata.js";
+import { AwsAutoScaling } from "./aws-autoscaling.js";
+import { AwsEc2 } from "./aws-ec2.js";
+import { Etcd3Cluster } from "./etcd3-cluster.js";
+import { ImdsMetadata } from "./imds.js";
+import { LocalDisk } from "./local-disk.js";
+import { Route53Dns } from "./route53.js";
+import { SystemClock } from "./system-clock.js";
+
+export function createMetadata(config: AgentConfig, clock = new SystemClock()): InstanceMetadata {
+  return new ImdsMetadata({ deadlineMs: config.metadataTimeoutSeconds * 1000, clock });
+}
+
+export function createPorts(config: AgentConfig, region: string, metadata?: InstanceMetadata): Ports {
+  const clock = new SystemClock();
+  const aws = { region, maxAttempts: 5 };
+  return {
+    clock,
+    metadata: metadata ?? createMetadata(config, clock),
+    autoscaling: new AwsAutoScaling(new AutoScalingClient(aws)),
+    ec2: new AwsEc2(new EC2Client(aws)),
+    dns: new Route53Dns(new Route53Client(aws), config.hostedZoneId),
+    etcd: new Etcd3Cluster({ callTimeoutMs: 3000 }),
+    local: new LocalDisk({
+      dataDir: config.dataDir,
+      stateDir: config.stateDir,
+      envFile: config.envFile,
+      clock,
+    }),
+  };
+}

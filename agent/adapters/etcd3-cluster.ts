@@ -1,0 +1,145 @@
+// etcd's cluster and maintenance API over the etcd3 package (gRPC, v3 API only).
+import { handleWhen, noop, retry } from "cockatiel";
+import { Etcd3, type IMember, isRecoverableError } from "etcd3";
+import { EtcdRequestError, EtcdUnavailableError } from "../errors.js";
+import type { Member, MemberStatus } from "../planner/observation.js";
+import type { EtcdCluster, MemberListAnswer } from "../ports/etcd.js";
+
+export interface Etcd3Options {
+  /** Deadline of one call, in ms. */
+  callTimeoutMs: number;
+  /** How long to wait for a connection, in ms. */
+  dialTimeoutMs?: number;
+}
+
+function toMember(m: IMember): Member {
+  return {
+    id: String(m.ID),
+    name: m.name ?? "",
+    peerUrls: [...(m.peerURLs ?? [])],
+    clientUrls: [...(m.clientURLs ?? [])],
+    isLearner: Boolean(m.isLearner),
+  };
+}
+
+function translate(error: unknown, what: string): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  if (
+    isRecoverableError(error as Error) ||
+    /deadline|unavailable|ECONNREFUSED|No connection/i.test(message)
+  ) {
+    return new EtcdUnavailableError(`etcd did not answer ${what}: ${message}`, { cause: error });
+  }
+  const code: EtcdRequestError["code"] = /unhealthy cluster/i.test(message)
+    ? "unhealthy-cluster"
+    : /member not found/i.test(message)
+      ? "member-not-found"
+      : /not in sync|learner.*not ready|can only promote a learner member which is in sync/i.test(message)
+        ? "learner-not-ready"
+        : /too many learner/i.test(message)
+          ? "too-many-learners"
+          : /not leader|no leader/i.test(message)
+            ? "not-leader"
+            : "other";
+  return new EtcdRequestError(`etcd refused ${what}: ${message}`, code, { cause: error });
+}
+
+export class Etcd3Cluster implements EtcdCluster {
+  private readonly clients = new Map<string, Etcd3>();
+
+  constructor(private readonly options: Etcd3Options) {}
+
+  /** One client per endpoint set, kept for the life of the adapter. Retries go to the next host. */
+  private client(endpoints: string[]): Etcd3 {
+    const key = [...endpoints].sort().join(",");
+    let c = this.clients.get(key);
+    if (c === undefined) {
+      const timeout = this.options.callTimeoutMs;
+      c = new Etcd3({
+        hosts: endpoints,
+        dialTimeout: this.options.dialTimeoutMs ?? timeout,
+        defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+        faultHandling: {
+          host: () => noop,
+          global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(0, endpoints.length - 1) }),
+        },
+      });
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+
+  async memberList(endpoints: string[]): Promise<MemberListAnswer> {
+    if (endpoints.length === 0) throw new EtcdUnavailableError("no etcd endpoint to ask for the member list");
+    try {
+      const out = await this.client(endpoints).cluster.memberList({});
+      return {
+        clusterId: String(out.header.cluster_id),
+        memberId: String(out.header.member_id),
+        members: (out.members ?? []).map(toMember),
+      };
+    } catch (error) {
+      throw translate(error, `MemberList on ${endpoints.join(",")}`);
+    }
+  }
+
+  async status(endpoint: string): Promise<MemberStatus | null> {
+    try {
+      const out = await this.client([endpoint]).maintenance.status();
+      return {
+        memberId: String(out.header.member_id),
+        leaderId: String(out.leader),
+        raftIndex: String(out.raftIndex),
+        raftTerm: String(out.raftTerm),
+        dbSize: Number(out.dbSize),
+        isLearner: Boolean(out.isLearner),
+        version: out.version,
+        errors: [...(out.errors ?? [])],
+      };
+    } catch {
+      return null;
+    }
+  }
+
+  async memberAdd(
+    endpoints: string[],
+    peerUrls: string[],
+    isLearner: boolean,
+  ): Promise<{ member: Member; members: Member[] }> {
+    try {
+      const out = await this.client(endpoints).cluster.memberAdd({ peerURLs: peerUrls, isLearner });
+      return { member: toMember(out.member), members: (out.members ?? []).map(toMember) };
+    } catch (error) {
+      throw translate(error, `MemberAdd ${peerUrls.join(",")}`);
+    }
+  }
+
+  async memberRemove(endpoints: string[], memberId: string): Promise<void> {
+    try {
+      await this.client(endpoints).cluster.memberRemove({ ID: memberId });
+    } catch (error) {
+      throw translate(error, `MemberRemove ${memberId}`);
+    }
+  }
+
+  async memberPromote(endpoints: string[], memberId: string): Promise<void> {
+    try {
+      await this.client(endpoints).cluster.memberPromote({ ID: memberId });
+    } catch (error) {
+      throw translate(error, `MemberPromote ${memberId}`);
+    }
+  }
+
+  async moveLeader(leaderEndpoint: string, toMemberId: string): Promise<void> {
+    try {
+      await this.client([leaderEndpoint]).maintenance.moveLeader({ targetID: toMemberId });
+    } catch (error) {
+      throw translate(error, `MoveLeader to ${toMemberId}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,255 @@
+// The command line: parse, validate, call the command, return an exit code. Only main exits.
+import type { Writable } from "node:stream";
+import yargs, { type Argv } from "yargs";
+import { createMetadata, createPorts } from "./adapters/create.js";
+import { SystemClock } from "./adapters/system-clock.js";
+import { resolveContext, runBoot } from "./commands/boot.js";
+import { runJoin } from "./commands/join.js";
+import { formatPlan, runPlan } from "./commands/plan.js";
+import { runRemoveMember } from "./commands/remove-member.js";
+import { runLoop } from "./commands/run.js";
+import { assertHealthy, formatStatus, runStatus } from "./commands/status.js";
+import { type AgentConfig, DEFAULTS, parseConfig } from "./config/config.js";
+import { ConfigError } from "./errors.js";
+import { EXIT, exitNameFor } from "./exit-codes.js";
+import { createLogger, type Logger } from "./log.js";
+import type { Ports } from "./ports/index.js";
+import { VERSION } from "./version.js";
+
+export interface CliIo {
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  /** Builds the adapters; tests replace it. */
+  ports?: (config: AgentConfig, region: string) => Ports;
+}
+
+type Args = Record<string, unknown>;
+
+function withCommon(y: Argv): Argv {
+  return y
+    .option("domain", { type: "string", describe: "DNS domain of the cluster's records, e.g. etcd.internal" })
+    .option("hosted-zone-id", { type: "string", describe: "Route53 private hosted zone ID" })
+    .option("asg-name", { type: "string", describe: "Auto Scaling group; default: this instance's own" })
+    .option("region", { type: "string", describe: "AWS region; default: AWS_REGION, else instance metadata" })
+    .option("data-dir", { type: "string", describe: `etcd data dir (default ${DEFAULTS.dataDir})` })
+    .option("state-dir", { type: "string", describe: `the agent's state dir (default ${DEFAULTS.stateDir})` })
+    .option("env-file", { type: "string", describe: `etcd's environment file (default ${DEFAULTS.envFile})` })
+    .option("client-port", {
+      type: "string",
+      requiresArg: true,
+      describe: `etcd client port (default ${DEFAULTS.clientPort})`,
+    })
+    .option("peer-port", {
+      type: "string",
+      requiresArg: true,
+      describe: `etcd peer port (default ${DEFAULTS.peerPort})`,
+    })
+    .option("interval-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `run: seconds between cycles (default ${DEFAULTS.intervalSeconds})`,
+    })
+    .option("startup-grace-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `seconds an added member may take to start (default ${DEFAULTS.startupGraceSeconds})`,
+    })
+    .option("unhealthy-deadline-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `seconds before an unhealthy member's instance is reported (default ${DEFAULTS.unhealthyDeadlineSeconds})`,
+    })
+    .option("boot-timeout-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `boot: give up after (default ${DEFAULTS.bootTimeoutSeconds})`,
+    })
+    .option("metadata-timeout-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `give up on instance metadata after (default ${DEFAULTS.metadataTimeoutSeconds})`,
+    })
+    .option("log-level", { type: "string", describe: "debug, info, warn or error (default info)" })
+    .option("json", { type: "boolean", default: false, describe: "print the result as JSON" });
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let exitCode: number = EXIT.SUCCESS;
+  const print = (text: string) => io.stdout.write(text);
+  const fail = (error: unknown, log: Logger | null) => {
+    const name = exitNameFor(error);
+    const message = error instanceof Error ? error.message : String(error);
+    log?.error(message, { error: (error as Error)?.name, exit: name });
+    io.stderr.write(`etcd-agent: ${message}\n`);
+    exitCode = EXIT[name];
+  };
+
+  // Every command but --help/--version goes through here: config, logger, ports, then the body.
+  const command =
+    (
+      logTo: "stdout" | "stderr",
+      body: (ctx: { config: AgentConfig; log: Logger; ports: Ports; args: Args }) => Promise<number>,
+    ) =>
+    async (args: Args) => {
+      let log: Logger | null = null;
+      try {
+        const config = parseConfig(args);
+        log = createLogger(logTo === "stdout" ? io.stdout : io.stderr, { level: config.logLevel });
+        const ports = await buildPorts(config, io);
+        try {
+          exitCode = await body({ config, log, ports, args });
+        } finally {
+          await ports.etcd.close();
+        }
+      } catch (error) {
+        fail(error, log);
+      }
+    };
+
+  const parser = withCommon(yargs(argv))
+    .scriptName("etcd-agent")
+    .env("ETCD_AGENT")
+    .usage(
+      "$0 <command> [options]\n\nSelf-healing etcd on an AWS Auto Scaling group. Every option can also be set as ETCD_AGENT_<OPTION>.",
+    )
+    .command(
+      "boot",
+      "before etcd starts: rejoin, join as a learner, bootstrap, or refuse; writes etcd's environment file",
+      (y) => y,
+      command("stdout", async ({ config, log, ports, args }) => {
+        const ctx = await resolveContext(ports, config, log);
+        const result = await runBoot(ports, config, ctx, log, { signal: io.signal });
+        if (args.json) print(`${JSON.stringify(result)}\n`);
+        return EXIT.SUCCESS;
+      }),
+    )
+    .command(
+      "run",
+      "the daemon after etcd starts: promote, remove stale members, DNS, lifecycle hooks, health",
+      (y) =>
+        y.option("max-cycles", {
+          type: "string",
+          requiresArg: true,
+          describe: "stop after this many cycles (default: until SIGTERM)",
+        }),
+      command("stdout", async ({ config, log, ports, args }) => {
+        const raw = args.maxCycles as string | undefined;
+        const maxCycles = raw === undefined ? undefined : Number(raw);
+        if (maxCycles !== undefined && (!Number.isInteger(maxCycles) || maxCycles < 1)) {
+          throw new ConfigError(
+            `--max-cycles must be a whole number of at least 1, got ${JSON.stringify(raw)}`,
+          );
+        }
+        const ctx = await resolveContext(ports, config, log);
+        await runLoop(ports, config, ctx, log.child({ instance_id: ctx.identity.instanceId }), {
+          signal: io.signal,
+          ...(maxCycles !== undefined ? { maxCycles } : {}),
+        });
+        return EXIT.SUCCESS;
+      }),
+    )
+    .command(
+      "status",
+      "members, instances, DNS and drift; exits non-zero when the cluster is not healthy",
+      (y) => y,
+      command("stderr", async ({ config, log, ports, args }) => {
+        const report = await runStatus(ports, config, log);
+        print(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+        assertHealthy(report);
+        return EXIT.SUCCESS;
+      }),
+    )
+    .command(
+      "plan",
+      "what run on the leader would do next and why; changes nothing",
+      (y) => y,
+      command("stderr", async ({ config, log, ports, args }) => {
+        const report = await runPlan(ports, config, log);
+        print(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatPlan(report));
+        return EXIT.SUCCESS;
+      }),
+    )
+    .command(
+      "join",
+      "the join path by hand (idempotent): on a node, or from the bastion with --instance-id",
+      (y) => y.option("instance-id", { type: "string", describe: "join this instance (from the bastion)" }),
+      command("stderr", async ({ config, log, ports, args }) => {
+        const result = await runJoin(ports, config, log, {
+          instanceId: (args.instanceId as string | undefined) ?? null,
+          signal: io.signal,
+        });
+        if (args.json) print(`${JSON.stringify(result, null, 2)}\n`);
+        else {
+          print(`${result.decision}: ${result.reason}\nnext: ${result.nextStep}\n`);
+          if (result.envFileContent) print(result.envFileContent);
+        }
+        return EXIT.SUCCESS;
+      }),
+    )
+    .command(
+      "remove-member <target>",
+      "remove a member by member ID (decimal or hex) or instance ID, with the quorum check",
+      (y) =>
+        y
+          .positional("target", { type: "string", demandOption: true })
+          .option("force", { type: "boolean", default: false, describe: "override the quorum check (loud)" })
+          .option("dry-run", {
+            type: "boolean",
+            default: false,
+            describe: "check and print; change nothing",
+          }),
+      command("stderr", async ({ config, log, ports, args }) => {
+        const result = await runRemoveMember(ports, config, log, String(args.target), {
+          force: Boolean(args.force),
+          dryRun: Boolean(args.dryRun),
+        });
+        print(
+          args.json
+            ? `${JSON.stringify(result)}\n`
+            : `${result.dryRun ? "would remove" : "removed"} member ${result.memberId} (${result.name || "not started"})${result.forced ? " FORCED past the quorum rule" : ""}\n`,
+        );
+        return EXIT.SUCCESS;
+      }),
+    )
+    .demandCommand(1, "name a command: boot, run, status, plan, join or remove-member")
+    .strict()
+    .version(VERSION.text)
+    .help()
+    .wrap(Math.min(110, process.stdout.columns ?? 110))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      io.stderr.write(
+        `etcd-agent: ${msg ?? err?.message}\nRun etcd-agent --help for the commands and options.\n`,
+      );
+      exitCode = EXIT.BAD_ARGS;
+      throw new UsageError();
+    });
+
+  try {
+    await parser.parseAsync(argv, {}, (_err, _argv, output) => {
+      if (output) print(`${output}\n`);
+    });
+  } catch (error) {
+    if (!(error instanceof UsageError)) fail(error, null);
+  }
+  return exitCode;
+}
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+async function buildPorts(config: AgentConfig, io: CliIo): Promise<Ports> {
+  const clock = new SystemClock();
+  const metadata = createMetadata(config, clock);
+  let region = config.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION ?? null;
+  if (region === null) region = (await metadata.identity()).region;
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
+    throw new ConfigError(
+      `--region (ETCD_AGENT_REGION) must be an AWS region such as eu-west-1, got ${JSON.stringify(region)}`,
+    );
+  }
+  return io.ports ? io.ports(config, region) : createPorts(config, region, metadata);
+}

@@ -1,0 +1,317 @@
+// `etcd-agent boot`: decide how this node's etcd starts, act on it, write etcd's environment file.
+import type { AgentConfig } from "../config/config.js";
+import { EtcdRequestError, MarkerConflictError, RefusedError, WaitingError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { candidateEndpoints, observeCluster, observeDns, tryObserveAsg } from "../observe/observe.js";
+import { type BootDecision, type BootObservation, decideBoot } from "../planner/boot-plan.js";
+import { markerName } from "../planner/dns-plan.js";
+import { initialClusterFor, parseEnvFile, renderEtcdEnv } from "../planner/etcd-env.js";
+import { markerRecord } from "../planner/marker.js";
+import { clientUrlFor, peerUrlFor } from "../planner/membership.js";
+import { emptyMemory, rememberMembers } from "../planner/memory.js";
+import type { Identity, Member } from "../planner/observation.js";
+import { RULES } from "../planner/rules.js";
+import type { Ports } from "../ports/index.js";
+
+export interface BootContext {
+  identity: Identity;
+  asgName: string;
+}
+
+export interface BootResult {
+  decision: BootDecision["kind"];
+  reason: string;
+  envFile: string;
+  memberId: string | null;
+}
+
+/** Identity from IMDS and the ASG from config or from this instance's own membership. */
+export async function resolveContext(ports: Ports, config: AgentConfig, log: Logger): Promise<BootContext> {
+  const identity = await ports.metadata.identity();
+  const asgName = config.asgName ?? (await ports.autoscaling.groupOf(identity.instanceId));
+  if (asgName === null) {
+    throw new WaitingError({
+      rule: "self-not-eligible",
+      detail: `${identity.instanceId} belongs to no Auto Scaling group yet; set --asg-name (ETCD_AGENT_ASG_NAME) if it should`,
+    });
+  }
+  log.info("identity", {
+    instance_id: identity.instanceId,
+    ip: identity.privateIp,
+    asg: asgName,
+    region: identity.region,
+  });
+  return { identity, asgName };
+}
+
+const MAX_ROUNDS = 500;
+const WAIT_MS = 3000;
+
+export async function runBoot(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  log: Logger,
+  options: { signal?: AbortSignal; mode?: "boot" | "join" } = {},
+): Promise<BootResult> {
+  const { signal } = options;
+  const { identity } = ctx;
+  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort);
+  const deadline = ports.clock.now().getTime() + config.bootTimeoutSeconds * 1000;
+  let memory = emptyMemory();
+  let lastHold: BootDecision | null = null;
+
+  for (let round = 1; round <= MAX_ROUNDS; round++) {
+    if (signal?.aborted) throw new Error("boot interrupted");
+    const obs = await observeBoot(ports, config, ctx, log);
+    if (obs.cluster) memory = rememberMembers(memory, obs.cluster.members, obs.now);
+    obs.firstSeen = memory.firstSeenUnstarted;
+    const decision = decideBoot(obs);
+    logDecision(log, decision, round);
+
+    switch (decision.kind) {
+      case "wait":
+      case "refuse": {
+        lastHold = decision;
+        if (decision.kind === "refuse") throw new RefusedError(decision.hold);
+        if (ports.clock.now().getTime() + WAIT_MS > deadline) throw new WaitingError(decision.hold);
+        await ports.clock.sleep(WAIT_MS, signal);
+        continue;
+      }
+      case "rejoin": {
+        const members = obs.cluster?.members ?? null;
+        const previous = parseEnvFile((await ports.local.readEnvFile()) ?? "");
+        const initialCluster =
+          members !== null
+            ? initialClusterFor(members, { name: identity.instanceId, peerUrl: selfPeerUrl })
+            : (previous.ETCD_INITIAL_CLUSTER ?? `${identity.instanceId}=${selfPeerUrl}`);
+        await writeEnv(ports, config, identity, {
+          initialCluster,
+          state: "existing",
+          token: decision.clusterToken,
+        });
+        await ports.local.writeState({
+          clusterToken: decision.clusterToken,
+          memberId: decision.memberId,
+          name: identity.instanceId,
+          updatedAt: ports.clock.now().toISOString(),
+        });
+        return {
+          decision: "rejoin",
+          reason: decision.reason,
+          envFile: config.envFile,
+          memberId: decision.memberId,
+        };
+      }
+      case "bootstrap": {
+        if (options.mode === "join") {
+          throw new RefusedError({
+            rule: "cluster-existed",
+            detail:
+              "join never bootstraps: no member answers. Use etcd-agent boot on a node, or restore from a backup",
+          });
+        }
+        try {
+          await claimBootstrap(ports, config, identity.instanceId, decision, obs);
+        } catch (error) {
+          if (error instanceof MarkerConflictError) {
+            log.info("lost the bootstrap claim; observing again", { reason: error.message });
+            continue;
+          }
+          throw error;
+        }
+        if (decision.moveDataAside) await moveAside(ports, log, "stale data before a new bootstrap");
+        // Written before etcd first starts, so a crash between here and etcd's start resumes as "own".
+        await ports.local.writeState({
+          clusterToken: decision.clusterToken,
+          memberId: null,
+          name: identity.instanceId,
+          updatedAt: ports.clock.now().toISOString(),
+        });
+        await writeEnv(ports, config, identity, {
+          initialCluster: `${identity.instanceId}=${selfPeerUrl}`,
+          state: "new",
+          token: decision.clusterToken,
+        });
+        return { decision: "bootstrap", reason: decision.reason, envFile: config.envFile, memberId: null };
+      }
+      case "join": {
+        const endpoints = liveEndpoints(obs);
+        if (decision.activateMarker && obs.marker.kind === "present") {
+          try {
+            const m = obs.marker.marker;
+            await ports.dns.swapTxt(
+              markerName(config.domain),
+              { name: markerName(config.domain), type: "TXT", ttl: 60, values: [m.raw] },
+              markerRecord(markerName(config.domain), {
+                state: "active",
+                token: m.token,
+                claimant: m.claimant,
+              }),
+            );
+            log.info("marked the cluster active before the first join", { action: "write-marker" });
+          } catch (error) {
+            if (!(error instanceof MarkerConflictError)) throw error;
+          }
+          continue;
+        }
+        if (decision.removeFirst !== null) {
+          log.warn("removing a member to make room", {
+            action: "remove-member",
+            member_id: decision.removeFirst.memberId,
+            reason: decision.removeFirst.reason,
+          });
+          await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId);
+          continue;
+        }
+        if (decision.moveDataAside)
+          await moveAside(ports, log, "this node's member was removed from the cluster");
+        let memberId: string;
+        let members: Member[];
+        if (decision.resumeMemberId !== null) {
+          memberId = decision.resumeMemberId;
+          members = obs.cluster?.members ?? [];
+        } else {
+          const added = await addLearner(ports, endpoints, selfPeerUrl, deadline, log, signal);
+          if (added === null) continue;
+          memberId = added.member.id;
+          members = added.members;
+        }
+        await ports.local.writeState({
+          clusterToken: decision.clusterToken,
+          memberId,
+          name: identity.instanceId,
+          updatedAt: ports.clock.now().toISOString(),
+        });
+        await writeEnv(ports, config, identity, {
+          initialCluster: initialClusterFor(members, { name: identity.instanceId, peerUrl: selfPeerUrl }),
+          state: "existing",
+          token: decision.clusterToken,
+        });
+        log.info("joined as a learner; etcd may start", { member_id: memberId, action: "join" });
+        return { decision: "join", reason: decision.reason, envFile: config.envFile, memberId };
+      }
+    }
+  }
+  throw new WaitingError(
+    lastHold && (lastHold.kind === "wait" || lastHold.kind === "refuse")
+      ? lastHold.hold
+      : { rule: "partial-information", detail: `no decision after ${MAX_ROUNDS} rounds` },
+  );
+}
+
+function logDecision(log: Logger, decision: BootDecision, round: number): void {
+  if (decision.kind === "wait" || decision.kind === "refuse") {
+    log.info(`boot ${decision.kind}s: ${RULES[decision.hold.rule]}`, {
+      action: decision.kind,
+      rule: decision.hold.rule,
+      reason: decision.hold.detail,
+      round,
+    });
+  } else {
+    log.info(`boot decision: ${decision.kind}`, { action: decision.kind, reason: decision.reason, round });
+  }
+}
+
+async function observeBoot(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  log: Logger,
+): Promise<BootObservation> {
+  const { identity } = ctx;
+  const [asg, target, dns, hasData, state] = await Promise.all([
+    tryObserveAsg(ports.autoscaling, ports.ec2, ctx.asgName, log),
+    ports.metadata.targetLifecycleState().catch(() => null),
+    observeDns(ports.dns, config.domain, log),
+    ports.local.hasData(),
+    ports.local.readState(),
+  ]);
+  const selfUrl = clientUrlFor(identity.privateIp, config.clientPort);
+  const peers = candidateEndpoints(asg, config.clientPort).filter((u) => u !== selfUrl);
+  const cluster = peers.length > 0 ? await observeCluster(ports.etcd, peers, asg, config.clientPort) : null;
+  return {
+    self: { instanceId: identity.instanceId, privateIp: identity.privateIp, targetLifecycleState: target },
+    asg,
+    cluster,
+    marker: dns.marker,
+    local: { hasData, state },
+    now: ports.clock.now().toISOString(),
+    startupGraceSeconds: config.startupGraceSeconds,
+    firstSeen: {},
+  };
+}
+
+/** Client URLs of members that answered Status: where membership calls go. */
+function liveEndpoints(obs: BootObservation): string[] {
+  const urls = (obs.cluster?.members ?? []).filter((m) => m.status !== null).flatMap((m) => m.clientUrls);
+  return urls.length > 0 ? urls : (obs.cluster?.members ?? []).flatMap((m) => m.clientUrls);
+}
+
+async function claimBootstrap(
+  ports: Ports,
+  config: AgentConfig,
+  instanceId: string,
+  decision: Extract<BootDecision, { kind: "bootstrap" }>,
+  obs: BootObservation,
+): Promise<void> {
+  const name = markerName(config.domain);
+  const next = markerRecord(name, { state: "claimed", token: decision.clusterToken, claimant: instanceId });
+  if (decision.claim === "own") return;
+  if (decision.claim === "create") {
+    await ports.dns.swapTxt(name, null, next);
+    return;
+  }
+  if (obs.marker.kind !== "present") throw new MarkerConflictError("the marker to take over is gone");
+  await ports.dns.swapTxt(name, { name, type: "TXT", ttl: 60, values: [obs.marker.marker.raw] }, next);
+}
+
+/** MemberAdd as a learner. A young or reconfiguring cluster answers "unhealthy cluster": retry until the deadline. */
+async function addLearner(
+  ports: Ports,
+  endpoints: string[],
+  peerUrl: string,
+  deadline: number,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<{ member: Member; members: Member[] } | null> {
+  for (let attempt = 1; attempt <= 60; attempt++) {
+    try {
+      return await ports.etcd.memberAdd(endpoints, [peerUrl], true);
+    } catch (error) {
+      if (!(error instanceof EtcdRequestError)) throw error;
+      if (error.code === "too-many-learners") return null;
+      if (error.code !== "unhealthy-cluster" || ports.clock.now().getTime() + 1000 > deadline) throw error;
+      log.info("etcd refused the add for now; retrying", { action: "join", reason: error.message, attempt });
+      await ports.clock.sleep(1000, signal);
+    }
+  }
+  return null;
+}
+
+async function moveAside(ports: Ports, log: Logger, reason: string): Promise<void> {
+  const moved = await ports.local.moveDataAside(reason);
+  if (moved !== null)
+    log.warn("moved stale etcd data aside", { action: "move-data-aside", reason, path: moved });
+}
+
+async function writeEnv(
+  ports: Ports,
+  config: AgentConfig,
+  identity: Identity,
+  e: { initialCluster: string; state: "new" | "existing"; token: string },
+): Promise<void> {
+  await ports.local.writeEnvFile(
+    renderEtcdEnv({
+      name: identity.instanceId,
+      dataDir: config.dataDir,
+      initialCluster: e.initialCluster,
+      initialClusterState: e.state,
+      initialClusterToken: e.token,
+      advertisePeerUrl: peerUrlFor(identity.privateIp, config.peerPort),
+      advertiseClientUrl: clientUrlFor(identity.privateIp, config.clientPort),
+      listenPeerUrl: peerUrlFor(identity.privateIp, config.peerPort),
+      listenClientUrls: [clientUrlFor(identity.privateIp, config.clientPort)],
+    }),
+  );
+}

@@ -1,0 +1,288 @@
+// `etcd-agent run` and `etcd-agent plan`: observe, plan, apply; at most one membership change a
+// cycle, and a short sleep only when something changed.
+import type { AgentConfig } from "../config/config.js";
+import { EtcdRequestError, MarkerConflictError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { candidateEndpoints, observeCluster, observeDns, tryObserveAsg } from "../observe/observe.js";
+import { markerName } from "../planner/dns-plan.js";
+import { markerRecord } from "../planner/marker.js";
+import { clientUrlFor, findSelfMember, isHealthy, isStarted } from "../planner/membership.js";
+import { emptyMemory, type Memory, rememberMembers } from "../planner/memory.js";
+import type { AsgView, ClusterView } from "../planner/observation.js";
+import {
+  type Action,
+  MEMBERSHIP_ACTIONS,
+  type Plan,
+  planReconcile,
+  type ReconcileObservation,
+} from "../planner/reconcile-plan.js";
+import { RULES } from "../planner/rules.js";
+import type { LifecycleHooks } from "../ports/autoscaling.js";
+import type { Ports } from "../ports/index.js";
+import type { BootContext } from "./boot.js";
+
+/** What the loop carries from one cycle to the next. */
+export interface LoopState {
+  memory: Memory;
+  /** Client URLs of the members seen last, to find the cluster when the local etcd is down. */
+  knownEndpoints: string[];
+  /** The lifecycle hooks, read once. */
+  hooks: LifecycleHooks | null;
+  /** This instance has been seen InService: the launch hook is behind it, no more ASG reads as a follower. */
+  launchSettled: boolean;
+}
+
+export function initialLoopState(): LoopState {
+  return { memory: emptyMemory(), knownEndpoints: [], hooks: null, launchSettled: false };
+}
+
+export async function observeReconcile(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  state: LoopState,
+  log: Logger,
+  options: { readEverything?: boolean } = {},
+): Promise<ReconcileObservation> {
+  const { identity } = ctx;
+  const selfUrl = clientUrlFor(identity.privateIp, config.clientPort);
+  const target = await ports.metadata.targetLifecycleState().catch(() => null);
+
+  let asg: AsgView | null = null;
+  let asgRead = false;
+  const readAsg = async () => {
+    if (!asgRead) {
+      asg = await tryObserveAsg(ports.autoscaling, ports.ec2, ctx.asgName, log);
+      asgRead = true;
+    }
+    return asg;
+  };
+
+  let cluster: ClusterView | null = await observeCluster(
+    ports.etcd,
+    [selfUrl, ...state.knownEndpoints.filter((u) => u !== selfUrl)],
+    null,
+    config.clientPort,
+  );
+  if (cluster === null) {
+    const peers = candidateEndpoints(await readAsg(), config.clientPort, [selfUrl]);
+    cluster = await observeCluster(ports.etcd, peers, asg, config.clientPort);
+  }
+  const me = cluster ? findSelfMember(cluster.members, identity.instanceId, identity.privateIp) : null;
+  const leader = cluster !== null && me !== null && cluster.leaderId === me.id;
+  const terminating = target === "Terminated";
+
+  if (options.readEverything || leader || terminating || !state.launchSettled) await readAsg();
+  if ((options.readEverything || terminating || !state.launchSettled) && state.hooks === null) {
+    state.hooks = await ports.autoscaling.lifecycleHooks(ctx.asgName).catch((error: Error) => {
+      log.warn("could not read the lifecycle hooks", { reason: error.message });
+      return null;
+    });
+  }
+  const dns =
+    options.readEverything || leader
+      ? await observeDns(ports.dns, config.domain, log)
+      : { records: null, marker: { kind: "absent" as const } };
+  const local = await ports.local.readState();
+
+  return {
+    self: { instanceId: identity.instanceId, privateIp: identity.privateIp, targetLifecycleState: target },
+    asg,
+    cluster,
+    marker: dns.marker,
+    dns: dns.records,
+    hooks: state.hooks,
+    now: ports.clock.now().toISOString(),
+    firstSeenUnstarted: state.memory.firstSeenUnstarted,
+    unhealthySince: state.memory.unhealthySince,
+    reportedUnhealthy: state.memory.reportedUnhealthy,
+    localClusterToken: local?.clusterToken ?? null,
+    config: {
+      domain: config.domain,
+      peerPort: config.peerPort,
+      clientPort: config.clientPort,
+      startupGraceSeconds: config.startupGraceSeconds,
+      unhealthyDeadlineSeconds: config.unhealthyDeadlineSeconds,
+    },
+  };
+}
+
+/** Folds what was seen into the loop's memory; returns the observation with that memory applied. */
+export function remember(state: LoopState, obs: ReconcileObservation): ReconcileObservation {
+  if (obs.cluster !== null) {
+    state.memory = rememberMembers(state.memory, obs.cluster.members, obs.now);
+    const urls = obs.cluster.members.flatMap((m) => m.clientUrls);
+    if (urls.length > 0) state.knownEndpoints = urls;
+  }
+  const selfInstance = obs.asg?.instances.find((i) => i.instanceId === obs.self.instanceId);
+  if (selfInstance?.lifecycleState === "InService") state.launchSettled = true;
+  return {
+    ...obs,
+    firstSeenUnstarted: state.memory.firstSeenUnstarted,
+    unhealthySince: state.memory.unhealthySince,
+    reportedUnhealthy: state.memory.reportedUnhealthy,
+  };
+}
+
+export function logPlan(log: Logger, plan: Plan): void {
+  for (const h of plan.holds) {
+    log.info(`held back: ${RULES[h.rule]}`, { rule: h.rule, reason: h.detail, role: plan.role });
+  }
+}
+
+export interface CycleResult {
+  plan: Plan;
+  applied: Action[];
+}
+
+export async function reconcileOnce(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  state: LoopState,
+  log: Logger,
+): Promise<CycleResult> {
+  const obs = remember(state, await observeReconcile(ports, config, ctx, state, log));
+  await recordOwnMemberId(ports, ctx, obs);
+  const plan = planReconcile(obs);
+  logPlan(log, plan);
+  const applied: Action[] = [];
+  let membershipChanged = false;
+  for (const action of plan.actions) {
+    if (MEMBERSHIP_ACTIONS.has(action.type)) {
+      if (membershipChanged) continue;
+      membershipChanged = true;
+    }
+    const ok = await apply(ports, config, ctx, obs, action, log);
+    if (ok) {
+      applied.push(action);
+      if (action.type === "set-instance-unhealthy") state.memory.reportedUnhealthy.push(action.instanceId);
+    }
+  }
+  return { plan, applied };
+}
+
+/** Once this node's etcd runs as its member, remember the member ID beside the data. */
+async function recordOwnMemberId(ports: Ports, ctx: BootContext, obs: ReconcileObservation): Promise<void> {
+  if (obs.cluster === null) return;
+  const me = findSelfMember(obs.cluster.members, ctx.identity.instanceId, ctx.identity.privateIp);
+  if (me === null || !isStarted(me) || !isHealthy(me)) return;
+  const local = await ports.local.readState();
+  if (local === null || local.memberId === me.id) return;
+  await ports.local.writeState({ ...local, memberId: me.id, updatedAt: obs.now });
+}
+
+/** Applies one action; false when etcd or AWS refused it in a way the next cycle will revisit. */
+async function apply(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  obs: ReconcileObservation,
+  action: Action,
+  log: Logger,
+): Promise<boolean> {
+  const endpoints = (obs.cluster?.members ?? [])
+    .filter((m) => m.status !== null)
+    .flatMap((m) => m.clientUrls);
+  const fields = { action: action.type, reason: action.reason };
+  try {
+    switch (action.type) {
+      case "promote-self":
+        await ports.etcd.memberPromote(endpoints, action.memberId);
+        log.info("promoted this learner to a voting member", { ...fields, member_id: action.memberId });
+        break;
+      case "move-leader":
+        await ports.etcd.moveLeader(
+          clientUrlFor(ctx.identity.privateIp, config.clientPort),
+          action.toMemberId,
+        );
+        log.info("handed leadership away", { ...fields, member_id: action.toMemberId });
+        break;
+      case "remove-member":
+        await ports.etcd.memberRemove(endpoints, action.memberId);
+        log.warn("removed member", {
+          ...fields,
+          member_id: action.memberId,
+          instance_id: action.instanceId ?? undefined,
+        });
+        break;
+      case "complete-lifecycle":
+        await ports.autoscaling.completeLifecycleAction({
+          groupName: ctx.asgName,
+          hookName: action.hook,
+          instanceId: ctx.identity.instanceId,
+          result: action.result,
+        });
+        log.info(`completed the ${action.transition} lifecycle action`, fields);
+        break;
+      case "heartbeat-lifecycle":
+        await ports.autoscaling.recordLifecycleActionHeartbeat({
+          groupName: ctx.asgName,
+          hookName: action.hook,
+          instanceId: ctx.identity.instanceId,
+        });
+        log.debug("lifecycle heartbeat", fields);
+        break;
+      case "set-instance-unhealthy":
+        await ports.autoscaling.setInstanceUnhealthy(action.instanceId);
+        log.warn("reported instance unhealthy", {
+          ...fields,
+          instance_id: action.instanceId,
+          member_id: action.memberId,
+        });
+        break;
+      case "update-dns":
+        await ports.dns.change(action.changes);
+        log.info("updated DNS records", fields);
+        break;
+      case "write-marker": {
+        const name = markerName(config.domain);
+        const previous =
+          action.previous.kind === "present"
+            ? { name, type: "TXT" as const, ttl: 60, values: [action.previous.marker.raw] }
+            : null;
+        const claimant =
+          action.previous.kind === "present" ? action.previous.marker.claimant : ctx.identity.instanceId;
+        await ports.dns.swapTxt(
+          name,
+          previous,
+          markerRecord(name, { state: "active", token: action.token, claimant }),
+        );
+        log.info("marked the cluster active", fields);
+        break;
+      }
+    }
+    return true;
+  } catch (error) {
+    if (error instanceof EtcdRequestError || error instanceof MarkerConflictError) {
+      log.info("action not taken this cycle", { ...fields, rule: error.name, error: error.message });
+      return false;
+    }
+    log.error("action failed", { ...fields, error: (error as Error).message });
+    return false;
+  }
+}
+
+export async function runLoop(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  log: Logger,
+  options: { signal?: AbortSignal; maxCycles?: number } = {},
+): Promise<number> {
+  const state = initialLoopState();
+  let cycles = 0;
+  while (!options.signal?.aborted && (options.maxCycles === undefined || cycles < options.maxCycles)) {
+    cycles++;
+    let changed = false;
+    try {
+      const result = await reconcileOnce(ports, config, ctx, state, log);
+      changed = result.applied.some((a) => a.type !== "heartbeat-lifecycle");
+    } catch (error) {
+      log.error("cycle failed", { error: (error as Error).message, name: (error as Error).name });
+    }
+    await ports.clock.sleep(changed ? 1000 : config.intervalSeconds * 1000, options.signal);
+  }
+  log.info("stopped", { cycles });
+  return cycles;
+}

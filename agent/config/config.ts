@@ -1,0 +1,159 @@
+// Configuration from flags and ETCD_AGENT_* variables (yargs maps one onto the other), validated
+// before anything touches the cluster. A bad value gets a message with the value and the fix.
+import { ConfigError } from "../errors.js";
+import type { Level } from "../log.js";
+
+export interface AgentConfig {
+  domain: string;
+  hostedZoneId: string;
+  /** null: discover from the instance's own ASG membership. */
+  asgName: string | null;
+  region: string | null;
+  dataDir: string;
+  stateDir: string;
+  envFile: string;
+  clientPort: number;
+  peerPort: number;
+  intervalSeconds: number;
+  startupGraceSeconds: number;
+  unhealthyDeadlineSeconds: number;
+  bootTimeoutSeconds: number;
+  metadataTimeoutSeconds: number;
+  logLevel: Level;
+}
+
+export const DEFAULTS = {
+  dataDir: "/var/lib/etcd",
+  stateDir: "/var/lib/etcd-agent",
+  envFile: "/etc/etcd-agent/etcd.env",
+  clientPort: 2379,
+  peerPort: 2380,
+  intervalSeconds: 10,
+  startupGraceSeconds: 300,
+  unhealthyDeadlineSeconds: 600,
+  bootTimeoutSeconds: 120,
+  metadataTimeoutSeconds: 30,
+  logLevel: "info",
+} as const;
+
+type Raw = Record<string, unknown>;
+
+const envName = (flag: string) => `ETCD_AGENT_${flag.replace(/-/g, "_").toUpperCase()}`;
+
+function describe(flag: string): string {
+  return `--${flag} (${envName(flag)})`;
+}
+
+function str(raw: Raw, key: string, flag: string, required: boolean): string | null {
+  const v = raw[key];
+  if (v === undefined || v === null || v === "") {
+    if (required) throw new ConfigError(`${describe(flag)} is required; set the flag or the variable`);
+    return null;
+  }
+  if (typeof v !== "string")
+    throw new ConfigError(`${describe(flag)} must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function int(raw: Raw, key: string, flag: string, fallback: number, min: number, max: number): number {
+  const v = raw[key];
+  if (v === undefined || v === null || v === "") return fallback;
+  const n = typeof v === "number" ? v : Number(String(v));
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(
+      `${describe(flag)} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return n;
+}
+
+const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const ZONE_RE = /^[A-Z0-9]{1,32}$/;
+const ASG_RE = /^[\w\-.:/@+=]{1,255}$/;
+const LEVELS = new Set(["debug", "info", "warn", "error"]);
+
+export function parseConfig(raw: Raw): AgentConfig {
+  const domain = (str(raw, "domain", "domain", true) ?? "").replace(/\.$/, "").toLowerCase();
+  if (!DOMAIN_RE.test(domain)) {
+    throw new ConfigError(
+      `${describe("domain")} must be a DNS name such as etcd.internal, got ${JSON.stringify(domain)}`,
+    );
+  }
+  const zoneRaw = str(raw, "hostedZoneId", "hosted-zone-id", true) ?? "";
+  const hostedZoneId = zoneRaw.replace(/^\/hostedzone\//, "");
+  if (!ZONE_RE.test(hostedZoneId)) {
+    throw new ConfigError(
+      `${describe("hosted-zone-id")} must be a Route53 zone ID such as Z0123456789ABC, got ${JSON.stringify(zoneRaw)}`,
+    );
+  }
+  const asgName = str(raw, "asgName", "asg-name", false);
+  if (asgName !== null && !ASG_RE.test(asgName)) {
+    throw new ConfigError(
+      `${describe("asg-name")} is not a valid Auto Scaling group name: ${JSON.stringify(asgName)}`,
+    );
+  }
+  const clientPort = int(raw, "clientPort", "client-port", DEFAULTS.clientPort, 1, 65535);
+  const peerPort = int(raw, "peerPort", "peer-port", DEFAULTS.peerPort, 1, 65535);
+  if (clientPort === peerPort) {
+    throw new ConfigError(
+      `${describe("client-port")} and ${describe("peer-port")} must differ, both are ${clientPort}`,
+    );
+  }
+  const logLevel = str(raw, "logLevel", "log-level", false) ?? DEFAULTS.logLevel;
+  if (!LEVELS.has(logLevel)) {
+    throw new ConfigError(
+      `${describe("log-level")} must be one of debug, info, warn, error, got ${JSON.stringify(logLevel)}`,
+    );
+  }
+  const path = (key: string, flag: string, fallback: string) => {
+    const p = str(raw, key, flag, false) ?? fallback;
+    if (!p.startsWith("/"))
+      throw new ConfigError(`${describe(flag)} must be an absolute path, got ${JSON.stringify(p)}`);
+    return p.replace(/\/+$/, "") || "/";
+  };
+  return {
+    domain,
+    hostedZoneId,
+    asgName,
+    region: str(raw, "region", "region", false),
+    dataDir: path("dataDir", "data-dir", DEFAULTS.dataDir),
+    stateDir: path("stateDir", "state-dir", DEFAULTS.stateDir),
+    envFile: path("envFile", "env-file", DEFAULTS.envFile),
+    clientPort,
+    peerPort,
+    intervalSeconds: int(raw, "intervalSeconds", "interval-seconds", DEFAULTS.intervalSeconds, 1, 3600),
+    startupGraceSeconds: int(
+      raw,
+      "startupGraceSeconds",
+      "startup-grace-seconds",
+      DEFAULTS.startupGraceSeconds,
+      10,
+      86400,
+    ),
+    unhealthyDeadlineSeconds: int(
+      raw,
+      "unhealthyDeadlineSeconds",
+      "unhealthy-deadline-seconds",
+      DEFAULTS.unhealthyDeadlineSeconds,
+      30,
+      86400,
+    ),
+    bootTimeoutSeconds: int(
+      raw,
+      "bootTimeoutSeconds",
+      "boot-timeout-seconds",
+      DEFAULTS.bootTimeoutSeconds,
+      1,
+      3600,
+    ),
+    metadataTimeoutSeconds: int(
+      raw,
+      "metadataTimeoutSeconds",
+      "metadata-timeout-seconds",
+      DEFAULTS.metadataTimeoutSeconds,
+      1,
+      600,
+    ),
+    logLevel: logLevel as Level,
+  };
+}

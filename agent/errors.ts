@@ -1,0 +1,70 @@
+// Typed errors. Adapters translate vendor errors into these at the boundary and keep the cause;
+// anything they do not understand is re-thrown as it is.
+import type { Hold } from "./planner/rules.js";
+import { RULES } from "./planner/rules.js";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export class MetadataUnavailableError extends Error {
+  override name = "MetadataUnavailableError";
+}
+
+export class AwsApiError extends Error {
+  override name = "AwsApiError";
+  constructor(
+    message: string,
+    readonly service: string,
+    readonly operation: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class EtcdUnavailableError extends Error {
+  override name = "EtcdUnavailableError";
+}
+
+/** etcd answered but refused the request (e.g. "unhealthy cluster", "member not found"). */
+export class EtcdRequestError extends Error {
+  override name = "EtcdRequestError";
+  constructor(
+    message: string,
+    readonly code:
+      | "unhealthy-cluster"
+      | "member-not-found"
+      | "learner-not-ready"
+      | "too-many-learners"
+      | "not-leader"
+      | "other",
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class MarkerConflictError extends Error {
+  override name = "MarkerConflictError";
+}
+
+/** A safety rule held an action back. Carries the rule so the exit and the log can name it. */
+export class RefusedError extends Error {
+  override name = "RefusedError";
+  constructor(readonly hold: Hold) {
+    super(`${RULES[hold.rule]} [rule: ${hold.rule}]: ${hold.detail}`);
+  }
+}
+
+/** Not yet possible; try again later (systemd restarts the unit). */
+export class WaitingError extends Error {
+  override name = "WaitingError";
+  constructor(readonly hold: Hold) {
+    super(`${RULES[hold.rule]} [rule: ${hold.rule}]: ${hold.detail}`);
+  }
+}
+
+export class ClusterUnhealthyError extends Error {
+  override name = "ClusterUnhealthyError";
+}

@@ -1,0 +1,376 @@
+// The boot decision: rejoin, join, bootstrap, wait or refuse. Pure.
+import {
+  designatedBootstrapper,
+  findSelfMember,
+  instanceOfMember,
+  isEligibleForBootstrap,
+  isHealthy,
+  isLeaving,
+  isStarted,
+  voterCounts,
+} from "./membership.js";
+import type { AsgView, ClusterMarker, ClusterView, LocalView, MemberView } from "./observation.js";
+import { hasQuorum, quorumAfterRemoval, quorumSize } from "./quorum.js";
+import { type Hold, hold } from "./rules.js";
+
+export type MarkerRead =
+  | { kind: "absent" }
+  | { kind: "present"; marker: ClusterMarker }
+  | { kind: "unknown"; error: string };
+
+export interface BootObservation {
+  self: {
+    instanceId: string;
+    privateIp: string;
+    /** IMDS autoscaling/target-lifecycle-state, or the ASG's state for this instance; null if unknown. */
+    targetLifecycleState: string | null;
+  };
+  /** null: the ASG could not be read. */
+  asg: AsgView | null;
+  /** null: no member answered (or there were no peers to ask). */
+  cluster: ClusterView | null;
+  marker: MarkerRead;
+  local: LocalView;
+  /** ISO-8601. */
+  now: string;
+  /** Seconds a member may stay added-but-not-started before it counts as dead. */
+  startupGraceSeconds: number;
+  /** When each unstarted member was first seen, by member ID (ISO-8601); from the agent's memory. */
+  firstSeen: Record<string, string>;
+}
+
+export interface MemberRemoval {
+  memberId: string;
+  /** The member's name or peer URL, for the log. */
+  label: string;
+  reason: string;
+}
+
+export type BootDecision =
+  | {
+      kind: "rejoin";
+      reason: string;
+      /** The member ID this node's data belongs to, when known. */
+      memberId: string | null;
+      clusterToken: string;
+    }
+  | {
+      kind: "join";
+      reason: string;
+      /** Move the data dir aside first: it belongs to a membership that no longer exists. */
+      moveDataAside: boolean;
+      /** Set the marker from claimed to active before adding anyone (see docs/architecture.md). */
+      activateMarker: boolean;
+      /** A member to remove before the add; the boot re-observes after removing it. */
+      removeFirst: MemberRemoval | null;
+      /** The member was added before (by an earlier run) but never started: reuse it, add nothing. */
+      resumeMemberId: string | null;
+      clusterToken: string;
+    }
+  | {
+      kind: "bootstrap";
+      reason: string;
+      moveDataAside: boolean;
+      /** create: the marker is absent; own: this instance claimed it before; takeover: replace a dead claim. */
+      claim: "create" | "own" | "takeover";
+      clusterToken: string;
+    }
+  | { kind: "wait"; hold: Hold }
+  | { kind: "refuse"; hold: Hold };
+
+const LEAVING_TARGETS = new Set(["Terminated", "Terminating", "Terminating:Wait", "Detached"]);
+
+export function tokenFor(asgName: string, claimant: string): string {
+  return `${asgName}-${claimant}`;
+}
+
+export function decideBoot(obs: BootObservation): BootDecision {
+  const { self } = obs;
+  if (obs.self.targetLifecycleState !== null && LEAVING_TARGETS.has(obs.self.targetLifecycleState)) {
+    return {
+      kind: "wait",
+      hold: hold("self-terminating", `target lifecycle state is ${obs.self.targetLifecycleState}`),
+    };
+  }
+  if (obs.cluster !== null) return decideWithCluster(obs, obs.cluster);
+  return decideWithoutCluster(obs);
+}
+
+function markerToken(marker: MarkerRead): string | null {
+  return marker.kind === "present" ? marker.marker.token : null;
+}
+
+function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDecision {
+  const { self, local } = obs;
+  const token = markerToken(obs.marker) ?? local.state?.clusterToken ?? `adopted-${cluster.clusterId}`;
+  const activateMarker = obs.marker.kind === "present" && obs.marker.marker.state === "claimed";
+  const me = findSelfMember(cluster.members, self.instanceId, self.privateIp);
+
+  if (me !== null && isStarted(me)) {
+    // A null member ID is a bootstrapper's state written before etcd first started: the data is its own.
+    const dataIsMine =
+      local.hasData &&
+      (local.state === null || local.state.memberId === null || local.state.memberId === me.id);
+    if (dataIsMine) {
+      return {
+        kind: "rejoin",
+        reason: `member ${me.id} (${me.name}) is in the cluster and this node holds its data`,
+        memberId: me.id,
+        clusterToken: local.state?.clusterToken ?? token,
+      };
+    }
+    // The member was started once but its data is gone or belongs to another membership: it must
+    // be removed and added again; a member cannot restart on empty data.
+    const gate = removalGate(cluster.members, me);
+    if (gate !== null) return { kind: "wait", hold: gate };
+    return {
+      kind: "join",
+      reason: `member ${me.id} is this instance but its data is ${local.hasData ? "from another membership" : "missing"}; removing it to join again`,
+      moveDataAside: local.hasData,
+      activateMarker,
+      removeFirst: {
+        memberId: me.id,
+        label: me.name,
+        reason: "this instance's member has no data to restart on",
+      },
+      resumeMemberId: null,
+      clusterToken: token,
+    };
+  }
+
+  if (me !== null) {
+    // Added by an earlier boot that stopped before etcd started: reuse the member.
+    return {
+      kind: "join",
+      reason: `member ${me.id} was added for this instance and never started; resuming the join`,
+      moveDataAside: local.hasData,
+      activateMarker,
+      removeFirst: null,
+      resumeMemberId: me.id,
+      clusterToken: token,
+    };
+  }
+
+  const counts = voterCounts(cluster.members);
+  if (!hasQuorum(counts)) {
+    return {
+      kind: "wait",
+      hold: hold(
+        "cluster-has-no-quorum",
+        `${counts.healthyVoters} of ${counts.voters} voters healthy, ${quorumSize(counts.voters)} needed`,
+      ),
+    };
+  }
+
+  const blocker = findBlocker(obs, cluster);
+  if (blocker.kind === "hold") return { kind: "wait", hold: blocker.hold };
+  return {
+    kind: "join",
+    reason:
+      blocker.kind === "remove"
+        ? `making room: ${blocker.removal.reason}`
+        : `the cluster answers with ${counts.healthyVoters}/${counts.voters} healthy voters; adding this instance as a learner`,
+    moveDataAside: local.hasData,
+    activateMarker,
+    removeFirst: blocker.kind === "remove" ? blocker.removal : null,
+    resumeMemberId: null,
+    clusterToken: token,
+  };
+}
+
+/** Whether removing `member` is quorum-safe; a Hold when it is not. */
+function removalGate(members: MemberView[], member: MemberView): Hold | null {
+  const counts = voterCounts(members);
+  const check = quorumAfterRemoval(counts, { isVoter: !member.isLearner, isHealthy: isHealthy(member) });
+  if (!check.ok) {
+    return hold(
+      "quorum-after-removal",
+      `removing ${member.id} leaves ${check.after.healthyVoters} healthy of ${check.after.voters} voters, ${check.needed} needed`,
+    );
+  }
+  return null;
+}
+
+type Blocker = { kind: "none" } | { kind: "remove"; removal: MemberRemoval } | { kind: "hold"; hold: Hold };
+
+/**
+ * What stands between this node and a MemberAdd. etcd refuses the add while a voter is down
+ * (strict reconfig check) and allows one learner at a time, so a dead voter or a stuck learner
+ * must go first, but only when its instance has left the ASG (or, for a never-started member,
+ * after the startup grace) and the removal keeps quorum.
+ */
+function findBlocker(obs: BootObservation, cluster: ClusterView): Blocker {
+  const asg = obs.asg;
+  for (const m of cluster.members) {
+    const started = isStarted(m);
+    const healthy = isHealthy(m);
+    if (started && healthy && !m.isLearner) continue;
+    if (asg === null) {
+      return {
+        kind: "hold",
+        hold: hold("partial-information", "the ASG could not be read; cannot judge member " + m.id),
+      };
+    }
+    const instance = instanceOfMember(m, asg);
+    const gone = instance === null || isLeaving(instance);
+    const label = m.name || m.peerUrls.join(",");
+    if (!started) {
+      const seen = obs.firstSeen[m.id];
+      const age = seen === undefined ? 0 : (Date.parse(obs.now) - Date.parse(seen)) / 1000;
+      if (!gone && age < obs.startupGraceSeconds) {
+        return {
+          kind: "hold",
+          hold: hold(
+            "learner-in-progress",
+            `member ${m.id} (${label}) was added ${Math.round(age)}s ago and has not started; grace is ${obs.startupGraceSeconds}s`,
+          ),
+        };
+      }
+      const gate = removalGate(cluster.members, m);
+      if (gate !== null) return { kind: "hold", hold: gate };
+      return {
+        kind: "remove",
+        removal: {
+          memberId: m.id,
+          label,
+          reason: gone
+            ? `member ${m.id} (${label}) never started and its instance is gone`
+            : `member ${m.id} (${label}) never started within ${obs.startupGraceSeconds}s`,
+        },
+      };
+    }
+    if (m.isLearner && healthy) {
+      return {
+        kind: "hold",
+        hold: hold(
+          "learner-in-progress",
+          `learner ${m.id} (${label}) is catching up; etcd allows one learner`,
+        ),
+      };
+    }
+    // Started but not healthy (down), voter or learner.
+    if (!gone) {
+      return {
+        kind: "hold",
+        hold: hold(
+          "dead-member-blocks-join",
+          `member ${m.id} (${label}) is down and instance ${instance?.instanceId} is ${instance?.lifecycleState}`,
+        ),
+      };
+    }
+    const gate = removalGate(cluster.members, m);
+    if (gate !== null) return { kind: "hold", hold: gate };
+    return {
+      kind: "remove",
+      removal: {
+        memberId: m.id,
+        label,
+        reason: `member ${m.id} (${label}) is down and its instance has left the ASG`,
+      },
+    };
+  }
+  return { kind: "none" };
+}
+
+function decideWithoutCluster(obs: BootObservation): BootDecision {
+  const { self, local, marker } = obs;
+  if (marker.kind === "unknown") {
+    return { kind: "wait", hold: hold("marker-unknown", marker.error) };
+  }
+  const token = markerToken(marker);
+
+  // Our own data for this cluster: start on it. Bringing members back with their data is how a
+  // cluster that lost quorum recovers, and starting etcd on its own data is never destructive.
+  if (local.hasData && local.state !== null && (token === null || local.state.clusterToken === token)) {
+    return {
+      kind: "rejoin",
+      reason: "no member answers; this node holds data for the cluster and starts on it",
+      memberId: local.state.memberId,
+      clusterToken: local.state.clusterToken,
+    };
+  }
+  const staleData = local.hasData;
+
+  if (marker.kind === "present" && marker.marker.state === "active") {
+    return {
+      kind: "refuse",
+      hold: hold(
+        "cluster-existed",
+        `cluster ${marker.marker.token} is marked active; restore it from a backup or bring its members back`,
+      ),
+    };
+  }
+
+  if (obs.asg === null) {
+    return { kind: "wait", hold: hold("partial-information", "the ASG could not be read") };
+  }
+  const asg = obs.asg;
+  const selfInstance = asg.instances.find((i) => i.instanceId === self.instanceId);
+  if (selfInstance === undefined || !isEligibleForBootstrap(selfInstance)) {
+    return {
+      kind: "wait",
+      hold: hold(
+        "self-not-eligible",
+        selfInstance === undefined
+          ? `${self.instanceId} is not in ${asg.name}'s listing`
+          : `${self.instanceId} is ${selfInstance.lifecycleState}/${selfInstance.healthStatus}`,
+      ),
+    };
+  }
+
+  if (marker.kind === "present") {
+    const claim = marker.marker;
+    if (claim.claimant === self.instanceId) {
+      return {
+        kind: "bootstrap",
+        reason: "this instance claimed the bootstrap before and has not finished it",
+        moveDataAside: staleData,
+        claim: "own",
+        clusterToken: claim.token,
+      };
+    }
+    const claimant = asg.instances.find((i) => i.instanceId === claim.claimant);
+    if (claimant !== undefined && !isLeaving(claimant)) {
+      return {
+        kind: "wait",
+        hold: hold("bootstrap-claimed", `${claim.claimant} claimed it and is ${claimant.lifecycleState}`),
+      };
+    }
+    // The claimant left before anyone joined (joins flip the marker to active first), so the
+    // only copy of its cluster left with it.
+    const next = designatedBootstrapper(asg, new Set([claim.claimant]));
+    if (next === null) return { kind: "wait", hold: hold("no-eligible-instances", `in ${asg.name}`) };
+    if (next.instanceId !== self.instanceId) {
+      return {
+        kind: "wait",
+        hold: hold("not-bootstrapper", `${next.instanceId} takes over from ${claim.claimant}`),
+      };
+    }
+    return {
+      kind: "bootstrap",
+      reason: `claimant ${claim.claimant} left before anyone joined; this instance is the earliest launched eligible one`,
+      moveDataAside: staleData,
+      claim: "takeover",
+      clusterToken: tokenFor(asg.name, self.instanceId),
+    };
+  }
+
+  const designated = designatedBootstrapper(asg);
+  if (designated === null) return { kind: "wait", hold: hold("no-eligible-instances", `in ${asg.name}`) };
+  if (designated.instanceId !== self.instanceId) {
+    return {
+      kind: "wait",
+      hold: hold(
+        "not-bootstrapper",
+        `${designated.instanceId} (launched ${designated.launchTime}) bootstraps; waiting to join it`,
+      ),
+    };
+  }
+  return {
+    kind: "bootstrap",
+    reason: "no cluster exists and this instance is the earliest launched eligible one",
+    moveDataAside: staleData,
+    claim: "create",
+    clusterToken: tokenFor(asg.name, self.instanceId),
+  };
+}

@@ -1,0 +1,88 @@
+// The DNS records that should exist for a set of voting members, and the changes that get there. Pure.
+import { looksLikeInstanceId } from "./membership.js";
+import type { DnsRecord } from "./observation.js";
+
+export const DNS_TTL_SECONDS = 30;
+
+export interface DnsMember {
+  name: string;
+  ip: string;
+}
+
+export interface DnsChange {
+  action: "UPSERT" | "DELETE";
+  record: DnsRecord;
+}
+
+export function normalizeName(name: string): string {
+  return name.replace(/\.$/, "").toLowerCase();
+}
+
+export function serverSrvName(domain: string): string {
+  return `_etcd-server._tcp.${normalizeName(domain)}`;
+}
+
+export function clientSrvName(domain: string): string {
+  return `_etcd-client._tcp.${normalizeName(domain)}`;
+}
+
+export function markerName(domain: string): string {
+  return `_etcd-cluster.${normalizeName(domain)}`;
+}
+
+export function memberHostName(name: string, domain: string): string {
+  return `${name.toLowerCase()}.${normalizeName(domain)}`;
+}
+
+export function desiredRecords(
+  members: DnsMember[],
+  opts: { domain: string; peerPort: number; clientPort: number },
+): DnsRecord[] {
+  if (members.length === 0) return [];
+  const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const srv = (port: number) => sorted.map((m) => `0 0 ${port} ${memberHostName(m.name, opts.domain)}`);
+  return [
+    { name: serverSrvName(opts.domain), type: "SRV", ttl: DNS_TTL_SECONDS, values: srv(opts.peerPort) },
+    { name: clientSrvName(opts.domain), type: "SRV", ttl: DNS_TTL_SECONDS, values: srv(opts.clientPort) },
+    ...sorted.map(
+      (m): DnsRecord => ({
+        name: memberHostName(m.name, opts.domain),
+        type: "A",
+        ttl: DNS_TTL_SECONDS,
+        values: [m.ip],
+      }),
+    ),
+  ];
+}
+
+/** Records this agent owns in the zone: the two SRV records and A records named after instances. */
+export function isManaged(record: DnsRecord, domain: string): boolean {
+  const name = normalizeName(record.name);
+  if (record.type === "SRV") return name === serverSrvName(domain) || name === clientSrvName(domain);
+  if (record.type === "A") {
+    const suffix = `.${normalizeName(domain)}`;
+    return name.endsWith(suffix) && looksLikeInstanceId(name.slice(0, -suffix.length));
+  }
+  return false;
+}
+
+function sameRecord(a: DnsRecord, b: DnsRecord): boolean {
+  if (a.ttl !== b.ttl) return false;
+  const va = [...a.values].sort();
+  const vb = [...b.values].sort();
+  return va.length === vb.length && va.every((v, i) => v === vb[i]);
+}
+
+/** The changes that make the managed records equal to `desired`; empty when they already are. */
+export function dnsChanges(current: DnsRecord[], desired: DnsRecord[], domain: string): DnsChange[] {
+  const key = (r: DnsRecord) => `${r.type} ${normalizeName(r.name)}`;
+  const managed = new Map(current.filter((r) => isManaged(r, domain)).map((r) => [key(r), r]));
+  const changes: DnsChange[] = [];
+  for (const want of desired) {
+    const have = managed.get(key(want));
+    if (have === undefined || !sameRecord(have, want)) changes.push({ action: "UPSERT", record: want });
+    managed.delete(key(want));
+  }
+  for (const stale of managed.values()) changes.push({ action: "DELETE", record: stale });
+  return changes;
+}

@@ -1,0 +1,41 @@
+// The safety rules a plan can be held back by. Each has a stable id (logged as `rule`) and the
+// sentence an operator reads. Docs: docs/architecture.md, "Safety rules".
+
+export const RULES = {
+  "quorum-after-removal": "removing the member would leave the healthy voters below quorum",
+  "cluster-has-no-quorum": "the cluster has no quorum now; membership changes wait until it has",
+  "leader-only": "only the leader changes membership, DNS and instance health",
+  "partial-information":
+    "part of the picture could not be read; no destructive action on partial information",
+  "self-not-in-asg": "the ASG listing does not include this instance; it cannot be trusted for removals",
+  "instance-still-in-asg": "the member's instance is still in the ASG and may come back",
+  "startup-grace": "the member was added recently and may still be starting",
+  "foreign-member":
+    "the member is not named after an instance and its peer address matches none; remove it by hand",
+  "one-change-per-cycle": "one membership change per cycle; the rest waits for the next cycle",
+  "learner-in-progress": "a learner is already catching up (etcd allows one learner at a time)",
+  "learner-not-in-sync": "the learner has not caught up with the leader yet",
+  "cluster-existed":
+    "a cluster existed before and no member answers; a new empty cluster would replace its data",
+  "not-bootstrapper": "another instance is the designated bootstrapper",
+  "bootstrap-claimed": "another instance has claimed the bootstrap and may be starting the cluster",
+  "no-eligible-instances": "the ASG has no eligible instance with a known address and launch time",
+  "self-not-eligible": "this instance is not eligible to bootstrap (not Pending/InService and Healthy)",
+  "dead-member-blocks-join":
+    "a voting member is down and its instance is still in the ASG; the join waits for it",
+  "self-terminating": "this instance is leaving; it does not join or take on work",
+  "unhealthy-deadline": "the member has been unhealthy for less than the deadline",
+  "marker-unknown": "the cluster marker could not be read",
+} as const;
+
+export type RuleId = keyof typeof RULES;
+
+export interface Hold {
+  rule: RuleId;
+  /** What was held back and the specifics (ids, counts), for the log and the plan output. */
+  detail: string;
+}
+
+export function hold(rule: RuleId, detail: string): Hold {
+  return { rule, detail };
+}

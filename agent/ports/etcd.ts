@@ -1,0 +1,25 @@
+import type { Member, MemberStatus } from "../planner/observation.js";
+
+export interface MemberListAnswer {
+  clusterId: string;
+  /** The member that answered. */
+  memberId: string;
+  members: Member[];
+}
+
+/** etcd's v3 cluster and maintenance API. Each call may go to any of the given endpoints. */
+export interface EtcdCluster {
+  memberList(endpoints: string[]): Promise<MemberListAnswer>;
+  /** Status of exactly this endpoint; null when it does not answer in time. */
+  status(endpoint: string): Promise<MemberStatus | null>;
+  memberAdd(
+    endpoints: string[],
+    peerUrls: string[],
+    isLearner: boolean,
+  ): Promise<{ member: Member; members: Member[] }>;
+  memberRemove(endpoints: string[], memberId: string): Promise<void>;
+  memberPromote(endpoints: string[], memberId: string): Promise<void>;
+  /** Must be sent to the leader's endpoint. */
+  moveLeader(leaderEndpoint: string, toMemberId: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,18 @@
+import type { AutoScaling } from "./autoscaling.js";
+import type { Clock } from "./clock.js";
+import type { Dns } from "./dns.js";
+import type { Ec2 } from "./ec2.js";
+import type { EtcdCluster } from "./etcd.js";
+import type { LocalNode } from "./local-node.js";
+import type { InstanceMetadata } from "./metadata.js";
+
+/** Everything outside the agent, one port per system. Commands take these; tests pass fakes. */
+export interface Ports {
+  metadata: InstanceMetadata;
+  autoscaling: AutoScaling;
+  ec2: Ec2;
+  dns: Dns;
+  etcd: EtcdCluster;
+  clock: Clock;
+  local: LocalNode;
+}

@@ -1,0 +1,13 @@
+import type { LocalState } from "../planner/observation.js";
+
+/** This node's disk: etcd's data dir, the agent's state and etcd's environment file. */
+export interface LocalNode {
+  hasData(): Promise<boolean>;
+  readState(): Promise<LocalState | null>;
+  writeState(state: LocalState): Promise<void>;
+  /** Renames the data dir aside (never deletes it); returns the new path, or null if there was none. */
+  moveDataAside(reason: string): Promise<string | null>;
+  /** Writes etcd's environment file atomically (temp file, fsync, rename). */
+  writeEnvFile(content: string): Promise<void>;
+  readEnvFile(): Promise<string | null>;
+}
