@@ -2,12 +2,21 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
+    reporters: ["default", "./test/support/summary-reporter.ts"],
     projects: [
       {
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
           testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          // The real entry point in child processes, as an operator runs it.
+          name: "cli",
+          include: ["test/cli/**/*.test.ts"],
+          testTimeout: 90_000,
         },
       },
       {

@@ -1,5 +1,6 @@
-// One JSON object per line. The keys are a contract: level, ts, msg, instance_id, member_id,
-// action, reason, rule. Extra keys may be added; these never change meaning.
+// One JSON object per line. The keys are a contract: level, ts, msg, instance_id (the instance
+// the agent runs on), member_id and target_instance_id (what an action is about), action, reason,
+// rule (the safety rule that held something back). Extra keys may be added; these never change meaning.
 import type { Writable } from "node:stream";
 
 export type Level = "debug" | "info" | "warn" | "error";
@@ -8,6 +9,7 @@ const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 
 export interface LogFields {
   instance_id?: string;
   member_id?: string;
+  target_instance_id?: string;
   action?: string;
   reason?: string;
   rule?: string;

@@ -22,26 +22,29 @@ function toMember(m: IMember): Member {
   };
 }
 
+/** etcd's own refusals, by the text etcd puts in them; checked before "unavailable" because etcd
+ * sends some of them (such as "unhealthy cluster") with gRPC's UNAVAILABLE code. */
+const REFUSALS: Array<[RegExp, EtcdRequestError["code"]]> = [
+  [/unhealthy cluster/i, "unhealthy-cluster"],
+  [/member not found/i, "member-not-found"],
+  [/can only promote a learner member which is in sync|learner.*not (ready|in sync)/i, "learner-not-ready"],
+  [/too many learner/i, "too-many-learners"],
+  [/not leader|no leader|leader changed/i, "not-leader"],
+];
+
 function translate(error: unknown, what: string): Error {
   const message = error instanceof Error ? error.message : String(error);
+  for (const [pattern, code] of REFUSALS) {
+    if (pattern.test(message))
+      return new EtcdRequestError(`etcd refused ${what}: ${message}`, code, { cause: error });
+  }
   if (
     isRecoverableError(error as Error) ||
     /deadline|unavailable|ECONNREFUSED|No connection/i.test(message)
   ) {
     return new EtcdUnavailableError(`etcd did not answer ${what}: ${message}`, { cause: error });
   }
-  const code: EtcdRequestError["code"] = /unhealthy cluster/i.test(message)
-    ? "unhealthy-cluster"
-    : /member not found/i.test(message)
-      ? "member-not-found"
-      : /not in sync|learner.*not ready|can only promote a learner member which is in sync/i.test(message)
-        ? "learner-not-ready"
-        : /too many learner/i.test(message)
-          ? "too-many-learners"
-          : /not leader|no leader/i.test(message)
-            ? "not-leader"
-            : "other";
-  return new EtcdRequestError(`etcd refused ${what}: ${message}`, code, { cause: error });
+  return new EtcdRequestError(`etcd refused ${what}: ${message}`, "other", { cause: error });
 }
 
 export class Etcd3Cluster implements EtcdCluster {

@@ -70,7 +70,7 @@ export async function runRemoveMember(
     log.warn("removed member by hand", {
       action: "remove-member",
       member_id: member.id,
-      instance_id: member.instanceId ?? undefined,
+      target_instance_id: member.instanceId ?? undefined,
     });
   }
   return {

@@ -30,10 +30,18 @@ export interface LoopState {
   hooks: LifecycleHooks | null;
   /** This instance has been seen InService: the launch hook is behind it, no more ASG reads as a follower. */
   launchSettled: boolean;
+  /** The holds logged last cycle: a hold is logged at info when it first appears, then at debug. */
+  loggedHolds: Set<string>;
 }
 
 export function initialLoopState(): LoopState {
-  return { memory: emptyMemory(), knownEndpoints: [], hooks: null, launchSettled: false };
+  return {
+    memory: emptyMemory(),
+    knownEndpoints: [],
+    hooks: null,
+    launchSettled: false,
+    loggedHolds: new Set(),
+  };
 }
 
 export async function observeReconcile(
@@ -79,6 +87,12 @@ export async function observeReconcile(
       return null;
     });
   }
+  // The ASG's own state is the second source the issue names for a termination; IMDS is the first.
+  const selfState = (asg as AsgView | null)?.instances.find(
+    (i) => i.instanceId === identity.instanceId,
+  )?.lifecycleState;
+  const effectiveTarget =
+    selfState === "Terminating" || selfState === "Terminating:Wait" ? "Terminated" : target;
   const dns =
     options.readEverything || leader
       ? await observeDns(ports.dns, config.domain, log)
@@ -86,7 +100,11 @@ export async function observeReconcile(
   const local = await ports.local.readState();
 
   return {
-    self: { instanceId: identity.instanceId, privateIp: identity.privateIp, targetLifecycleState: target },
+    self: {
+      instanceId: identity.instanceId,
+      privateIp: identity.privateIp,
+      targetLifecycleState: effectiveTarget,
+    },
     asg,
     cluster,
     marker: dns.marker,
@@ -124,10 +142,17 @@ export function remember(state: LoopState, obs: ReconcileObservation): Reconcile
   };
 }
 
-export function logPlan(log: Logger, plan: Plan): void {
+/** Logs each hold at info when it is new since the last cycle and at debug while it lasts. */
+export function logPlan(log: Logger, plan: Plan, state?: LoopState): void {
+  const now = new Set<string>();
   for (const h of plan.holds) {
-    log.info(`held back: ${RULES[h.rule]}`, { rule: h.rule, reason: h.detail, role: plan.role });
+    const key = `${h.rule} ${h.detail}`;
+    now.add(key);
+    const fields = { rule: h.rule, reason: h.detail, role: plan.role };
+    if (state?.loggedHolds.has(key)) log.debug(`held back: ${RULES[h.rule]}`, fields);
+    else log.info(`held back: ${RULES[h.rule]}`, fields);
   }
+  if (state) state.loggedHolds = now;
 }
 
 export interface CycleResult {
@@ -145,7 +170,7 @@ export async function reconcileOnce(
   const obs = remember(state, await observeReconcile(ports, config, ctx, state, log));
   await recordOwnMemberId(ports, ctx, obs);
   const plan = planReconcile(obs);
-  logPlan(log, plan);
+  logPlan(log, plan, state);
   const applied: Action[] = [];
   let membershipChanged = false;
   for (const action of plan.actions) {

@@ -85,7 +85,6 @@ export function tokenFor(asgName: string, claimant: string): string {
 }
 
 export function decideBoot(obs: BootObservation): BootDecision {
-  const { self } = obs;
   if (obs.self.targetLifecycleState !== null && LEAVING_TARGETS.has(obs.self.targetLifecycleState)) {
     return {
       kind: "wait",
@@ -208,7 +207,7 @@ function findBlocker(obs: BootObservation, cluster: ClusterView): Blocker {
     if (asg === null) {
       return {
         kind: "hold",
-        hold: hold("partial-information", "the ASG could not be read; cannot judge member " + m.id),
+        hold: hold("partial-information", `the ASG could not be read; cannot judge member ${m.id}`),
       };
     }
     const instance = instanceOfMember(m, asg);

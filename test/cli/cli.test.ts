@@ -1,0 +1,100 @@
+// The command line as an operator meets it: the real entry point in a child process.
+import { spawnSync } from "node:child_process";
+import { createServer } from "node:net";
+import { describe, expect, it } from "vitest";
+
+const BIN = new URL("../../bin/etcd-agent.js", import.meta.url).pathname;
+
+/** A loopback port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+function run(args: string[], env: Record<string, string> = {}, timeout = 90_000) {
+  const started = Date.now();
+  const out = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    timeout,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+      AWS_ACCESS_KEY_ID: "test",
+      AWS_SECRET_ACCESS_KEY: "test",
+      ...env,
+    },
+  });
+  return { code: out.status, stdout: out.stdout, stderr: out.stderr, ms: Date.now() - started };
+}
+
+const CONFIG = { ETCD_AGENT_DOMAIN: "etcd.test", ETCD_AGENT_HOSTED_ZONE_ID: "ZTEST" };
+
+describe("etcd-agent command line", () => {
+  it("--help lists the six commands", () => {
+    const r = run(["--help"]);
+    expect(r.code).toBe(0);
+    for (const cmd of ["boot", "run", "status", "plan", "join", "remove-member"]) {
+      expect(r.stdout).toMatch(new RegExp(`etcd-agent ${cmd}\\b`));
+    }
+  });
+
+  it("--version prints the package version, the commit and the Node version", () => {
+    const r = run(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^etcd-agent \d+\.\d+\.\d+ \(commit \S+, node v\d+/);
+  });
+
+  it("an unknown command exits 64 and points at --help", () => {
+    const r = run(["frobnicate"]);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toContain("--help");
+  });
+
+  it("a missing required setting exits 3 naming the flag and the variable", () => {
+    const r = run(["status"], { ETCD_AGENT_HOSTED_ZONE_ID: "ZTEST" });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("--domain (ETCD_AGENT_DOMAIN) is required");
+  });
+
+  it.each([
+    [
+      { ETCD_AGENT_CLIENT_PORT: "abc" },
+      '--client-port (ETCD_AGENT_CLIENT_PORT) must be a whole number from 1 to 65535, got "abc"',
+    ],
+    [{ ETCD_AGENT_DOMAIN: "not a domain" }, 'must be a DNS name such as etcd.internal, got "not a domain"'],
+    [
+      { ETCD_AGENT_HOSTED_ZONE_ID: "zone-1" },
+      'must be a Route53 zone ID such as Z0123456789ABC, got "zone-1"',
+    ],
+    [
+      { ETCD_AGENT_DATA_DIR: "relative/dir" },
+      '--data-dir (ETCD_AGENT_DATA_DIR) must be an absolute path, got "relative/dir"',
+    ],
+    [{ AWS_REGION: "mars-1" }, 'must be an AWS region such as eu-west-1, got "mars-1"'],
+  ])("bad input %o exits 3 with the value and the fix", (env, message) => {
+    const r = run(["status", "--asg-name", "etcd"], { AWS_REGION: "eu-west-1", ...CONFIG, ...env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(message);
+  });
+
+  it("remove-member refuses a target that is neither a member ID nor an instance ID", () => {
+    const r = run(["remove-member", "--asg-name", "etcd", "not/an-id"], {
+      AWS_REGION: "eu-west-1",
+      ...CONFIG,
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('takes a member ID (decimal or hex) or an instance ID, got "not/an-id"');
+  });
+
+  it("boot with no reachable instance metadata exits 2 within 60 s and says so", async () => {
+    const port = await closedPort();
+    const r = run(["boot"], { ...CONFIG, AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${port}` });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("instance metadata did not answer");
+    expect(r.ms).toBeLessThan(60_000);
+  });
+});

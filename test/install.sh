@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh machine, and nothing that is already there:
+#   - the npm dependencies (npm ci, from package-lock.json);
+#   - etcd from Debian's etcd-server package (3.4.23 on bookworm): real etcd for the integration tests.
+# Safe to run again: each step checks first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'install: %s\n' "$*" >&2; }
+
+if [ ! -x node_modules/.bin/vitest ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  log "apt-get install $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! command -v etcd >/dev/null 2>&1; then
+  apt_install etcd-server
+fi
+# The package may start its own etcd where a service manager runs; the tests use other
+# addresses (127.0.2x.y), so it does not get in the way, but say so.
+log "etcd: $(etcd --version | head -1)"
