@@ -72,8 +72,19 @@ export interface Plan {
   holds: Hold[];
 }
 
-/** A learner is ready when it has applied this share of the leader's log (etcd uses 90%). */
-const LEARNER_READY_SHARE = 0.9;
+/** A learner is ready when it has this share, in percent, of the leader's log (etcd uses 90%). */
+const LEARNER_READY_PERCENT = 90n;
+
+/** Raft indexes are uint64: compared as BigInt, never as floating point. */
+function learnerReady(learnerIndex: string, leaderIndex: string): boolean {
+  return BigInt(learnerIndex) * 100n >= BigInt(leaderIndex) * LEARNER_READY_PERCENT;
+}
+
+function byRaftIndexDescending(a: MemberView, b: MemberView): number {
+  const ia = BigInt(a.status?.raftIndex ?? "0");
+  const ib = BigInt(b.status?.raftIndex ?? "0");
+  return ia === ib ? 0 : ia > ib ? -1 : 1;
+}
 
 function ageSeconds(since: string | undefined, now: string): number {
   return since === undefined ? 0 : (Date.parse(now) - Date.parse(since)) / 1000;
@@ -103,7 +114,7 @@ export function planReconcile(obs: ReconcileObservation): Plan {
     const leader = cluster.members.find((m) => m.id === cluster.leaderId);
     const mine = me.status?.raftIndex;
     const theirs = leader?.status?.raftIndex;
-    if (mine !== undefined && theirs !== undefined && Number(mine) >= Number(theirs) * LEARNER_READY_SHARE) {
+    if (mine !== undefined && theirs !== undefined && learnerReady(mine, theirs)) {
       actions.push({
         type: "promote-self",
         memberId: me.id,
@@ -171,7 +182,7 @@ function planLeave(
   if (cluster.leaderId === me.id) {
     const successor = cluster.members
       .filter((m) => m.id !== me.id && !m.isLearner && isHealthy(m))
-      .sort((a, b) => Number(b.status?.raftIndex ?? 0) - Number(a.status?.raftIndex ?? 0))[0];
+      .sort(byRaftIndexDescending)[0];
     if (successor !== undefined) {
       actions.push({
         type: "move-leader",

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 
-const BIN = new URL("../../bin/etcd-agent.js", import.meta.url).pathname;
+const BIN = new URL("../../agent/bin/etcd-agent.js", import.meta.url).pathname;
 
 /** A loopback port with nothing listening on it. */
 async function closedPort(): Promise<number> {

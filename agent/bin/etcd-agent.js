@@ -3,4 +3,4 @@
 import { register } from "tsx/esm/api";
 
 register();
-await import("../agent/main.ts");
+await import("../main.ts");
