@@ -131,7 +131,8 @@ describe("operations with real etcd", () => {
 
   it("the node comes back with its data and the cluster heals", async () => {
     await stopLoop(node(3));
-    aws.instances.get(node(3).instanceId)!.healthStatus = "Healthy";
+    const inst = aws.instances.get(node(3).instanceId);
+    if (inst) inst.healthStatus = "Healthy";
     await bringUp(node(3));
     await healthyVoters(3);
   });
@@ -141,7 +142,8 @@ describe("operations with real etcd", () => {
     const list = await members();
     const leaderName = list.find((m) => m.id === leaderId)?.name as string;
     const leaving = [...nodes.values()].find((n) => n.instanceId === leaderName) as TestNode;
-    const inst = aws.instances.get(leaving.instanceId)!;
+    const inst = aws.instances.get(leaving.instanceId);
+    if (!inst) throw new Error(`no instance ${leaving.instanceId}`);
 
     inst.lifecycleState = "Terminating:Wait";
     inst.targetLifecycleState = "Terminated";
