@@ -21,6 +21,14 @@ export default defineConfig({
       },
       {
         test: {
+          // The node definition under the real tools: ignition-validate and systemd-analyze verify.
+          name: "node-config",
+          include: ["test/node-config/**/*.test.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           // Real etcd processes on 127.0.x.y: one file at a time, generous but bounded timeouts.

@@ -22,7 +22,7 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
   /** Builds the adapters; tests replace it. */
-  ports?: (config: AgentConfig, region: string) => Ports;
+  ports?: (config: AgentConfig, region: string, log: Logger) => Ports;
 }
 
 type Args = Record<string, unknown>;
@@ -97,7 +97,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       try {
         const config = parseConfig(args);
         log = createLogger(logTo === "stdout" ? io.stdout : io.stderr, { level: config.logLevel });
-        const ports = await buildPorts(config, io);
+        const ports = await buildPorts(config, io, log);
         try {
           exitCode = await body({ config, log, ports, args });
         } finally {
@@ -241,7 +241,7 @@ class UsageError extends Error {
   override name = "UsageError";
 }
 
-async function buildPorts(config: AgentConfig, io: CliIo): Promise<Ports> {
+async function buildPorts(config: AgentConfig, io: CliIo, log: Logger): Promise<Ports> {
   const clock = new SystemClock();
   const metadata = createMetadata(config, clock);
   let region = config.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION ?? null;
@@ -251,5 +251,5 @@ async function buildPorts(config: AgentConfig, io: CliIo): Promise<Ports> {
       `--region (ETCD_AGENT_REGION) must be an AWS region such as eu-west-1, got ${JSON.stringify(region)}`,
     );
   }
-  return io.ports ? io.ports(config, region) : createPorts(config, region, metadata);
+  return io.ports ? io.ports(config, region, log) : createPorts(config, region, log, metadata);
 }

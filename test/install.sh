@@ -27,3 +27,9 @@ fi
 # The package may start its own etcd where a service manager runs; the tests use other
 # addresses (127.0.2x.y), so it does not get in the way, but say so.
 log "etcd: $(etcd --version | head -1)"
+
+# ignition-validate (Debian's ignition) and systemd-analyze (systemd) check the node definition.
+missing=()
+command -v ignition-validate >/dev/null 2>&1 || missing+=(ignition)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi

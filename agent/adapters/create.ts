@@ -4,6 +4,7 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
 import type { AgentConfig } from "../config/config.js";
+import type { Logger } from "../log.js";
 import type { Ports } from "../ports/index.js";
 import type { InstanceMetadata } from "../ports/metadata.js";
 import { AwsAutoScaling } from "./aws-autoscaling.js";
@@ -13,14 +14,21 @@ import { ImdsMetadata } from "./imds.js";
 import { LocalDisk } from "./local-disk.js";
 import { Route53Dns } from "./route53.js";
 import { SystemClock } from "./system-clock.js";
+import { SystemdNotify } from "./systemd-notify.js";
 
 export function createMetadata(config: AgentConfig, clock = new SystemClock()): InstanceMetadata {
   return new ImdsMetadata({ deadlineMs: config.metadataTimeoutSeconds * 1000, clock });
 }
 
-export function createPorts(config: AgentConfig, region: string, metadata?: InstanceMetadata): Ports {
+export function createPorts(
+  config: AgentConfig,
+  region: string,
+  log: Logger,
+  metadata?: InstanceMetadata,
+): Ports {
   const clock = new SystemClock();
-  const aws = { region, maxAttempts: 5 };
+  // Retries follow the SDK's standard mode and AWS_MAX_ATTEMPTS.
+  const aws = { region };
   return {
     clock,
     metadata: metadata ?? createMetadata(config, clock),
@@ -34,5 +42,6 @@ export function createPorts(config: AgentConfig, region: string, metadata?: Inst
       envFile: config.envFile,
       clock,
     }),
+    serviceManager: new SystemdNotify(process.env, log),
   };
 }

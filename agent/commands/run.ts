@@ -17,6 +17,7 @@ import {
   type ReconcileObservation,
 } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
+import { statusLine } from "../planner/status-line.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
 import type { BootContext } from "./boot.js";
@@ -158,6 +159,8 @@ export function logPlan(log: Logger, plan: Plan, state?: LoopState): void {
 export interface CycleResult {
   plan: Plan;
   applied: Action[];
+  /** The one line for `systemctl status`. */
+  status: string;
 }
 
 export async function reconcileOnce(
@@ -184,7 +187,15 @@ export async function reconcileOnce(
       if (action.type === "set-instance-unhealthy") state.memory.reportedUnhealthy.push(action.instanceId);
     }
   }
-  return { plan, applied };
+  return {
+    plan,
+    applied,
+    status: statusLine(
+      obs,
+      plan,
+      applied.map((a) => a.type),
+    ),
+  };
 }
 
 /** Once this node's etcd runs as its member, remember the member ID beside the data. */
@@ -296,18 +307,30 @@ export async function runLoop(
   options: { signal?: AbortSignal; maxCycles?: number } = {},
 ): Promise<number> {
   const state = initialLoopState();
+  const sm = ports.serviceManager;
   let cycles = 0;
+  let ready = false;
   while (!options.signal?.aborted && (options.maxCycles === undefined || cycles < options.maxCycles)) {
     cycles++;
     let changed = false;
+    let status: string;
     try {
       const result = await reconcileOnce(ports, config, ctx, state, log);
       changed = result.applied.some((a) => a.type !== "heartbeat-lifecycle");
+      status = result.status;
     } catch (error) {
+      status = `cycle failed: ${(error as Error).message}`;
       log.error("cycle failed", { error: (error as Error).message, name: (error as Error).name });
     }
+    // Ready after the first cycle, whatever it found: the status line says what that was.
+    if (!ready) {
+      await sm.ready(status);
+      ready = true;
+    } else await sm.status(status);
+    await sm.watchdog();
     await ports.clock.sleep(changed ? 1000 : config.intervalSeconds * 1000, options.signal);
   }
+  await sm.stopping();
   log.info("stopped", { cycles });
   return cycles;
 }

@@ -5,6 +5,7 @@ import type { Ec2 } from "./ec2.js";
 import type { EtcdCluster } from "./etcd.js";
 import type { LocalNode } from "./local-node.js";
 import type { InstanceMetadata } from "./metadata.js";
+import type { ServiceManager } from "./service-manager.js";
 
 /** Everything outside the agent, one port per system. Commands take these; tests pass fakes. */
 export interface Ports {
@@ -15,4 +16,5 @@ export interface Ports {
   etcd: EtcdCluster;
   clock: Clock;
   local: LocalNode;
+  serviceManager: ServiceManager;
 }

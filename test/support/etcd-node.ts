@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { LocalDisk } from "../../agent/adapters/local-disk.js";
 import { SystemClock } from "../../agent/adapters/system-clock.js";
+import { noServiceManager } from "../../agent/adapters/systemd-notify.js";
 import { type BootResult, runBoot } from "../../agent/commands/boot.js";
 import { runLoop } from "../../agent/commands/run.js";
 import { type AgentConfig, parseConfig } from "../../agent/config/config.js";
@@ -70,6 +71,7 @@ export function makeNode(
       envFile: config.envFile,
       clock,
     }),
+    serviceManager: noServiceManager,
   };
   const logStream = createWriteStream(join(dir, "agent.log"), { flags: "a" });
   return {

@@ -1,0 +1,182 @@
+// Renders a node's Ignition config (spec 3.3.0, accepted by Flatcar and Fedora CoreOS): the agent
+// binary fetched from S3 and verified by sha512, the agent's configuration, the units and
+// drop-ins from systemd/, the etcd-agent system user and optional SSH keys.
+import { readFileSync } from "node:fs";
+import { parseConfig } from "../agent/config/config.js";
+import { ConfigError } from "../agent/errors.js";
+import { ETCD_IMAGE } from "./etcd-image.js";
+
+/** EC2 refuses user data above 16 KB (before base64). */
+export const USER_DATA_LIMIT = 16 * 1024;
+
+export type NodeOs = "flatcar" | "fcos";
+export type NodeArch = "x64" | "arm64";
+
+export interface NodeConfigOptions {
+  os: NodeOs;
+  arch: NodeArch;
+  /** s3://bucket/key (or https://) of the etcd-agent binary for this architecture. */
+  binaryUrl: string;
+  /** sha512 of the binary, 128 hex digits. */
+  binarySha512: string;
+  /** The agent's settings, as ETCD_AGENT_* names without the prefix (domain, hostedZoneId, ...). */
+  agent: { domain: string; hostedZoneId: string; [key: string]: string | number | undefined };
+  sshAuthorizedKeys?: string[];
+}
+
+/** Paths the units, the renderer and `etcd-agent boot` agree on; tests check they do. */
+export const NODE_PATHS = {
+  agentEnv: "/etc/etcd-agent/agent.env",
+  etcdEnv: "/etc/etcd-agent/etcd.env",
+  dataDir: "/var/lib/etcd",
+  stateDir: "/var/lib/etcd-agent",
+  binDir: { flatcar: "/opt/bin", fcos: "/usr/local/bin" } satisfies Record<NodeOs, string>,
+} as const;
+
+const UNIT_DIR = new URL("../systemd/", import.meta.url);
+
+function template(path: string, os: NodeOs): string {
+  return readFileSync(new URL(path, UNIT_DIR), "utf8")
+    .replaceAll("@BIN_DIR@", NODE_PATHS.binDir[os])
+    .replaceAll("@ETCD_IMAGE_REPOSITORY@", ETCD_IMAGE.repository)
+    .replaceAll("@ETCD_IMAGE_TAG@", ETCD_IMAGE.tag);
+}
+
+/** The units a node runs, rendered for its OS: name, contents, drop-ins. */
+export function renderUnits(
+  os: NodeOs,
+): Array<{ name: string; contents?: string; dropins?: Array<{ name: string; contents: string }> }> {
+  const etcd =
+    os === "flatcar"
+      ? {
+          name: "etcd-member.service",
+          dropins: [{ name: "10-etcd-agent.conf", contents: template("flatcar/10-etcd-agent.conf", os) }],
+        }
+      : { name: "etcd-member.service", contents: template("fcos/etcd-member.service", os) };
+  return [
+    { name: "etcd-agent-boot.service", contents: template("etcd-agent-boot.service", os) },
+    etcd,
+    { name: "etcd-agent.service", contents: template("etcd-agent.service", os) },
+  ];
+}
+
+const ENV_NAME = (key: string) => `ETCD_AGENT_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+/** The agent's environment file, validated with the agent's own configuration rules. */
+export function renderAgentEnv(agent: NodeConfigOptions["agent"]): string {
+  const settings: Record<string, string | number | undefined> = {
+    ...agent,
+    dataDir: NODE_PATHS.dataDir,
+    stateDir: NODE_PATHS.stateDir,
+    envFile: NODE_PATHS.etcdEnv,
+  };
+  parseConfig(settings);
+  const lines = Object.entries(settings)
+    .filter((e): e is [string, string | number] => e[1] !== undefined)
+    .map(([k, v]) => {
+      const value = String(v);
+      if (/[\s"'\\$`]/.test(value))
+        throw new ConfigError(`agent setting ${k} cannot carry ${JSON.stringify(value)} in an env file`);
+      return `${ENV_NAME(k)}=${value}`;
+    });
+  return `# etcd-agent settings, written by Ignition.\n${lines.join("\n")}\n`;
+}
+
+function dataUrl(text: string): string {
+  return `data:,${encodeURIComponent(text)}`;
+}
+
+function validate(o: NodeConfigOptions): void {
+  if (o.os !== "flatcar" && o.os !== "fcos")
+    throw new ConfigError(`--os must be flatcar or fcos, got ${JSON.stringify(o.os)}`);
+  if (o.arch !== "x64" && o.arch !== "arm64")
+    throw new ConfigError(`--arch must be x64 or arm64, got ${JSON.stringify(o.arch)}`);
+  if (!/^(s3|https):\/\/[^\s]+$/.test(o.binaryUrl)) {
+    throw new ConfigError(
+      `--binary-url must be an s3:// or https:// URL, got ${JSON.stringify(o.binaryUrl)}`,
+    );
+  }
+  const other = o.arch === "x64" ? "arm64" : "x64";
+  if (o.binaryUrl.endsWith(`-${other}`)) {
+    throw new ConfigError(`--binary-url names the ${other} binary but --arch is ${o.arch}: ${o.binaryUrl}`);
+  }
+  if (!/^[0-9a-f]{128}$/.test(o.binarySha512)) {
+    throw new ConfigError(
+      `--binary-sha512 must be 128 lowercase hex digits (sha512sum of the binary), got ${JSON.stringify(o.binarySha512.slice(0, 20))}${o.binarySha512.length > 20 ? "..." : ""} (${o.binarySha512.length} characters)`,
+    );
+  }
+  for (const key of o.sshAuthorizedKeys ?? []) {
+    if (!/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/.test(key)) {
+      throw new ConfigError(`--ssh-key is not an OpenSSH public key: ${JSON.stringify(key.slice(0, 40))}`);
+    }
+  }
+}
+
+export interface IgnitionConfig {
+  ignition: {
+    version: "3.3.0";
+    config?: { merge: Array<{ source: string; verification?: { hash: string } }> };
+  };
+  passwd?: unknown;
+  storage?: unknown;
+  systemd?: unknown;
+}
+
+export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
+  validate(o);
+  const bin = `${NODE_PATHS.binDir[o.os]}/etcd-agent`;
+  return {
+    ignition: { version: "3.3.0" },
+    passwd: {
+      users: [
+        ...(o.sshAuthorizedKeys?.length ? [{ name: "core", sshAuthorizedKeys: o.sshAuthorizedKeys }] : []),
+        {
+          name: "etcd-agent",
+          system: true,
+          noCreateHome: true,
+          homeDir: NODE_PATHS.stateDir,
+          shell: "/sbin/nologin",
+        },
+      ],
+    },
+    storage: {
+      directories: [
+        { path: NODE_PATHS.dataDir, mode: 0o700 },
+        { path: "/etc/etcd-agent", mode: 0o755 },
+      ],
+      files: [
+        {
+          path: bin,
+          mode: 0o755,
+          overwrite: true,
+          contents: { source: o.binaryUrl, verification: { hash: `sha512-${o.binarySha512}` } },
+        },
+        {
+          path: NODE_PATHS.agentEnv,
+          mode: 0o644,
+          overwrite: true,
+          contents: { source: dataUrl(renderAgentEnv(o.agent)) },
+        },
+      ],
+    },
+    systemd: {
+      units: renderUnits(o.os).map((u) => ({ ...u, enabled: true })),
+    },
+  };
+}
+
+/** A small config that merges the full one from S3: for configs above the user-data limit. */
+export function renderPointerConfig(url: string, sha512: string): IgnitionConfig {
+  if (!/^(s3|https):\/\/\S+$/.test(url))
+    throw new ConfigError(`--pointer-url must be an s3:// or https:// URL, got ${JSON.stringify(url)}`);
+  return {
+    ignition: {
+      version: "3.3.0",
+      config: { merge: [{ source: url, verification: { hash: `sha512-${sha512}` } }] },
+    },
+  };
+}
+
+export function serialize(config: IgnitionConfig): string {
+  return JSON.stringify(config);
+}

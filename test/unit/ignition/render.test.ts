@@ -1,0 +1,179 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DEFAULTS, parseConfig } from "../../../agent/config/config.js";
+import { parseEnvFile } from "../../../agent/planner/etcd-env.js";
+import { ETCD_IMAGE } from "../../../ignition/etcd-image.js";
+import {
+  NODE_PATHS,
+  type NodeOs,
+  renderAgentEnv,
+  renderNodeConfig,
+  renderUnits,
+} from "../../../ignition/render.js";
+
+const SHA = "cd".repeat(64);
+const base = {
+  os: "flatcar" as NodeOs,
+  arch: "x64" as const,
+  binaryUrl: "s3://b/etcd-agent-linux-x64",
+  binarySha512: SHA,
+  agent: { domain: "etcd.internal", hostedZoneId: "Z0123456789ABC" },
+};
+
+function unit(os: NodeOs, name: string): string {
+  const u = renderUnits(os).find((x) => x.name === name);
+  return u?.contents ?? u?.dropins?.map((d) => d.contents).join("\n") ?? "";
+}
+
+function directive(text: string, key: string): string[] {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
+}
+
+describe("units and the agent agree", () => {
+  it("the agent's defaults are the node's paths", () => {
+    expect({ dataDir: DEFAULTS.dataDir, stateDir: DEFAULTS.stateDir, envFile: DEFAULTS.envFile }).toEqual({
+      dataDir: NODE_PATHS.dataDir,
+      stateDir: NODE_PATHS.stateDir,
+      envFile: NODE_PATHS.etcdEnv,
+    });
+  });
+
+  it.each(["flatcar", "fcos"] as const)(
+    "%s: etcd reads the file boot writes; the agent reads the file Ignition writes",
+    (os) => {
+      const etcd = unit(os, "etcd-member.service");
+      // Flatcar's unit passes its environment into the container; the podman unit hands the file over.
+      if (os === "flatcar") expect(directive(etcd, "EnvironmentFile")).toContain(NODE_PATHS.etcdEnv);
+      else expect(etcd).toContain(`--env-file ${NODE_PATHS.etcdEnv}`);
+      expect(directive(unit(os, "etcd-agent-boot.service"), "EnvironmentFile")).toEqual([
+        NODE_PATHS.agentEnv,
+      ]);
+      expect(directive(unit(os, "etcd-agent.service"), "EnvironmentFile")).toEqual([NODE_PATHS.agentEnv]);
+    },
+  );
+
+  it.each(["flatcar", "fcos"] as const)("%s: boot runs before etcd, the daemon after it", (os) => {
+    const boot = unit(os, "etcd-agent-boot.service");
+    const etcd = unit(os, "etcd-member.service");
+    const run = unit(os, "etcd-agent.service");
+    expect(directive(boot, "Before")).toContain("etcd-member.service");
+    expect(directive(boot, "After")).toContain("network-online.target");
+    expect(directive(etcd, "Requires")).toContain("etcd-agent-boot.service");
+    expect(directive(etcd, "After").join(" ")).toContain("etcd-agent-boot.service");
+    expect(directive(run, "After").join(" ")).toContain("etcd-member.service");
+    expect(directive(boot, "ExecStart")).toEqual([`${NODE_PATHS.binDir[os]}/etcd-agent boot`]);
+    expect(directive(run, "ExecStart")).toEqual([`${NODE_PATHS.binDir[os]}/etcd-agent run`]);
+  });
+
+  it("boot may write where the agent writes: data dir, state dir, env file dir", () => {
+    const boot = unit("flatcar", "etcd-agent-boot.service");
+    expect(directive(boot, "ReadWritePaths").join(" ").split(" ")).toEqual(
+      expect.arrayContaining([NODE_PATHS.dataDir, "/etc/etcd-agent"]),
+    );
+    expect(directive(boot, "StateDirectory")).toEqual(["etcd-agent"]);
+  });
+
+  it("the daemon is hardened, notifies systemd from a child process, and has a watchdog", () => {
+    const run = unit("fcos", "etcd-agent.service");
+    for (const d of [
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "ProtectHome=yes",
+      "PrivateTmp=yes",
+      "User=etcd-agent",
+      "Type=notify",
+      "NotifyAccess=all",
+      "Restart=always",
+    ]) {
+      expect(run).toContain(d);
+    }
+    expect(directive(run, "WatchdogSec")).toHaveLength(1);
+  });
+
+  it("the etcd image is pinned in one place and used by both OSes", () => {
+    expect(unit("flatcar", "etcd-member.service")).toContain(`ETCD_IMAGE_TAG=${ETCD_IMAGE.tag}`);
+    expect(unit("fcos", "etcd-member.service")).toContain(`${ETCD_IMAGE.repository}:${ETCD_IMAGE.tag}`);
+  });
+
+  it("no placeholder is left unfilled", () => {
+    for (const os of ["flatcar", "fcos"] as const) {
+      for (const u of renderUnits(os)) expect(JSON.stringify(u)).not.toMatch(/@[A-Z_]+@/);
+    }
+  });
+
+  it("the agent env file holds settings the agent itself accepts", () => {
+    const env = parseEnvFile(renderAgentEnv(base.agent));
+    expect(env).toMatchObject({
+      ETCD_AGENT_DOMAIN: "etcd.internal",
+      ETCD_AGENT_HOSTED_ZONE_ID: "Z0123456789ABC",
+      ETCD_AGENT_DATA_DIR: "/var/lib/etcd",
+    });
+    const raw = Object.fromEntries(
+      Object.entries(env).map(([k, v]) => [
+        k
+          .replace(/^ETCD_AGENT_/, "")
+          .toLowerCase()
+          .replace(/_(.)/g, (_m, c: string) => c.toUpperCase()),
+        v,
+      ]),
+    );
+    expect(parseConfig(raw).envFile).toBe(NODE_PATHS.etcdEnv);
+  });
+});
+
+describe("renderNodeConfig refuses bad input with the value and the fix", () => {
+  it.each([
+    [{ binarySha512: "abc" }, /--binary-sha512 must be 128 lowercase hex digits.*"abc" \(3 characters\)/],
+    [{ binaryUrl: "ftp://x/y" }, /--binary-url must be an s3:\/\/ or https:\/\/ URL, got "ftp:\/\/x\/y"/],
+    [{ binaryUrl: "s3://b/etcd-agent-linux-arm64" }, /names the arm64 binary but --arch is x64/],
+    [{ os: "ubuntu" }, /--os must be flatcar or fcos, got "ubuntu"/],
+    [
+      { agent: { domain: "bad domain", hostedZoneId: "Z1" } },
+      /must be a DNS name such as etcd.internal, got "bad domain"/,
+    ],
+    [{ sshAuthorizedKeys: ["not a key"] }, /--ssh-key is not an OpenSSH public key/],
+  ])("%o", (over, message) => {
+    expect(() => renderNodeConfig({ ...base, ...(over as object) } as never)).toThrow(message);
+  });
+});
+
+describe("npm run ignition", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ign-cli-"));
+  const tsx = new URL("../../../node_modules/.bin/tsx", import.meta.url).pathname;
+  const cli = new URL("../../../ignition/cli.ts", import.meta.url).pathname;
+  const run = (args: string[]) => spawnSync(tsx, [cli, ...args], { encoding: "utf8" });
+
+  it("writes a config file", () => {
+    const out = join(dir, "node.ign");
+    const r = run([
+      "--os",
+      "fcos",
+      "--arch",
+      "arm64",
+      "--binary-url",
+      "s3://b/etcd-agent-linux-arm64",
+      "--binary-sha512",
+      SHA,
+      "--domain",
+      "etcd.internal",
+      "--hosted-zone-id",
+      "Z1",
+      "--out",
+      out,
+    ]);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(readFileSync(out, "utf8")).ignition.version).toBe("3.3.0");
+  });
+
+  it("exits 3 naming a missing argument", () => {
+    const r = run(["--os", "flatcar", "--out", join(dir, "x.ign")]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain("binary-url");
+  });
+});
