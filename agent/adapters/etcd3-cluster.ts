@@ -6,8 +6,10 @@ import type { Member, MemberStatus } from "../planner/observation.js";
 import type { EtcdCluster, MemberListAnswer } from "../ports/etcd.js";
 
 export interface Etcd3Options {
-  /** Deadline of one call, in ms. */
+  /** Deadline of one read (member list, status), in ms. */
   callTimeoutMs: number;
+  /** Deadline of one membership change, in ms: etcd answers once the change is applied. */
+  changeTimeoutMs?: number;
   /** How long to wait for a connection, in ms. */
   dialTimeoutMs?: number;
 }
@@ -51,6 +53,10 @@ export class Etcd3Cluster implements EtcdCluster {
   private readonly clients = new Map<string, Etcd3>();
 
   constructor(private readonly options: Etcd3Options) {}
+
+  private changeDeadline() {
+    return { deadline: Date.now() + (this.options.changeTimeoutMs ?? 10_000) };
+  }
 
   /** One client per endpoint set, kept for the life of the adapter. Retries go to the next host. */
   private client(endpoints: string[]): Etcd3 {
@@ -110,7 +116,10 @@ export class Etcd3Cluster implements EtcdCluster {
     isLearner: boolean,
   ): Promise<{ member: Member; members: Member[] }> {
     try {
-      const out = await this.client(endpoints).cluster.memberAdd({ peerURLs: peerUrls, isLearner });
+      const out = await this.client(endpoints).cluster.memberAdd(
+        { peerURLs: peerUrls, isLearner },
+        this.changeDeadline(),
+      );
       return { member: toMember(out.member), members: (out.members ?? []).map(toMember) };
     } catch (error) {
       throw translate(error, `MemberAdd ${peerUrls.join(",")}`);
@@ -119,7 +128,7 @@ export class Etcd3Cluster implements EtcdCluster {
 
   async memberRemove(endpoints: string[], memberId: string): Promise<void> {
     try {
-      await this.client(endpoints).cluster.memberRemove({ ID: memberId });
+      await this.client(endpoints).cluster.memberRemove({ ID: memberId }, this.changeDeadline());
     } catch (error) {
       throw translate(error, `MemberRemove ${memberId}`);
     }
@@ -127,7 +136,7 @@ export class Etcd3Cluster implements EtcdCluster {
 
   async memberPromote(endpoints: string[], memberId: string): Promise<void> {
     try {
-      await this.client(endpoints).cluster.memberPromote({ ID: memberId });
+      await this.client(endpoints).cluster.memberPromote({ ID: memberId }, this.changeDeadline());
     } catch (error) {
       throw translate(error, `MemberPromote ${memberId}`);
     }
@@ -135,7 +144,10 @@ export class Etcd3Cluster implements EtcdCluster {
 
   async moveLeader(leaderEndpoint: string, toMemberId: string): Promise<void> {
     try {
-      await this.client([leaderEndpoint]).maintenance.moveLeader({ targetID: toMemberId });
+      await this.client([leaderEndpoint]).maintenance.moveLeader(
+        { targetID: toMemberId },
+        this.changeDeadline(),
+      );
     } catch (error) {
       throw translate(error, `MoveLeader to ${toMemberId}`);
     }

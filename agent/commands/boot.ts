@@ -1,6 +1,12 @@
 // `etcd-agent boot`: decide how this node's etcd starts, act on it, write etcd's environment file.
 import type { AgentConfig } from "../config/config.js";
-import { EtcdRequestError, MarkerConflictError, RefusedError, WaitingError } from "../errors.js";
+import {
+  EtcdRequestError,
+  EtcdUnavailableError,
+  MarkerConflictError,
+  RefusedError,
+  WaitingError,
+} from "../errors.js";
 import type { Logger } from "../log.js";
 import { candidateEndpoints, observeCluster, observeDns, tryObserveAsg } from "../observe/observe.js";
 import { type BootDecision, type BootObservation, decideBoot } from "../planner/boot-plan.js";
@@ -136,60 +142,20 @@ export async function runBoot(
         return { decision: "bootstrap", reason: decision.reason, envFile: config.envFile, memberId: null };
       }
       case "join": {
-        const endpoints = liveEndpoints(obs);
-        if (decision.activateMarker && obs.marker.kind === "present") {
-          try {
-            const m = obs.marker.marker;
-            await ports.dns.swapTxt(
-              markerName(config.domain),
-              { name: markerName(config.domain), type: "TXT", ttl: 60, values: [m.raw] },
-              markerRecord(markerName(config.domain), {
-                state: "active",
-                token: m.token,
-                claimant: m.claimant,
-              }),
-            );
-            log.info("marked the cluster active before the first join", { action: "write-marker" });
-          } catch (error) {
-            if (!(error instanceof MarkerConflictError)) throw error;
-          }
-          continue;
-        }
-        if (decision.removeFirst !== null) {
-          log.warn("removing a member to make room", {
-            action: "remove-member",
-            member_id: decision.removeFirst.memberId,
-            reason: decision.removeFirst.reason,
+        // A membership call that timed out may or may not have happened: observe again and let
+        // the decision find out (a member added for this node is resumed, never added twice).
+        try {
+          const joined = await applyJoin(ports, config, identity, decision, obs, deadline, log, signal);
+          if (joined !== null) return joined;
+        } catch (error) {
+          if (!(error instanceof EtcdUnavailableError) || ports.clock.now().getTime() > deadline) throw error;
+          log.warn("etcd did not answer a membership change; observing again", {
+            action: "join",
+            reason: error.message,
           });
-          await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId);
-          continue;
+          await ports.clock.sleep(1000, signal);
         }
-        if (decision.moveDataAside)
-          await moveAside(ports, log, "this node's member was removed from the cluster");
-        let memberId: string;
-        let members: Member[];
-        if (decision.resumeMemberId !== null) {
-          memberId = decision.resumeMemberId;
-          members = obs.cluster?.members ?? [];
-        } else {
-          const added = await addLearner(ports, endpoints, selfPeerUrl, deadline, log, signal);
-          if (added === null) continue;
-          memberId = added.member.id;
-          members = added.members;
-        }
-        await ports.local.writeState({
-          clusterToken: decision.clusterToken,
-          memberId,
-          name: identity.instanceId,
-          updatedAt: ports.clock.now().toISOString(),
-        });
-        await writeEnv(ports, config, identity, {
-          initialCluster: initialClusterFor(members, { name: identity.instanceId, peerUrl: selfPeerUrl }),
-          state: "existing",
-          token: decision.clusterToken,
-        });
-        log.info("joined as a learner; etcd may start", { member_id: memberId, action: "join" });
-        return { decision: "join", reason: decision.reason, envFile: config.envFile, memberId };
+        continue;
       }
     }
   }
@@ -198,6 +164,73 @@ export async function runBoot(
       ? lastHold.hold
       : { rule: "partial-information", detail: `no decision after ${MAX_ROUNDS} rounds` },
   );
+}
+
+/** One step of a join; the result when the join is done, null when the boot should observe again. */
+async function applyJoin(
+  ports: Ports,
+  config: AgentConfig,
+  identity: Identity,
+  decision: Extract<BootDecision, { kind: "join" }>,
+  obs: BootObservation,
+  deadline: number,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<BootResult | null> {
+  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort);
+  const endpoints = liveEndpoints(obs);
+  if (decision.activateMarker && obs.marker.kind === "present") {
+    try {
+      const m = obs.marker.marker;
+      await ports.dns.swapTxt(
+        markerName(config.domain),
+        { name: markerName(config.domain), type: "TXT", ttl: 60, values: [m.raw] },
+        markerRecord(markerName(config.domain), {
+          state: "active",
+          token: m.token,
+          claimant: m.claimant,
+        }),
+      );
+      log.info("marked the cluster active before the first join", { action: "write-marker" });
+    } catch (error) {
+      if (!(error instanceof MarkerConflictError)) throw error;
+    }
+    return null;
+  }
+  if (decision.removeFirst !== null) {
+    log.warn("removing a member to make room", {
+      action: "remove-member",
+      member_id: decision.removeFirst.memberId,
+      reason: decision.removeFirst.reason,
+    });
+    await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId);
+    return null;
+  }
+  if (decision.moveDataAside) await moveAside(ports, log, "this node's member was removed from the cluster");
+  let memberId: string;
+  let members: Member[];
+  if (decision.resumeMemberId !== null) {
+    memberId = decision.resumeMemberId;
+    members = obs.cluster?.members ?? [];
+  } else {
+    const added = await addLearner(ports, endpoints, selfPeerUrl, deadline, log, signal);
+    if (added === null) return null;
+    memberId = added.member.id;
+    members = added.members;
+  }
+  await ports.local.writeState({
+    clusterToken: decision.clusterToken,
+    memberId,
+    name: identity.instanceId,
+    updatedAt: ports.clock.now().toISOString(),
+  });
+  await writeEnv(ports, config, identity, {
+    initialCluster: initialClusterFor(members, { name: identity.instanceId, peerUrl: selfPeerUrl }),
+    state: "existing",
+    token: decision.clusterToken,
+  });
+  log.info("joined as a learner; etcd may start", { member_id: memberId, action: "join" });
+  return { decision: "join", reason: decision.reason, envFile: config.envFile, memberId };
 }
 
 function logDecision(log: Logger, decision: BootDecision, round: number): void {
