@@ -29,6 +29,15 @@ export default defineConfig({
       },
       {
         test: {
+          // The single executables from npm run build:binary.
+          name: "binary",
+          include: ["test/binary/**/*.test.ts"],
+          testTimeout: 90_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           // Real etcd processes on 127.0.x.y: one file at a time, generous but bounded timeouts.

@@ -33,6 +33,11 @@ function withCommon(y: Argv): Argv {
     .option("hosted-zone-id", { type: "string", describe: "Route53 private hosted zone ID" })
     .option("asg-name", { type: "string", describe: "Auto Scaling group; default: this instance's own" })
     .option("region", { type: "string", describe: "AWS region; default: AWS_REGION, else instance metadata" })
+    .option("endpoints", {
+      type: "string",
+      requiresArg: true,
+      describe: "etcd client URLs to ask as well, comma-separated (when the ASG cannot be read)",
+    })
     .option("data-dir", { type: "string", describe: `etcd data dir (default ${DEFAULTS.dataDir})` })
     .option("state-dir", { type: "string", describe: `the agent's state dir (default ${DEFAULTS.stateDir})` })
     .option("env-file", { type: "string", describe: `etcd's environment file (default ${DEFAULTS.envFile})` })

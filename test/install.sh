@@ -33,3 +33,9 @@ missing=()
 command -v ignition-validate >/dev/null 2>&1 || missing+=(ignition)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+# What ships is what is tested: build the single executables (dist/etcd-agent-linux-{x64,arm64})
+# from the current sources every run. The Node base binaries come from the npm registry's
+# node-linux-* packages and are cached in .cache/node-sea.
+log "npm run build:binary"
+npm run -s build:binary

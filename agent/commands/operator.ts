@@ -40,7 +40,7 @@ export async function observeSnapshot(
   log: Logger,
 ): Promise<ClusterSnapshot> {
   const asg = await tryObserveAsg(ports.autoscaling, ports.ec2, asgName, log);
-  const endpoints = candidateEndpoints(asg, config.clientPort);
+  const endpoints = candidateEndpoints(asg, config.clientPort, config.endpoints);
   const cluster =
     endpoints.length > 0 ? await observeCluster(ports.etcd, endpoints, asg, config.clientPort) : null;
   const { records, marker } = await observeDns(ports.dns, config.domain, log);

@@ -9,6 +9,8 @@ export interface AgentConfig {
   /** null: discover from the instance's own ASG membership. */
   asgName: string | null;
   region: string | null;
+  /** Extra etcd client URLs to ask, beside the ASG's instances (operator commands). */
+  endpoints: string[];
   dataDir: string;
   stateDir: string;
   envFile: string;
@@ -111,11 +113,27 @@ export function parseConfig(raw: Raw): AgentConfig {
       throw new ConfigError(`${describe(flag)} must be an absolute path, got ${JSON.stringify(p)}`);
     return p.replace(/\/+$/, "") || "/";
   };
+  const endpointsRaw = str(raw, "endpoints", "endpoints", false);
+  const endpoints =
+    endpointsRaw === null
+      ? []
+      : endpointsRaw
+          .split(",")
+          .map((e) => e.trim())
+          .filter((e) => e !== "");
+  for (const e of endpoints) {
+    if (!/^https?:\/\/[^\s/]+:\d+$/.test(e)) {
+      throw new ConfigError(
+        `${describe("endpoints")} takes etcd client URLs such as http://10.0.1.5:2379, got ${JSON.stringify(e)}`,
+      );
+    }
+  }
   return {
     domain,
     hostedZoneId,
     asgName,
     region: str(raw, "region", "region", false),
+    endpoints,
     dataDir: path("dataDir", "data-dir", DEFAULTS.dataDir),
     stateDir: path("stateDir", "state-dir", DEFAULTS.stateDir),
     envFile: path("envFile", "env-file", DEFAULTS.envFile),

@@ -3,7 +3,11 @@ import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 
-const BIN = new URL("../../agent/bin/etcd-agent.js", import.meta.url).pathname;
+// What ships is what is tested: the x64 single executable (test/install.sh builds it), or the
+// TypeScript sources when ETCD_AGENT_TEST_SOURCES=1.
+const SOURCES = new URL("../../agent/bin/etcd-agent.js", import.meta.url).pathname;
+const BINARY = new URL("../../dist/etcd-agent-linux-x64", import.meta.url).pathname;
+const command = process.env.ETCD_AGENT_TEST_SOURCES === "1" ? [process.execPath, SOURCES] : [BINARY];
 
 /** A loopback port with nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -16,7 +20,8 @@ async function closedPort(): Promise<number> {
 
 function run(args: string[], env: Record<string, string> = {}, timeout = 90_000) {
   const started = Date.now();
-  const out = spawnSync(process.execPath, [BIN, ...args], {
+  const [exe, ...pre] = command as [string, ...string[]];
+  const out = spawnSync(exe, [...pre, ...args], {
     encoding: "utf8",
     timeout,
     env: {

@@ -1,0 +1,24 @@
+// The entry point of the single executable: main.ts without top-level await, which a CommonJS
+// bundle (what Node's single executable applications run) cannot have.
+import { runCli } from "./cli.js";
+
+const controller = new AbortController();
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  });
+}
+
+runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  signal: controller.signal,
+}).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`etcd-agent: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
