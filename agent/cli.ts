@@ -1,8 +1,6 @@
 // The command line: parse, validate, call the command, return an exit code. Only main exits.
 import type { Writable } from "node:stream";
 import yargs, { type Argv } from "yargs";
-import { createMetadata, createPorts } from "./adapters/create.js";
-import { SystemClock } from "./adapters/system-clock.js";
 import { resolveContext, runBoot } from "./commands/boot.js";
 import { runJoin } from "./commands/join.js";
 import { formatPlan, runPlan } from "./commands/plan.js";
@@ -247,6 +245,10 @@ class UsageError extends Error {
 }
 
 async function buildPorts(config: AgentConfig, io: CliIo, log: Logger): Promise<Ports> {
+  // Loaded on first use: the AWS SDK and gRPC take most of the start-up time, and --help and
+  // --version need neither.
+  const { createMetadata, createPorts } = await import("./adapters/create.js");
+  const { SystemClock } = await import("./adapters/system-clock.js");
   const clock = new SystemClock();
   const metadata = createMetadata(config, clock);
   let region = config.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION ?? null;

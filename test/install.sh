@@ -34,6 +34,14 @@ command -v ignition-validate >/dev/null 2>&1 || missing+=(ignition)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
+# AWS is emulated by the moto server, in a project-local virtualenv (.venv), pinned.
+MOTO_VERSION="5.2.5"
+if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '${MOTO_VERSION}')" 2>/dev/null; then
+  log "moto[server]==${MOTO_VERSION} into .venv"
+  if ! python3 -m venv .venv 2>/dev/null; then apt_install python3-venv; python3 -m venv .venv; fi
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
+fi
+
 # What ships is what is tested: build the single executables (dist/etcd-agent-linux-{x64,arm64})
 # from the current sources every run. The Node base binaries come from the npm registry's
 # node-linux-* packages and are cached in .cache/node-sea.

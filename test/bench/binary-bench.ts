@@ -1,0 +1,70 @@
+// npm run bench:binary [-- --minutes N]: the single executable's size, `--version` wall time, and
+// the resident memory of `etcd-agent run` on a 3-node cluster (moto + real etcd + the binary)
+// after N minutes (default 10). Prints a Markdown table for docs/benchmarks.md.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { SEA_NODE_VERSION } from "../../agent/build/node-version.js";
+import { startMoto } from "../sandbox/moto-server.js";
+import { AGENT_BINARY, type NodeProcess, rssKiB, startNode } from "../sandbox/node-process.js";
+import { createWorld, worldInstances } from "../sandbox/world.js";
+
+const minutesArg = process.argv.indexOf("--minutes");
+const MINUTES = minutesArg > 0 ? Number(process.argv[minutesArg + 1]) : 10;
+if (!Number.isFinite(MINUTES) || MINUTES <= 0 || MINUTES > 60) {
+  throw new Error(`--minutes must be a number from 1 to 60, got ${process.argv[minutesArg + 1]}`);
+}
+
+function wallMs(cmd: string, args: string[], runs: number): { median: number; min: number; max: number } {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(cmd, args, { stdio: "ignore" });
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}`);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return { median: times[Math.floor(runs / 2)] as number, min: times[0] as number, max: times[runs - 1] as number };
+}
+
+const fmt = (t: { median: number; min: number; max: number }) => `${t.median.toFixed(0)} ms (${t.min.toFixed(0)}–${t.max.toFixed(0)})`;
+
+async function main(): Promise<void> {
+  const lines: string[] = [];
+  const mib = (p: string) => (statSync(p).size / 1024 / 1024).toFixed(1);
+  const baseNode = join(process.cwd(), ".cache/node-sea", `x64-${SEA_NODE_VERSION}`, "package/bin/node");
+  const version = wallMs(AGENT_BINARY, ["--version"], 21);
+  const bare = wallMs(baseNode, ["-e", "0"], 21);
+  lines.push(`| binary size, linux-x64 | ${mib(AGENT_BINARY)} MiB |`);
+  lines.push(`| binary size, linux-arm64 | ${mib(AGENT_BINARY.replace("x64", "arm64"))} MiB |`);
+  lines.push(`| \`--version\` wall time, median of 21 (min–max) | ${fmt(version)} |`);
+  lines.push(`| the same Node running \`-e 0\` (the floor) | ${fmt(bare)}; ratio ${(version.median / bare.median).toFixed(1)}× |`);
+
+  const root = mkdtempSync(join(tmpdir(), "etcd-agent-bench-"));
+  const moto = await startMoto(join(root, "moto.log"));
+  const nodes: NodeProcess[] = [];
+  try {
+    const world = await createWorld(moto.url, { nodes: 3 });
+    const instances = await worldInstances(world);
+    nodes.push(...(await Promise.all(instances.map((i) => startNode(world, i, root)))));
+    const samples: Record<string, number[]> = {};
+    const sampleAt = new Set([1, Math.ceil(MINUTES / 2), MINUTES]);
+    for (let minute = 1; minute <= MINUTES; minute++) {
+      await new Promise((r) => setTimeout(r, 60_000));
+      if (!sampleAt.has(minute)) continue;
+      samples[minute] = nodes.map((n) => rssKiB(n.agent?.pid) ?? Number.NaN);
+      process.stderr.write(`minute ${minute}: run RSS ${(samples[minute] ?? []).map((k) => `${(k / 1024).toFixed(1)} MiB`).join(", ")}\n`);
+    }
+    for (const [minute, kib] of Object.entries(samples)) {
+      lines.push(`| RSS of \`etcd-agent run\` after ${minute} min (3 nodes) | ${kib.map((k) => `${(k / 1024).toFixed(1)}`).join(" / ")} MiB |`);
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await moto.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+  process.stdout.write(`machine: ${cpus().length} × ${cpus()[0]?.model}, ${new Date().toISOString()}\n\n| measure | value |\n| --- | --- |\n${lines.join("\n")}\n`);
+}
+
+await main();

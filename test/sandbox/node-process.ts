@@ -1,0 +1,111 @@
+// A node as its systemd units run it, with real processes: an IMDSv2 endpoint of its own, then
+// `etcd-agent boot` (retried while it exits non-zero, as Restart=on-failure does), etcd from the
+// environment file boot wrote, then `etcd-agent run`. Everything binds to the instance's 127.x IP.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseEnvFile } from "../../agent/planner/etcd-env.js";
+import { type ImdsServer, startImds } from "../support/imds-server.js";
+import type { World, WorldInstance } from "./world.js";
+
+export const AGENT_BINARY = new URL("../../dist/etcd-agent-linux-x64", import.meta.url).pathname;
+
+export interface NodeProcess {
+  instance: WorldInstance;
+  dir: string;
+  imds: ImdsServer;
+  etcd: ChildProcess | null;
+  agent: ChildProcess | null;
+  stop(): Promise<void>;
+}
+
+function agentEnv(world: World, instance: WorldInstance, dir: string, imds: ImdsServer): NodeJS.ProcessEnv {
+  return {
+    PATH: "/usr/bin:/bin",
+    AWS_ENDPOINT_URL: world.endpoint,
+    AWS_REGION: world.region,
+    AWS_ACCESS_KEY_ID: "sandbox",
+    AWS_SECRET_ACCESS_KEY: "sandbox",
+    AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
+    ETCD_AGENT_DOMAIN: world.domain,
+    ETCD_AGENT_HOSTED_ZONE_ID: world.hostedZoneId,
+    ETCD_AGENT_DATA_DIR: join(dir, "data"),
+    ETCD_AGENT_STATE_DIR: join(dir, "state"),
+    ETCD_AGENT_ENV_FILE: join(dir, "etcd.env"),
+    ETCD_AGENT_INTERVAL_SECONDS: "10",
+  };
+}
+
+async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function startNode(world: World, instance: WorldInstance, root: string): Promise<NodeProcess> {
+  const dir = join(root, instance.instanceId);
+  mkdirSync(dir, { recursive: true });
+  const imds = await startImds({
+    metadata: {
+      "instance-id": instance.instanceId,
+      "local-ipv4": instance.ip,
+      "placement/availability-zone": instance.availabilityZone,
+      "placement/region": world.region,
+      "autoscaling/target-lifecycle-state": "InService",
+    },
+  });
+  const env = agentEnv(world, instance, dir, imds);
+  const log = createWriteStream(join(dir, "agent.log"), { flags: "a" });
+  // The IMDS server lives in this process: boot must run asynchronously so it can answer.
+  for (let attempt = 1; ; attempt++) {
+    const code = await new Promise<number | null>((resolve) => {
+      const boot = spawn(AGENT_BINARY, ["boot"], { env, stdio: ["ignore", "pipe", "pipe"] });
+      boot.stdout?.pipe(log, { end: false });
+      boot.stderr?.pipe(log, { end: false });
+      const timer = setTimeout(() => boot.kill("SIGKILL"), 180_000);
+      boot.on("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    if (code === 0) break;
+    if (attempt >= 40) throw new Error(`boot on ${instance.instanceId} kept failing (exit ${code}); see ${dir}/agent.log`);
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+  const etcdEnv = parseEnvFile(readFileSync(join(dir, "etcd.env"), "utf8"));
+  const etcdLog = createWriteStream(join(dir, "etcd.log"), { flags: "a" });
+  const etcd = spawn("etcd", [], { env: { PATH: "/usr/bin:/bin", ...etcdEnv, ETCD_LOGGER: "zap" }, stdio: ["ignore", "pipe", "pipe"] });
+  etcd.stdout?.pipe(etcdLog);
+  etcd.stderr?.pipe(etcdLog);
+  const agent = spawn(AGENT_BINARY, ["run"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  agent.stdout?.pipe(log, { end: false });
+  agent.stderr?.pipe(log, { end: false });
+  const node: NodeProcess = {
+    instance,
+    dir,
+    imds,
+    etcd,
+    agent,
+    async stop() {
+      await stopChild(node.agent);
+      await stopChild(node.etcd);
+      await imds.close();
+    },
+  };
+  return node;
+}
+
+/** Resident memory of a process in KiB (VmRSS), or null when it is gone. */
+export function rssKiB(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
