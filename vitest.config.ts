@@ -38,6 +38,16 @@ export default defineConfig({
       },
       {
         test: {
+          // The x64 binary against moto and real etcd, processes as on a node.
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 240_000,
+        },
+      },
+      {
+        test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           // Real etcd processes on 127.0.x.y: one file at a time, generous but bounded timeouts.

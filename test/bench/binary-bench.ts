@@ -25,10 +25,15 @@ function wallMs(cmd: string, args: string[], runs: number): { median: number; mi
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   times.sort((a, b) => a - b);
-  return { median: times[Math.floor(runs / 2)] as number, min: times[0] as number, max: times[runs - 1] as number };
+  return {
+    median: times[Math.floor(runs / 2)] as number,
+    min: times[0] as number,
+    max: times[runs - 1] as number,
+  };
 }
 
-const fmt = (t: { median: number; min: number; max: number }) => `${t.median.toFixed(0)} ms (${t.min.toFixed(0)}–${t.max.toFixed(0)})`;
+const fmt = (t: { median: number; min: number; max: number }) =>
+  `${t.median.toFixed(0)} ms (${t.min.toFixed(0)}–${t.max.toFixed(0)})`;
 
 async function main(): Promise<void> {
   const lines: string[] = [];
@@ -39,7 +44,9 @@ async function main(): Promise<void> {
   lines.push(`| binary size, linux-x64 | ${mib(AGENT_BINARY)} MiB |`);
   lines.push(`| binary size, linux-arm64 | ${mib(AGENT_BINARY.replace("x64", "arm64"))} MiB |`);
   lines.push(`| \`--version\` wall time, median of 21 (min–max) | ${fmt(version)} |`);
-  lines.push(`| the same Node running \`-e 0\` (the floor) | ${fmt(bare)}; ratio ${(version.median / bare.median).toFixed(1)}× |`);
+  lines.push(
+    `| the same Node running \`-e 0\` (the floor) | ${fmt(bare)}; ratio ${(version.median / bare.median).toFixed(1)}× |`,
+  );
 
   const root = mkdtempSync(join(tmpdir(), "etcd-agent-bench-"));
   const moto = await startMoto(join(root, "moto.log"));
@@ -54,17 +61,23 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 60_000));
       if (!sampleAt.has(minute)) continue;
       samples[minute] = nodes.map((n) => rssKiB(n.agent?.pid) ?? Number.NaN);
-      process.stderr.write(`minute ${minute}: run RSS ${(samples[minute] ?? []).map((k) => `${(k / 1024).toFixed(1)} MiB`).join(", ")}\n`);
+      process.stderr.write(
+        `minute ${minute}: run RSS ${(samples[minute] ?? []).map((k) => `${(k / 1024).toFixed(1)} MiB`).join(", ")}\n`,
+      );
     }
     for (const [minute, kib] of Object.entries(samples)) {
-      lines.push(`| RSS of \`etcd-agent run\` after ${minute} min (3 nodes) | ${kib.map((k) => `${(k / 1024).toFixed(1)}`).join(" / ")} MiB |`);
+      lines.push(
+        `| RSS of \`etcd-agent run\` after ${minute} min (3 nodes) | ${kib.map((k) => `${(k / 1024).toFixed(1)}`).join(" / ")} MiB |`,
+      );
     }
   } finally {
     await Promise.all(nodes.map((n) => n.stop()));
     await moto.stop();
     rmSync(root, { recursive: true, force: true });
   }
-  process.stdout.write(`machine: ${cpus().length} × ${cpus()[0]?.model}, ${new Date().toISOString()}\n\n| measure | value |\n| --- | --- |\n${lines.join("\n")}\n`);
+  process.stdout.write(
+    `machine: ${cpus().length} × ${cpus()[0]?.model}, ${new Date().toISOString()}\n\n| measure | value |\n| --- | --- |\n${lines.join("\n")}\n`,
+  );
 }
 
 await main();

@@ -16,7 +16,10 @@ export interface NodeProcess {
   imds: ImdsServer;
   etcd: ChildProcess | null;
   agent: ChildProcess | null;
+  /** SIGTERM, as systemd stops units. */
   stop(): Promise<void>;
+  /** SIGKILL: the instance is gone. */
+  crash(): Promise<void>;
 }
 
 function agentEnv(world: World, instance: WorldInstance, dir: string, imds: ImdsServer): NodeJS.ProcessEnv {
@@ -33,6 +36,8 @@ function agentEnv(world: World, instance: WorldInstance, dir: string, imds: Imds
     ETCD_AGENT_STATE_DIR: join(dir, "state"),
     ETCD_AGENT_ENV_FILE: join(dir, "etcd.env"),
     ETCD_AGENT_INTERVAL_SECONDS: "10",
+    // For benchmarks that try V8 flags on the agent (npm run bench:binary -- --node-options ...).
+    ...(process.env.ETCD_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.ETCD_AGENT_NODE_OPTIONS } : {}),
   };
 }
 
@@ -45,7 +50,12 @@ async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals = "S
   clearTimeout(timer);
 }
 
-export async function startNode(world: World, instance: WorldInstance, root: string): Promise<NodeProcess> {
+export async function startNode(
+  world: World,
+  instance: WorldInstance,
+  root: string,
+  signal?: AbortSignal,
+): Promise<NodeProcess> {
   const dir = join(root, instance.instanceId);
   mkdirSync(dir, { recursive: true });
   const imds = await startImds({
@@ -66,18 +76,29 @@ export async function startNode(world: World, instance: WorldInstance, root: str
       boot.stdout?.pipe(log, { end: false });
       boot.stderr?.pipe(log, { end: false });
       const timer = setTimeout(() => boot.kill("SIGKILL"), 180_000);
+      const abort = () => boot.kill("SIGKILL");
+      signal?.addEventListener("abort", abort, { once: true });
       boot.on("exit", (c) => {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", abort);
         resolve(c);
       });
     });
+    if (signal?.aborted) {
+      await imds.close();
+      throw new Error(`boot on ${instance.instanceId} stopped: the sandbox is going down`);
+    }
     if (code === 0) break;
-    if (attempt >= 40) throw new Error(`boot on ${instance.instanceId} kept failing (exit ${code}); see ${dir}/agent.log`);
+    if (attempt >= 40)
+      throw new Error(`boot on ${instance.instanceId} kept failing (exit ${code}); see ${dir}/agent.log`);
     await new Promise((res) => setTimeout(res, 2000));
   }
   const etcdEnv = parseEnvFile(readFileSync(join(dir, "etcd.env"), "utf8"));
   const etcdLog = createWriteStream(join(dir, "etcd.log"), { flags: "a" });
-  const etcd = spawn("etcd", [], { env: { PATH: "/usr/bin:/bin", ...etcdEnv, ETCD_LOGGER: "zap" }, stdio: ["ignore", "pipe", "pipe"] });
+  const etcd = spawn("etcd", [], {
+    env: { PATH: "/usr/bin:/bin", ...etcdEnv, ETCD_LOGGER: "zap" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   etcd.stdout?.pipe(etcdLog);
   etcd.stderr?.pipe(etcdLog);
   const agent = spawn(AGENT_BINARY, ["run"], { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -92,6 +113,10 @@ export async function startNode(world: World, instance: WorldInstance, root: str
     async stop() {
       await stopChild(node.agent);
       await stopChild(node.etcd);
+      await imds.close();
+    },
+    async crash() {
+      await Promise.all([stopChild(node.agent, "SIGKILL"), stopChild(node.etcd, "SIGKILL")]);
       await imds.close();
     },
   };

@@ -39,14 +39,21 @@ export function clients(endpoint: string) {
   return { ec2: new EC2Client(cfg), asg: new AutoScalingClient(cfg), r53: new Route53Client(cfg) };
 }
 
-export async function createWorld(endpoint: string, opts: { nodes: number; domain?: string; asgName?: string }): Promise<World> {
+export async function createWorld(
+  endpoint: string,
+  opts: { nodes: number; domain?: string; asgName?: string; subnetCidr?: string },
+): Promise<World> {
   const { ec2, asg, r53 } = clients(endpoint);
   const domain = opts.domain ?? "etcd.sandbox";
   const asgName = opts.asgName ?? "etcd-sandbox";
   const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: "127.0.0.0/16" }));
   const vpcId = vpc.Vpc?.VpcId as string;
   const subnet = await ec2.send(
-    new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: "127.0.1.0/24", AvailabilityZone: `${REGION}a` }),
+    new CreateSubnetCommand({
+      VpcId: vpcId,
+      CidrBlock: opts.subnetCidr ?? "127.0.1.0/24",
+      AvailabilityZone: `${REGION}a`,
+    }),
   );
   const subnetId = subnet.Subnet?.SubnetId as string;
   const images = await ec2.send(new DescribeImagesCommand({}));
@@ -55,7 +62,11 @@ export async function createWorld(endpoint: string, opts: { nodes: number; domai
   await ec2.send(
     new CreateLaunchTemplateCommand({
       LaunchTemplateName: `${asgName}-lt`,
-      LaunchTemplateData: { ImageId: imageId, InstanceType: "t3.small", MetadataOptions: { HttpTokens: "required" } },
+      LaunchTemplateData: {
+        ImageId: imageId,
+        InstanceType: "t3.small",
+        MetadataOptions: { HttpTokens: "required" },
+      },
     }),
   );
   await asg.send(
@@ -65,7 +76,7 @@ export async function createWorld(endpoint: string, opts: { nodes: number; domai
       MinSize: opts.nodes,
       MaxSize: Math.max(opts.nodes, 7),
       DesiredCapacity: opts.nodes,
-      // Without subnets moto hands out 10.x addresses; with this one they are 127.0.1.x.
+      // Without subnets moto hands out 10.x addresses; with this one they are loopback addresses.
       VPCZoneIdentifier: subnetId,
     }),
   );
@@ -84,23 +95,28 @@ export async function createWorld(endpoint: string, opts: { nodes: number; domai
 /** The ASG's instances with their addresses; refuses any address outside 127.0.0.0/8. */
 export async function worldInstances(world: World): Promise<WorldInstance[]> {
   const { ec2, asg } = clients(world.endpoint);
-  const group = (await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [world.asgName] })))
-    .AutoScalingGroups?.[0];
+  const group = (
+    await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [world.asgName] }))
+  ).AutoScalingGroups?.[0];
   const members = group?.Instances ?? [];
   if (members.length === 0) return [];
   const ids = members.map((i) => i.InstanceId as string);
-  const described = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: ids }] }));
+  const described = await ec2.send(
+    new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: ids }] }),
+  );
   const ipOf = new Map<string, string>();
   for (const r of described.Reservations ?? []) {
     for (const i of r.Instances ?? []) {
-      if (i.State?.Name === "running" && i.InstanceId && i.PrivateIpAddress) ipOf.set(i.InstanceId, i.PrivateIpAddress);
+      if (i.State?.Name === "running" && i.InstanceId && i.PrivateIpAddress)
+        ipOf.set(i.InstanceId, i.PrivateIpAddress);
     }
   }
   const out: WorldInstance[] = [];
   for (const m of members) {
     const ip = ipOf.get(m.InstanceId as string);
     if (!ip) continue;
-    if (!ip.startsWith("127.")) throw new Error(`instance ${m.InstanceId} got ${ip}, outside 127.0.0.0/8; refusing to use it`);
+    if (!ip.startsWith("127."))
+      throw new Error(`instance ${m.InstanceId} got ${ip}, outside 127.0.0.0/8; refusing to use it`);
     out.push({
       instanceId: m.InstanceId as string,
       ip,

@@ -1,0 +1,92 @@
+// End to end with what ships: the sandbox (moto + real etcd + the x64 binary, an IMDSv2 endpoint
+// per node) on 127.0.31.x. A node is its processes; an instance that goes loses them.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { Sandbox } from "../sandbox/sandbox.js";
+import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
+import { eventually } from "../support/etcd-node.js";
+
+describe("the sandbox: three nodes from the binary on moto", () => {
+  const root = mkdtempSync(join(tmpdir(), "etcd-agent-e2e-"));
+  const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
+  let sandbox: Sandbox;
+
+  const instances = () => worldInstances(sandbox.world);
+  /** Resolves when the members are exactly the running instances, all started voters, one cluster. */
+  const settled = (ms: number) =>
+    eventually("members equal to the instances", ms, async () => {
+      const now = await instances();
+      const endpoints = now.map((i) => `http://${i.ip}:2379`);
+      const list = await probe.memberList(endpoints);
+      const names = list.members.map((m) => m.name).sort();
+      if (JSON.stringify(names) !== JSON.stringify(now.map((i) => i.instanceId).sort())) return undefined;
+      if (list.members.some((m) => m.isLearner)) return undefined;
+      const ids = await Promise.all(endpoints.map(async (e) => (await probe.memberList([e])).clusterId));
+      return new Set(ids).size === 1 ? now : undefined;
+    });
+  const dnsEquals = (now: WorldInstance[]) =>
+    eventually("DNS equal to the members", 60_000, async () => {
+      const { r53 } = clients(sandbox.world.endpoint);
+      const out = await r53.send(
+        new ListResourceRecordSetsCommand({ HostedZoneId: sandbox.world.hostedZoneId }),
+      );
+      const srv = out.ResourceRecordSets?.find(
+        (r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${sandbox.world.domain}`,
+      );
+      const values = (srv?.ResourceRecords ?? []).map((r) => r.Value as string).sort();
+      const want = now.map((i) => `0 0 2379 ${i.instanceId}.${sandbox.world.domain}`).sort();
+      return JSON.stringify(values) === JSON.stringify(want) ? out.ResourceRecordSets : undefined;
+    });
+
+  beforeAll(async () => {
+    sandbox = await Sandbox.create({ nodes: 3, stateDir: root, subnetCidr: "127.0.31.0/24" });
+    sandbox.startHypervisor();
+    await sandbox.waitHealthy(150_000);
+  });
+
+  afterAll(async () => {
+    await sandbox?.stop();
+    await probe.close();
+    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+  });
+
+  it("gives every instance a loopback address", async () => {
+    const now = await instances();
+    expect(now).toHaveLength(3);
+    for (const i of now) expect(i.ip).toMatch(/^127\.0\.31\.\d+$/);
+  });
+
+  it("forms one cluster of three voters named after the instances, with DNS and the marker", async () => {
+    const now = await settled(60_000);
+    const records = await dnsEquals(now);
+    const a = (records ?? []).filter((r) => r.Type === "A" && r.Name?.startsWith("i-"));
+    expect(a.map((r) => r.ResourceRecords?.[0]?.Value).sort()).toEqual(now.map((i) => i.ip).sort());
+    expect((records ?? []).find((r) => r.Type === "TXT")?.ResourceRecords?.[0]?.Value).toContain(
+      "state=active",
+    );
+  });
+
+  it("heals a crash of the leader's instance: stale member removed, replacement joined, DNS updated", async () => {
+    const before = await instances();
+    const status = await probe.status(`http://${before[0]?.ip}:2379`);
+    const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
+    const leaderName = list.members.find((m) => m.id === status?.leaderId)?.name as string;
+    const { ec2 } = clients(sandbox.world.endpoint);
+
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [leaderName] }));
+
+    const after = await eventually("a replacement instance", 60_000, async () => {
+      const now = await instances();
+      return now.length === 3 && !now.some((i) => i.instanceId === leaderName) ? now : undefined;
+    });
+    const healed = await settled(120_000);
+    expect(healed.map((i) => i.instanceId).sort()).toEqual(after.map((i) => i.instanceId).sort());
+    await dnsEquals(healed);
+  });
+});

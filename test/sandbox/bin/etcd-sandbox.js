@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The local sandbox cluster (moto + real etcd + the etcd-agent binary). See README.md.
+import { register } from "tsx/esm/api";
+
+register();
+const { main } = await import("../cli.ts");
+process.exit(await main(process.argv.slice(2)));

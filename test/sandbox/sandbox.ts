@@ -1,0 +1,206 @@
+// The local sandbox: an Auto Scaling group on this machine. moto emulates AWS; a small
+// "hypervisor" gives every running instance of the ASG a node (its own IMDSv2 endpoint, then
+// `etcd-agent boot`, etcd, `etcd-agent run`, all from the x64 binary) and takes the processes of
+// an instance away when the instance is gone, as a crash would. Any AWS client pointed at the
+// endpoint drives it.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
+import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { type MotoServer, startMoto } from "./moto-server.js";
+import { type NodeProcess, startNode } from "./node-process.js";
+import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
+
+export interface SandboxNodeView {
+  instanceId: string;
+  ip: string;
+  clientUrl: string;
+  peerUrl: string;
+}
+
+export interface SandboxView {
+  awsEndpoint: string;
+  region: string;
+  asgName: string;
+  hostedZoneId: string;
+  domain: string;
+  nodes: SandboxNodeView[];
+}
+
+export class Sandbox {
+  private readonly nodes = new Map<string, NodeProcess>();
+  private readonly starting = new Map<string, Promise<void>>();
+  private readonly probe = new Etcd3Cluster({ callTimeoutMs: 1500 });
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+  readonly errors: string[] = [];
+
+  private constructor(
+    readonly moto: MotoServer,
+    readonly world: World,
+    readonly stateDir: string,
+  ) {}
+
+  static async create(options: { nodes: number; stateDir: string; subnetCidr?: string }): Promise<Sandbox> {
+    if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
+      throw new Error(`--nodes must be a whole number from 1 to 7, got ${options.nodes}`);
+    }
+    mkdirSync(options.stateDir, { recursive: true });
+    const moto = await startMoto(join(options.stateDir, "moto.log"));
+    try {
+      const world = await createWorld(moto.url, {
+        nodes: options.nodes,
+        ...(options.subnetCidr ? { subnetCidr: options.subnetCidr } : {}),
+      });
+      return new Sandbox(moto, world, options.stateDir);
+    } catch (error) {
+      await moto.stop();
+      throw error;
+    }
+  }
+
+  /** One pass of the hypervisor: a node for every running instance, none for the others. */
+  async reconcile(): Promise<void> {
+    const instances = await worldInstances(this.world);
+    const live = new Set(instances.map((i) => i.instanceId));
+    for (const [id, node] of this.nodes) {
+      if (!live.has(id)) {
+        this.nodes.delete(id);
+        await node.crash();
+      }
+    }
+    for (const instance of instances) {
+      if (this.nodes.has(instance.instanceId) || this.starting.has(instance.instanceId)) continue;
+      this.starting.set(instance.instanceId, this.start(instance));
+    }
+  }
+
+  private async start(instance: WorldInstance): Promise<void> {
+    try {
+      const node = await startNode(this.world, instance, this.stateDir, this.abort.signal);
+      if (this.stopped) await node.stop();
+      else this.nodes.set(instance.instanceId, node);
+    } catch (error) {
+      if (!this.stopped) this.errors.push(`${instance.instanceId}: ${(error as Error).message}`);
+    } finally {
+      this.starting.delete(instance.instanceId);
+    }
+  }
+
+  /** Runs the hypervisor every second until stop(); bounded by the sandbox's life. */
+  startHypervisor(): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          await this.reconcile();
+        } catch (error) {
+          this.errors.push(`hypervisor: ${(error as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+  }
+
+  /** Resolves when every instance's node answers as a started voter, or throws after `ms`. */
+  async waitHealthy(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const instances = await worldInstances(this.world);
+      try {
+        const list = await this.probe.memberList(instances.map((i) => `http://${i.ip}:2379`));
+        const voters = list.members.filter((m) => !m.isLearner && m.name !== "");
+        if (
+          voters.length === instances.length &&
+          instances.every((i) => voters.some((m) => m.name === i.instanceId))
+        )
+          return;
+      } catch {
+        // not up yet
+      }
+      if (this.errors.length > 0) throw new Error(this.errors.join("; "));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(
+      `the cluster was not healthy within ${Math.round(ms / 1000)} s; logs are in ${this.stateDir}`,
+    );
+  }
+
+  async view(): Promise<SandboxView> {
+    const instances = await worldInstances(this.world);
+    return {
+      awsEndpoint: this.world.endpoint,
+      region: this.world.region,
+      asgName: this.world.asgName,
+      hostedZoneId: this.world.hostedZoneId,
+      domain: this.world.domain,
+      nodes: instances.map((i) => ({
+        instanceId: i.instanceId,
+        ip: i.ip,
+        clientUrl: `http://${i.ip}:2379`,
+        peerUrl: `http://${i.ip}:2380`,
+      })),
+    };
+  }
+
+  /** Lines for the live view: instances with lifecycle states, members, leader. */
+  async statusLines(): Promise<string[]> {
+    const lines: string[] = [];
+    const { asg } = clients(this.world.endpoint);
+    const group = (
+      await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [this.world.asgName] }))
+    ).AutoScalingGroups?.[0];
+    const instances = await worldInstances(this.world);
+    lines.push(`ASG ${this.world.asgName}: desired ${group?.DesiredCapacity}, ${instances.length} running`);
+    let members: Awaited<ReturnType<Etcd3Cluster["memberList"]>>["members"] = [];
+    try {
+      members = (await this.probe.memberList(instances.map((i) => `http://${i.ip}:2379`))).members;
+    } catch {
+      lines.push("etcd: no member answers");
+    }
+    const statuses = await Promise.all(
+      members.map((m) => (m.clientUrls[0] ? this.probe.status(m.clientUrls[0]) : null)),
+    );
+    const leader = statuses.find((s) => s && s.leaderId !== "0")?.leaderId;
+    for (const i of instances) {
+      const idx = members.findIndex((m) => m.name === i.instanceId);
+      const m = members[idx];
+      const role = !m ? "no member" : m.id === leader ? "leader" : m.isLearner ? "learner" : "voter";
+      const health = m && statuses[idx] ? "healthy" : "down";
+      const lifecycle = group?.Instances?.find((x) => x.InstanceId === i.instanceId)?.LifecycleState ?? "?";
+      lines.push(
+        `  ${i.instanceId}  ${i.ip.padEnd(12)} ${lifecycle.padEnd(16)} ${role.padEnd(9)} ${m ? health : ""}`,
+      );
+    }
+    for (const m of members.filter((x) => !instances.some((i) => i.instanceId === x.name))) {
+      lines.push(`  member ${m.id} (${m.name || "not started"}) has no running instance`);
+    }
+    const { r53 } = clients(this.world.endpoint);
+    const records = (
+      await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: this.world.hostedZoneId }))
+    ).ResourceRecordSets;
+    const srv = records?.find((r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${this.world.domain}`);
+    const targets = (srv?.ResourceRecords ?? []).map(
+      (r) => (r.Value ?? "").split(" ")[3]?.split(".")[0] ?? "?",
+    );
+    const voters = members.filter((m) => !m.isLearner && m.name !== "").map((m) => m.name);
+    const same = targets.length === voters.length && targets.every((t) => voters.includes(t));
+    lines.push(
+      `DNS _etcd-client._tcp: ${targets.length} target(s)${same ? ", equal to the voters" : `: ${targets.join(", ") || "none"}`}`,
+    );
+    for (const e of this.errors.slice(-3)) lines.push(`  error: ${e}`);
+    return lines;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await this.loop;
+    await Promise.allSettled([...this.starting.values()]);
+    await Promise.all([...this.nodes.values()].map((n) => n.stop()));
+    this.nodes.clear();
+    await this.probe.close();
+    await this.moto.stop();
+  }
+}
