@@ -22,7 +22,7 @@ export interface NodeProcess {
   crash(): Promise<void>;
 }
 
-function agentEnv(world: World, instance: WorldInstance, dir: string, imds: ImdsServer): NodeJS.ProcessEnv {
+function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEnv {
   return {
     PATH: "/usr/bin:/bin",
     AWS_ENDPOINT_URL: world.endpoint,
@@ -67,7 +67,7 @@ export async function startNode(
       "autoscaling/target-lifecycle-state": "InService",
     },
   });
-  const env = agentEnv(world, instance, dir, imds);
+  const env = agentEnv(world, dir, imds);
   const log = createWriteStream(join(dir, "agent.log"), { flags: "a" });
   // The IMDS server lives in this process: boot must run asynchronously so it can answer.
   for (let attempt = 1; ; attempt++) {

@@ -88,7 +88,9 @@ export async function createWorld(
       VPC: { VPCId: vpcId, VPCRegion: REGION },
     }),
   );
-  const hostedZoneId = (zone.HostedZone?.Id as string).replace("/hostedzone/", "");
+  const zoneId = zone.HostedZone?.Id;
+  if (!zoneId) throw new Error("moto created no hosted zone");
+  const hostedZoneId = zoneId.replace("/hostedzone/", "");
   return { endpoint, region: REGION, asgName, hostedZoneId, domain, subnetId };
 }
 
