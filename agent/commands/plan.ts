@@ -6,6 +6,7 @@ import { type Plan, planReconcile } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
 import { observeSnapshot, operatorAsgName } from "./operator.js";
+import { plannerSettings } from "./run.js";
 
 export interface PlanReport {
   asOf: { instanceId: string; memberId: string } | null;
@@ -52,13 +53,7 @@ export async function runPlan(ports: Ports, config: AgentConfig, log: Logger): P
     unhealthySince: since,
     reportedUnhealthy: [],
     localClusterToken: null,
-    config: {
-      domain: config.domain,
-      peerPort: config.peerPort,
-      clientPort: config.clientPort,
-      startupGraceSeconds: config.startupGraceSeconds,
-      unhealthyDeadlineSeconds: config.unhealthyDeadlineSeconds,
-    },
+    config: plannerSettings(config),
   });
   return { asOf: { instanceId: instance?.instanceId ?? leader.name, memberId: leader.id }, plan, note };
 }

@@ -22,6 +22,17 @@ import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
 import type { BootContext } from "./boot.js";
 
+/** The part of the agent's configuration the reconcile planner reads. */
+export function plannerSettings(config: AgentConfig): ReconcileObservation["config"] {
+  return {
+    domain: config.domain,
+    peerPort: config.peerPort,
+    clientPort: config.clientPort,
+    startupGraceSeconds: config.startupGraceSeconds,
+    unhealthyDeadlineSeconds: config.unhealthyDeadlineSeconds,
+  };
+}
+
 /** What the loop carries from one cycle to the next. */
 export interface LoopState {
   memory: Memory;
@@ -116,13 +127,7 @@ export async function observeReconcile(
     unhealthySince: state.memory.unhealthySince,
     reportedUnhealthy: state.memory.reportedUnhealthy,
     localClusterToken: local?.clusterToken ?? null,
-    config: {
-      domain: config.domain,
-      peerPort: config.peerPort,
-      clientPort: config.clientPort,
-      startupGraceSeconds: config.startupGraceSeconds,
-      unhealthyDeadlineSeconds: config.unhealthyDeadlineSeconds,
-    },
+    config: plannerSettings(config),
   };
 }
 

@@ -192,6 +192,12 @@ function removalGate(members: MemberView[], member: MemberView): Hold | null {
 
 type Blocker = { kind: "none" } | { kind: "remove"; removal: MemberRemoval } | { kind: "hold"; hold: Hold };
 
+function removeIfSafe(cluster: ClusterView, m: MemberView, label: string, reason: string): Blocker {
+  const gate = removalGate(cluster.members, m);
+  if (gate !== null) return { kind: "hold", hold: gate };
+  return { kind: "remove", removal: { memberId: m.id, label, reason } };
+}
+
 /**
  * What stands between this node and a MemberAdd. etcd refuses the add while a voter is down
  * (strict reconfig check) and allows one learner at a time, so a dead voter or a stuck learner
@@ -225,18 +231,14 @@ function findBlocker(obs: BootObservation, cluster: ClusterView): Blocker {
           ),
         };
       }
-      const gate = removalGate(cluster.members, m);
-      if (gate !== null) return { kind: "hold", hold: gate };
-      return {
-        kind: "remove",
-        removal: {
-          memberId: m.id,
-          label,
-          reason: gone
-            ? `member ${m.id} (${label}) never started and its instance is gone`
-            : `member ${m.id} (${label}) never started within ${obs.startupGraceSeconds}s`,
-        },
-      };
+      return removeIfSafe(
+        cluster,
+        m,
+        label,
+        gone
+          ? `member ${m.id} (${label}) never started and its instance is gone`
+          : `member ${m.id} (${label}) never started within ${obs.startupGraceSeconds}s`,
+      );
     }
     if (m.isLearner && healthy) {
       return {
@@ -257,16 +259,12 @@ function findBlocker(obs: BootObservation, cluster: ClusterView): Blocker {
         ),
       };
     }
-    const gate = removalGate(cluster.members, m);
-    if (gate !== null) return { kind: "hold", hold: gate };
-    return {
-      kind: "remove",
-      removal: {
-        memberId: m.id,
-        label,
-        reason: `member ${m.id} (${label}) is down and its instance has left the ASG`,
-      },
-    };
+    return removeIfSafe(
+      cluster,
+      m,
+      label,
+      `member ${m.id} (${label}) is down and its instance has left the ASG`,
+    );
   }
   return { kind: "none" };
 }
