@@ -288,6 +288,14 @@ function decideWithoutCluster(obs: BootObservation): BootDecision {
   }
   const staleData = local.hasData;
 
+  // Without the ASG there were no peers to ask: "no member answers" would be a guess.
+  if (obs.asg === null) {
+    return {
+      kind: "wait",
+      hold: hold("partial-information", "the ASG could not be read, so no peer was asked"),
+    };
+  }
+
   if (marker.kind === "present" && marker.marker.state === "active") {
     return {
       kind: "refuse",
@@ -298,9 +306,6 @@ function decideWithoutCluster(obs: BootObservation): BootDecision {
     };
   }
 
-  if (obs.asg === null) {
-    return { kind: "wait", hold: hold("partial-information", "the ASG could not be read") };
-  }
   const asg = obs.asg;
   const selfInstance = asg.instances.find((i) => i.instanceId === self.instanceId);
   if (selfInstance === undefined || !isEligibleForBootstrap(selfInstance)) {

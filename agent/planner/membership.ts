@@ -40,12 +40,15 @@ export function looksLikeInstanceId(name: string): boolean {
 
 /**
  * The ASG instance a member belongs to: by name (the agent names members after their instance),
- * else by the host of its peer URL. null when neither matches.
+ * else, for a member not (yet) named after an instance, by the host of its peer URL. null when
+ * neither matches.
  */
 export function instanceOfMember(member: Member, asg: AsgView): AsgInstance | null {
   if (member.name !== "") {
     const byName = asg.instances.find((i) => i.instanceId === member.name);
-    if (byName) return byName;
+    // A member named after an instance is that instance's, even when a new instance has been
+    // given the same address since: the address says nothing more.
+    if (byName || looksLikeInstanceId(member.name)) return byName ?? null;
   }
   const hosts = new Set(member.peerUrls.map(urlHost).filter((h): h is string => h !== null));
   return asg.instances.find((i) => i.privateIp !== null && hosts.has(i.privateIp)) ?? null;

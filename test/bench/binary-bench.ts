@@ -52,7 +52,8 @@ async function main(): Promise<void> {
   const moto = await startMoto(join(root, "moto.log"));
   const nodes: NodeProcess[] = [];
   try {
-    const world = await createWorld(moto.url, { nodes: 3 });
+    // Its own subnet, so it can run beside a sandbox (127.0.1.x) or the tests.
+    const world = await createWorld(moto.url, { nodes: 3, subnetCidr: "127.0.41.0/24" });
     const instances = await worldInstances(world);
     nodes.push(...(await Promise.all(instances.map((i) => startNode(world, i, root)))));
     const samples: Record<string, number[]> = {};

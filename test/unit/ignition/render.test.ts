@@ -44,19 +44,17 @@ describe("units and the agent agree", () => {
     });
   });
 
-  it.each(["flatcar", "fcos"] as const)(
-    "%s: etcd reads the file boot writes; the agent reads the file Ignition writes",
-    (os) => {
-      const etcd = unit(os, "etcd-member.service");
-      // Flatcar's unit passes its environment into the container; the podman unit hands the file over.
-      if (os === "flatcar") expect(directive(etcd, "EnvironmentFile")).toContain(NODE_PATHS.etcdEnv);
-      else expect(etcd).toContain(`--env-file ${NODE_PATHS.etcdEnv}`);
-      expect(directive(unit(os, "etcd-agent-boot.service"), "EnvironmentFile")).toEqual([
-        NODE_PATHS.agentEnv,
-      ]);
-      expect(directive(unit(os, "etcd-agent.service"), "EnvironmentFile")).toEqual([NODE_PATHS.agentEnv]);
-    },
-  );
+  it.each([
+    "flatcar",
+    "fcos",
+  ] as const)("%s: etcd reads the file boot writes; the agent reads the file Ignition writes", (os) => {
+    const etcd = unit(os, "etcd-member.service");
+    // Flatcar's unit passes its environment into the container; the podman unit hands the file over.
+    if (os === "flatcar") expect(directive(etcd, "EnvironmentFile")).toContain(NODE_PATHS.etcdEnv);
+    else expect(etcd).toContain(`--env-file ${NODE_PATHS.etcdEnv}`);
+    expect(directive(unit(os, "etcd-agent-boot.service"), "EnvironmentFile")).toEqual([NODE_PATHS.agentEnv]);
+    expect(directive(unit(os, "etcd-agent.service"), "EnvironmentFile")).toEqual([NODE_PATHS.agentEnv]);
+  });
 
   it.each(["flatcar", "fcos"] as const)("%s: boot runs before etcd, the daemon after it", (os) => {
     const boot = unit(os, "etcd-agent-boot.service");

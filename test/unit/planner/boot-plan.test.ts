@@ -29,6 +29,12 @@ describe("decideBoot: no member answers", () => {
     expect(kind(decideBoot(bootObs(self, over as never)))).toBe(expected);
   });
 
+  it("waits instead of refusing when the ASG could not be read: no peer was asked", () => {
+    expect(kind(decideBoot(bootObs(1, { asg: null, marker: marker("active") })))).toBe(
+      "wait:partial-information",
+    );
+  });
+
   it("names the designated bootstrapper when it waits", () => {
     const d = decideBoot(bootObs(3));
     expect(d.kind === "wait" && d.hold.detail).toContain(iid(1));

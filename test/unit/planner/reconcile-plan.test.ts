@@ -28,6 +28,13 @@ describe("planReconcile: stale members (leader only)", () => {
     expect(plan.actions).toEqual([expect.objectContaining({ type: "remove-member", memberId: "3" })]);
   });
 
+  it("removes a crashed instance's member even when its replacement got the same address", () => {
+    const group = asg([instance(1), instance(2), instance(4, { privateIp: "127.0.1.3" })]);
+    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
+    const plan = planReconcile(reconcileObs(1, { asg: group, cluster: c }));
+    expect(plan.actions).toContainEqual(expect.objectContaining({ type: "remove-member", memberId: "3" }));
+  });
+
   it("changes nothing on a follower and says leader-only", () => {
     const plan = planReconcile(reconcileObs(2, { asg: asg([instance(1), instance(2)]) }));
     expect(types(plan)).toEqual([]);
