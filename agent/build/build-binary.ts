@@ -6,7 +6,16 @@
 // definitions, parsed here at build time by protobufjs, so the binary needs nothing beside it.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,7 +53,9 @@ function embedEtcdProtos(): Plugin {
         const source = readFileSync(args.path, "utf8");
         const call = /\(0, proto_loader_1\.loadSync\)\(`\$\{__dirname\}\/\.\.\/proto\/rpc\.proto`,/;
         if (!call.test(source)) {
-          throw new Error(`etcd3 no longer loads its protos the way this build expects; update ${fileURLToPath(import.meta.url)}`);
+          throw new Error(
+            `etcd3 no longer loads its protos the way this build expects; update ${fileURLToPath(import.meta.url)}`,
+          );
         }
         return { contents: source.replace(call, `(0, proto_loader_1.fromJSON)(${json},`), loader: "js" };
       });
@@ -75,7 +86,10 @@ async function bundle(): Promise<void> {
     legalComments: "none",
     plugins: [embedEtcdProtos()],
     // ESM dependencies (yargs) ask for import.meta.url; in the CommonJS bundle it is the binary.
-    define: { "import.meta.url": "__etcdAgentImportMetaUrl", __ETCD_AGENT_COMMIT__: JSON.stringify(gitCommit()) },
+    define: {
+      "import.meta.url": "__etcdAgentImportMetaUrl",
+      __ETCD_AGENT_COMMIT__: JSON.stringify(gitCommit()),
+    },
     banner: { js: 'var __etcdAgentImportMetaUrl = require("url").pathToFileURL(__filename).href;' },
     logLevel: "warning",
   });
@@ -90,7 +104,10 @@ function nodeBinary(arch: Arch): string {
   mkdirSync(dir, { recursive: true });
   const pkg = `node-linux-${arch}@${SEA_NODE_VERSION}`;
   log(`npm pack ${pkg}`);
-  const tgz = execFileSync("npm", ["pack", pkg, "--silent", "--pack-destination", dir], { encoding: "utf8" }).trim().split("\n").pop();
+  const tgz = execFileSync("npm", ["pack", pkg, "--silent", "--pack-destination", dir], { encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .pop();
   if (!tgz) throw new Error(`npm pack ${pkg} printed no file name`);
   execFileSync("tar", ["xzf", join(dir, tgz), "-C", dir, "package/bin/node"]);
   rmSync(join(dir, tgz));
@@ -101,7 +118,13 @@ function seaBlob(hostNode: string, useCodeCache: boolean, out: string): void {
   const config = join(DIST, "bundle", `sea-config-${useCodeCache ? "cache" : "plain"}.json`);
   writeFileSync(
     config,
-    JSON.stringify({ main: BUNDLE, output: out, disableExperimentalSEAWarning: true, useCodeCache, useSnapshot: false }),
+    JSON.stringify({
+      main: BUNDLE,
+      output: out,
+      disableExperimentalSEAWarning: true,
+      useCodeCache,
+      useSnapshot: false,
+    }),
   );
   execFileSync(hostNode, ["--experimental-sea-config", config], { stdio: "pipe" });
 }
@@ -140,7 +163,10 @@ async function main(): Promise<void> {
   // The x64 node runs here, so it makes the blobs. A code cache is specific to the V8 build and
   // CPU it was made on, so only the x64 binary gets one; the arm64 blob is plain.
   const hostNode = nodeBinary("x64");
-  const blobs: Record<Arch, string> = { x64: join(DIST, "bundle", "x64.blob"), arm64: join(DIST, "bundle", "arm64.blob") };
+  const blobs: Record<Arch, string> = {
+    x64: join(DIST, "bundle", "x64.blob"),
+    arm64: join(DIST, "bundle", "arm64.blob"),
+  };
   seaBlob(hostNode, true, blobs.x64);
   seaBlob(hostNode, false, blobs.arm64);
   for (const arch of ARCHES) {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { type AwsGaps, startAwsGaps } from "./aws-gaps.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
 import { type NodeProcess, startNode } from "./node-process.js";
 import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
@@ -39,23 +40,34 @@ export class Sandbox {
 
   private constructor(
     readonly moto: MotoServer,
+    readonly gaps: AwsGaps,
     readonly world: World,
     readonly stateDir: string,
+    private readonly bootJitterMs: number,
   ) {}
 
-  static async create(options: { nodes: number; stateDir: string; subnetCidr?: string }): Promise<Sandbox> {
+  static async create(options: {
+    nodes: number;
+    stateDir: string;
+    subnetCidr?: string;
+    /** Each node waits a random 0..bootJitterMs before it boots. */
+    bootJitterMs?: number;
+  }): Promise<Sandbox> {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
       throw new Error(`--nodes must be a whole number from 1 to 7, got ${options.nodes}`);
     }
     mkdirSync(options.stateDir, { recursive: true });
     const moto = await startMoto(join(options.stateDir, "moto.log"));
+    // Every AWS call, the nodes' and the sandbox's own, goes through the gap filler.
+    const gaps = await startAwsGaps(moto.url);
     try {
-      const world = await createWorld(moto.url, {
+      const world = await createWorld(gaps.url, {
         nodes: options.nodes,
         ...(options.subnetCidr ? { subnetCidr: options.subnetCidr } : {}),
       });
-      return new Sandbox(moto, world, options.stateDir);
+      return new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0);
     } catch (error) {
+      await gaps.stop();
       await moto.stop();
       throw error;
     }
@@ -79,6 +91,7 @@ export class Sandbox {
 
   private async start(instance: WorldInstance): Promise<void> {
     try {
+      if (this.bootJitterMs > 0) await new Promise((r) => setTimeout(r, Math.random() * this.bootJitterMs));
       const node = await startNode(this.world, instance, this.stateDir, this.abort.signal);
       if (this.stopped) await node.stop();
       else this.nodes.set(instance.instanceId, node);
@@ -201,6 +214,7 @@ export class Sandbox {
     await Promise.all([...this.nodes.values()].map((n) => n.stop()));
     this.nodes.clear();
     await this.probe.close();
+    await this.gaps.stop();
     await this.moto.stop();
   }
 }

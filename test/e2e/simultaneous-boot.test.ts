@@ -1,0 +1,73 @@
+// Simultaneous boot in the sandbox: N nodes from the binary boot at once, with random start
+// jitter, on moto behind the gap filler. Exactly one cluster must form every time.
+// ETCD_SANDBOX_BOOT_RUNS sets the runs per size (default 2; the issue's full count is 20).
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
+import { describe, expect, it } from "vitest";
+import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { Sandbox } from "../sandbox/sandbox.js";
+import { clients, worldInstances } from "../sandbox/world.js";
+import { eventually } from "../support/etcd-node.js";
+
+const RUNS = Number(process.env.ETCD_SANDBOX_BOOT_RUNS ?? "2");
+if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 50) {
+  throw new Error(
+    `ETCD_SANDBOX_BOOT_RUNS must be a whole number from 1 to 50, got ${process.env.ETCD_SANDBOX_BOOT_RUNS}`,
+  );
+}
+
+const cases = [3, 5].flatMap((nodes) =>
+  Array.from({ length: RUNS }, (_, run) => ({ nodes, run, label: `${run + 1} of ${RUNS}` })),
+);
+
+describe("simultaneous boot", () => {
+  it.each(
+    cases,
+  )("$nodes nodes, run $label: exactly one cluster, all voters, DNS equal to the members", async ({
+    nodes,
+    run,
+  }) => {
+    const root = mkdtempSync(join(tmpdir(), "etcd-agent-boot-"));
+    const subnet = `127.0.${70 + (nodes === 3 ? 0 : 50) + run}.0/24`;
+    const sandbox = await Sandbox.create({ nodes, stateDir: root, subnetCidr: subnet, bootJitterMs: 3000 });
+    const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
+    try {
+      sandbox.startHypervisor();
+      await sandbox.waitHealthy(180_000);
+      const instances = await worldInstances(sandbox.world);
+      const endpoints = instances.map((i) => `http://${i.ip}:2379`);
+
+      const answers = await Promise.all(endpoints.map((e) => probe.memberList([e])));
+      const clusterIds = new Set(answers.map((a) => a.clusterId));
+      const members = answers[0]?.members ?? [];
+      const bootstraps = instances.filter((i) =>
+        readFileSync(join(root, i.instanceId, "agent.log"), "utf8").includes(
+          '"msg":"boot decision: bootstrap"',
+        ),
+      );
+      const { r53 } = clients(sandbox.world.endpoint);
+      const want = instances.map((i) => `0 0 2379 ${i.instanceId}.${sandbox.world.domain}`).sort();
+      await eventually("DNS equal to the members", 60_000, async () => {
+        const out = await r53.send(
+          new ListResourceRecordSetsCommand({ HostedZoneId: sandbox.world.hostedZoneId }),
+        );
+        const srv = out.ResourceRecordSets?.find(
+          (r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${sandbox.world.domain}`,
+        );
+        const values = (srv?.ResourceRecords ?? []).map((r) => r.Value as string).sort();
+        return JSON.stringify(values) === JSON.stringify(want) ? true : undefined;
+      });
+
+      expect(clusterIds.size).toBe(1);
+      expect(members).toHaveLength(nodes);
+      expect(members.every((m) => !m.isLearner && m.name !== "")).toBe(true);
+      expect(bootstraps).toHaveLength(1);
+    } finally {
+      await sandbox.stop();
+      await probe.close();
+      if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
