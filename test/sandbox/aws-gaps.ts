@@ -7,8 +7,11 @@
 //   batch at a time, and answers InvalidChangeBatch as Route53 does. The agent's bootstrap claim
 //   relies on this (docs/architecture.md).
 //
+// - Fault injection, for tests: fail a share of the calls to an API with throttling or a 5xx,
+//   deterministically (every 1/share-th call), in each service's own error format.
+//
 // Not filled yet (issue #3): lifecycle wait states and CompleteLifecycleAction /
-// RecordLifecycleActionHeartbeat, replacing instances marked Unhealthy, fault injection.
+// RecordLifecycleActionHeartbeat, replacing instances marked Unhealthy.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -75,16 +78,75 @@ function invalidChangeBatch(res: ServerResponse, message: string): void {
   );
 }
 
+/** "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances", "route53:ChangeResourceRecordSets", or "*". */
+export interface FaultRule {
+  api: string;
+  /** 0..1: the share of matching calls that fail. */
+  share: number;
+  kind: "throttle" | "5xx";
+}
+
 export interface AwsGaps {
   url: string;
   /** How many change batches the proxy refused, for tests and the log. */
   refused: string[];
+  /** Calls seen and failed on purpose, by API. */
+  calls: Map<string, { seen: number; failed: number }>;
+  setFaults(rules: FaultRule[]): void;
   stop(): Promise<void>;
+}
+
+/** The API a request calls: the service from the signature's scope, the action from the body or path. */
+export function apiOf(
+  method: string,
+  url: string,
+  authorization: string | undefined,
+  payload: Buffer,
+): string {
+  const service = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(authorization ?? "")?.[1] ?? "unknown";
+  if (service === "route53") {
+    if (/\/rrset\/?$/.test(url.split("?")[0] ?? "")) {
+      return `route53:${method === "POST" ? "ChangeResourceRecordSets" : "ListResourceRecordSets"}`;
+    }
+    return `route53:${method} ${url.split("?")[0]}`;
+  }
+  const action = new URLSearchParams(payload.toString("utf8")).get("Action");
+  return `${service}:${action ?? method}`;
+}
+
+function faultResponse(res: ServerResponse, api: string, kind: FaultRule["kind"]): void {
+  const service = api.split(":")[0];
+  if (service === "ec2") {
+    const code = kind === "throttle" ? "RequestLimitExceeded" : "InternalError";
+    res.writeHead(kind === "throttle" ? 503 : 500, { "content-type": "text/xml" });
+    res.end(
+      `<?xml version="1.0"?><Response><Errors><Error><Code>${code}</Code><Message>injected by the sandbox</Message></Error></Errors><RequestID>sandbox</RequestID></Response>`,
+    );
+    return;
+  }
+  const code = kind === "throttle" ? "Throttling" : "InternalFailure";
+  res.writeHead(kind === "throttle" ? 400 : 500, { "content-type": "text/xml" });
+  res.end(
+    `<?xml version="1.0"?><ErrorResponse><Error><Type>${kind === "throttle" ? "Sender" : "Receiver"}</Type><Code>${code}</Code><Message>injected by the sandbox</Message></Error><RequestId>sandbox</RequestId></ErrorResponse>`,
+  );
 }
 
 export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
   const refused: string[] = [];
+  const calls = new Map<string, { seen: number; failed: number }>();
+  let faults: FaultRule[] = [];
   let route53Queue: Promise<unknown> = Promise.resolve();
+
+  /** Counts the call; true when this one is to fail (the n-th call of an API fails when floor(n*share) grows). */
+  const injected = (api: string): FaultRule | null => {
+    const c = calls.get(api) ?? { seen: 0, failed: 0 };
+    c.seen++;
+    calls.set(api, c);
+    const rule = faults.find((r) => r.api === api || r.api === "*");
+    if (!rule || Math.floor(c.seen * rule.share) === Math.floor((c.seen - 1) * rule.share)) return null;
+    c.failed++;
+    return rule;
+  };
 
   const forward = async (req: IncomingMessage, res: ServerResponse, payload: Buffer) => {
     const headers = new Headers();
@@ -148,6 +210,9 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     void (async () => {
       try {
         const payload = await body(req);
+        const api = apiOf(req.method ?? "GET", req.url ?? "/", req.headers.authorization, payload);
+        const fault = injected(api);
+        if (fault) return faultResponse(res, api, fault.kind);
         const m = /^(\/2013-04-01\/hostedzone\/[^/]+)\/rrset\/?$/.exec(req.url ?? "");
         if (req.method === "POST" && m) {
           const run = route53Queue.then(() => changeBatch(req, res, payload, m[1] as string));
@@ -165,6 +230,14 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
   return {
     url: `http://127.0.0.1:${port}`,
     refused,
+    calls,
+    setFaults(rules: FaultRule[]) {
+      for (const r of rules) {
+        if (!(r.share >= 0 && r.share <= 1))
+          throw new Error(`fault share must be from 0 to 1, got ${r.share} for ${r.api}`);
+      }
+      faults = rules;
+    },
     stop: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

@@ -25,7 +25,7 @@ export interface NodeProcess {
 function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEnv {
   return {
     PATH: "/usr/bin:/bin",
-    AWS_ENDPOINT_URL: world.endpoint,
+    AWS_ENDPOINT_URL: world.agentEndpoint ?? world.endpoint,
     AWS_REGION: world.region,
     AWS_ACCESS_KEY_ID: "sandbox",
     AWS_SECRET_ACCESS_KEY: "sandbox",

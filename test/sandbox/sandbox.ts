@@ -58,13 +58,14 @@ export class Sandbox {
     }
     mkdirSync(options.stateDir, { recursive: true });
     const moto = await startMoto(join(options.stateDir, "moto.log"));
-    // Every AWS call, the nodes' and the sandbox's own, goes through the gap filler.
+    // The nodes' AWS calls (and a user's) go through the gap filler; the hypervisor asks moto.
     const gaps = await startAwsGaps(moto.url);
     try {
-      const world = await createWorld(gaps.url, {
+      const created = await createWorld(moto.url, {
         nodes: options.nodes,
         ...(options.subnetCidr ? { subnetCidr: options.subnetCidr } : {}),
       });
+      const world = { ...created, agentEndpoint: gaps.url };
       return new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0);
     } catch (error) {
       await gaps.stop();
@@ -143,7 +144,7 @@ export class Sandbox {
   async view(): Promise<SandboxView> {
     const instances = await worldInstances(this.world);
     return {
-      awsEndpoint: this.world.endpoint,
+      awsEndpoint: this.gaps.url,
       region: this.world.region,
       asgName: this.world.asgName,
       hostedZoneId: this.world.hostedZoneId,

@@ -19,7 +19,10 @@ export const REGION = "eu-west-1";
 const CREDENTIALS = { accessKeyId: "sandbox", secretAccessKey: "sandbox" };
 
 export interface World {
+  /** moto itself: what the sandbox uses to set up and watch the world. */
   endpoint: string;
+  /** Where the nodes' agents send their AWS calls (the gap filler in the sandbox); default endpoint. */
+  agentEndpoint?: string;
   region: string;
   asgName: string;
   hostedZoneId: string;

@@ -1,0 +1,95 @@
+// AWS failing under the agents (through the sandbox's fault injection): retries, and no
+// destructive action on partial information.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { afterAll, describe, expect, it } from "vitest";
+import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { Sandbox } from "../sandbox/sandbox.js";
+import { clients, worldInstances } from "../sandbox/world.js";
+import { eventually } from "../support/etcd-node.js";
+
+const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
+afterAll(() => probe.close());
+
+function agentLogs(root: string, ids: string[]): string {
+  return ids
+    .map((id) => {
+      try {
+        return readFileSync(join(root, id, "agent.log"), "utf8");
+      } catch {
+        return "";
+      }
+    })
+    .join("\n");
+}
+
+describe("AWS faults", () => {
+  it("with the ASG unreadable the leader removes no member, and heals once it can read again", async () => {
+    const root = mkdtempSync(join(tmpdir(), "etcd-agent-faults-"));
+    const sandbox = await Sandbox.create({ nodes: 3, stateDir: root, subnetCidr: "127.0.32.0/24" });
+    try {
+      sandbox.startHypervisor();
+      await sandbox.waitHealthy(150_000);
+      const before = await worldInstances(sandbox.world);
+      const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
+      const status = await probe.status(`http://${before[0]?.ip}:2379`);
+      const victim = list.members.find((m) => m.id !== status?.leaderId)?.name as string;
+
+      sandbox.gaps.setFaults([{ api: "autoscaling:DescribeAutoScalingGroups", share: 1, kind: "5xx" }]);
+      await clients(sandbox.world.endpoint).ec2.send(
+        new TerminateInstancesCommand({ InstanceIds: [victim] }),
+      );
+      await new Promise((r) => setTimeout(r, 25_000));
+
+      const during = await probe.memberList(
+        before.filter((i) => i.instanceId !== victim).map((i) => `http://${i.ip}:2379`),
+      );
+      expect(during.members.map((m) => m.name)).toContain(victim);
+      const logs = agentLogs(
+        root,
+        before.map((i) => i.instanceId),
+      );
+      expect(logs).toContain('"rule":"partial-information"');
+      expect(logs).not.toContain('"msg":"removed member"');
+      expect(sandbox.gaps.calls.get("autoscaling:DescribeAutoScalingGroups")?.failed).toBeGreaterThan(0);
+
+      sandbox.gaps.setFaults([]);
+      await eventually("the cluster healed", 150_000, async () => {
+        const now = await worldInstances(sandbox.world);
+        const l = await probe.memberList(now.map((i) => `http://${i.ip}:2379`));
+        const names = l.members.map((m) => m.name).sort();
+        return names.length === 3 &&
+          JSON.stringify(names) === JSON.stringify(now.map((i) => i.instanceId).sort()) &&
+          !l.members.some((m) => m.isLearner)
+          ? true
+          : undefined;
+      });
+    } finally {
+      await sandbox.stop();
+      if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("30% of every AWS call throttled during a fresh boot: one cluster still forms", async () => {
+    const root = mkdtempSync(join(tmpdir(), "etcd-agent-faults-"));
+    const sandbox = await Sandbox.create({ nodes: 3, stateDir: root, subnetCidr: "127.0.33.0/24" });
+    try {
+      sandbox.gaps.setFaults([{ api: "*", share: 0.3, kind: "throttle" }]);
+      sandbox.startHypervisor();
+      await sandbox.waitHealthy(180_000);
+      const instances = await worldInstances(sandbox.world);
+      const ids = await Promise.all(
+        instances.map(async (i) => (await probe.memberList([`http://${i.ip}:2379`])).clusterId),
+      );
+      const failed = [...sandbox.gaps.calls.values()].reduce((n, c) => n + c.failed, 0);
+
+      expect(new Set(ids).size).toBe(1);
+      expect(failed).toBeGreaterThan(0);
+    } finally {
+      await sandbox.stop();
+      if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
