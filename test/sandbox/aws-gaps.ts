@@ -10,8 +10,16 @@
 // - Fault injection, for tests: fail a share of the calls to an API with throttling or a 5xx,
 //   deterministically (every 1/share-th call), in each service's own error format.
 //
-// Not filled yet (issue #3): lifecycle wait states and CompleteLifecycleAction /
-// RecordLifecycleActionHeartbeat, replacing instances marked Unhealthy.
+// - Lifecycle hooks: moto has no Pending:Wait or Terminating:Wait and answers
+//   CompleteLifecycleAction and RecordLifecycleActionHeartbeat with HTTP 500. With hooks configured,
+//   a new instance (reported by the hypervisor) waits in Pending:Wait, and
+//   TerminateInstanceInAutoScalingGroup puts the instance in Terminating:Wait (its target lifecycle
+//   state becomes Terminated) instead of terminating it; CompleteLifecycleAction ends the wait (for
+//   a terminate hook the termination then reaches moto), a heartbeat extends it, and a wait that
+//   times out takes the hook's default result. The proxy rewrites LifecycleState in
+//   DescribeAutoScalingGroups and DescribeAutoScalingInstances answers to match.
+//
+// Not filled yet (issue #3): replacing instances marked Unhealthy.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -86,8 +94,29 @@ export interface FaultRule {
   kind: "throttle" | "5xx";
 }
 
+export interface HookConfig {
+  name: string;
+  heartbeatTimeoutSeconds: number;
+  defaultResult: "CONTINUE" | "ABANDON";
+}
+
+interface LifecycleWait {
+  state: "Pending:Wait" | "Terminating:Wait";
+  hook: HookConfig;
+  deadline: number;
+  decrement: boolean;
+}
+
 export interface AwsGaps {
   url: string;
+  /** Lifecycle hooks the proxy emulates; the sandbox also registers them in moto. */
+  configureHooks(hooks: { asgName: string; launch: HookConfig | null; terminate: HookConfig | null }): void;
+  /** The hypervisor reports each instance it sees for the first time. */
+  instanceLaunched(instanceId: string): void;
+  /** Called when an instance's target lifecycle state changes (for its IMDS). */
+  onTargetLifecycleState: ((instanceId: string, state: string) => void) | null;
+  /** Lifecycle states the proxy holds instances in, by instance. */
+  waits(): Record<string, string>;
   /** How many change batches the proxy refused, for tests and the log. */
   refused: string[];
   /** Calls seen and failed on purpose, by API. */
@@ -136,6 +165,119 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
   const calls = new Map<string, { seen: number; failed: number }>();
   let faults: FaultRule[] = [];
   let route53Queue: Promise<unknown> = Promise.resolve();
+  let hooks: { asgName: string; launch: HookConfig | null; terminate: HookConfig | null } | null = null;
+  const lifecycle = new Map<string, LifecycleWait>();
+  const seen = new Set<string>();
+  let lastAuth = "";
+
+  const querySuccess = (res: ServerResponse, action: string, result = "") => {
+    res.writeHead(200, { "content-type": "text/xml" });
+    res.end(
+      `<?xml version="1.0"?><${action}Response xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>sandbox</RequestId></ResponseMetadata></${action}Response>`,
+    );
+  };
+  const queryError = (res: ServerResponse, code: string, message: string) => {
+    res.writeHead(400, { "content-type": "text/xml" });
+    res.end(
+      `<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>sandbox</RequestId></ErrorResponse>`,
+    );
+  };
+  /** Sends the real termination to moto (signed headers reused: moto checks no signature). */
+  const terminateInMoto = async (instanceId: string, decrement: boolean) => {
+    const form = new URLSearchParams({
+      Action: "TerminateInstanceInAutoScalingGroup",
+      Version: "2011-01-01",
+      InstanceId: instanceId,
+      ShouldDecrementDesiredCapacity: String(decrement),
+    });
+    await fetch(`${motoUrl}/`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: lastAuth },
+      body: form.toString(),
+    });
+  };
+  const endWait = async (instanceId: string, result: "CONTINUE" | "ABANDON") => {
+    const w = lifecycle.get(instanceId);
+    if (!w) return;
+    lifecycle.delete(instanceId);
+    if (w.state === "Terminating:Wait" || result === "ABANDON") {
+      gaps.onTargetLifecycleState?.(instanceId, "Terminated");
+      await terminateInMoto(instanceId, w.state === "Terminating:Wait" ? w.decrement : false);
+    }
+  };
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [id, w] of lifecycle) if (w.deadline <= now) void endWait(id, w.hook.defaultResult);
+  }, 1000);
+
+  /** Rewrites LifecycleState of instances the proxy holds in a wait state. */
+  const rewriteStates = (xml: string) =>
+    // Innermost <member> blocks only: an instance's entry, never the group around it.
+    xml.replace(/<member>((?:(?!<\/?member>)[\s\S])*?)<\/member>/g, (whole, inner: string) => {
+      const id = /<InstanceId>(i-[0-9a-f]+)<\/InstanceId>/.exec(inner)?.[1];
+      const w = id ? lifecycle.get(id) : undefined;
+      return w
+        ? `<member>${inner.replace(/<LifecycleState>[^<]*<\/LifecycleState>/, `<LifecycleState>${w.state}</LifecycleState>`)}</member>`
+        : whole;
+    });
+
+  /** AutoScaling calls the proxy answers or adjusts; false when it is not one of them. */
+  const autoscaling = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    payload: Buffer,
+    action: string,
+  ): Promise<boolean> => {
+    const params = new URLSearchParams(payload.toString("utf8"));
+    const id = params.get("InstanceId") ?? "";
+    if (action === "CompleteLifecycleAction" || action === "RecordLifecycleActionHeartbeat") {
+      const w = lifecycle.get(id);
+      if (!w || w.hook.name !== params.get("LifecycleHookName")) {
+        queryError(res, "ValidationError", `No active Lifecycle Action found with instance ID ${id}`);
+        return true;
+      }
+      if (action === "RecordLifecycleActionHeartbeat")
+        w.deadline = Date.now() + w.hook.heartbeatTimeoutSeconds * 1000;
+      else await endWait(id, params.get("LifecycleActionResult") === "ABANDON" ? "ABANDON" : "CONTINUE");
+      querySuccess(res, action);
+      return true;
+    }
+    if (action === "TerminateInstanceInAutoScalingGroup" && hooks?.terminate) {
+      if (!lifecycle.has(id) || lifecycle.get(id)?.state !== "Terminating:Wait") {
+        lifecycle.set(id, {
+          state: "Terminating:Wait",
+          hook: hooks.terminate,
+          deadline: Date.now() + hooks.terminate.heartbeatTimeoutSeconds * 1000,
+          decrement: params.get("ShouldDecrementDesiredCapacity") === "true",
+        });
+        gaps.onTargetLifecycleState?.(id, "Terminated");
+      }
+      querySuccess(
+        res,
+        action,
+        `<Activity><ActivityId>sandbox-${id}</ActivityId><AutoScalingGroupName>${hooks.asgName}</AutoScalingGroupName><Description>Terminating EC2 instance: ${id}</Description><Cause>the sandbox holds it in Terminating:Wait</Cause><StartTime>${new Date().toISOString()}</StartTime><StatusCode>InProgress</StatusCode><Progress>0</Progress></Activity>`,
+      );
+      return true;
+    }
+    if (
+      (action === "DescribeAutoScalingGroups" || action === "DescribeAutoScalingInstances") &&
+      lifecycle.size > 0
+    ) {
+      const upstream = await fetch(`${motoUrl}/`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          authorization: req.headers.authorization ?? "",
+        },
+        body: new Uint8Array(payload),
+      });
+      const text = rewriteStates(await upstream.text());
+      res.writeHead(upstream.status, { "content-type": "text/xml" });
+      res.end(text);
+      return true;
+    }
+    return false;
+  };
 
   /** Counts the call; true when this one is to fail (the n-th call of an API fails when floor(n*share) grows). */
   const injected = (api: string): FaultRule | null => {
@@ -213,6 +355,10 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
         const api = apiOf(req.method ?? "GET", req.url ?? "/", req.headers.authorization, payload);
         const fault = injected(api);
         if (fault) return faultResponse(res, api, fault.kind);
+        if (api.startsWith("autoscaling:")) {
+          lastAuth = req.headers.authorization ?? lastAuth;
+          if (await autoscaling(req, res, payload, api.slice("autoscaling:".length))) return;
+        }
         const m = /^(\/2013-04-01\/hostedzone\/[^/]+)\/rrset\/?$/.exec(req.url ?? "");
         if (req.method === "POST" && m) {
           const run = route53Queue.then(() => changeBatch(req, res, payload, m[1] as string));
@@ -227,10 +373,28 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address() as AddressInfo;
-  return {
+  const gaps: AwsGaps = {
     url: `http://127.0.0.1:${port}`,
     refused,
     calls,
+    onTargetLifecycleState: null,
+    configureHooks(h) {
+      hooks = h;
+    },
+    instanceLaunched(instanceId: string) {
+      if (seen.has(instanceId)) return;
+      seen.add(instanceId);
+      if (!hooks?.launch) return;
+      lifecycle.set(instanceId, {
+        state: "Pending:Wait",
+        hook: hooks.launch,
+        deadline: Date.now() + hooks.launch.heartbeatTimeoutSeconds * 1000,
+        decrement: false,
+      });
+    },
+    waits() {
+      return Object.fromEntries([...lifecycle].map(([id, w]) => [id, w.state]));
+    },
     setFaults(rules: FaultRule[]) {
       for (const r of rules) {
         if (!(r.share >= 0 && r.share <= 1))
@@ -240,8 +404,10 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     },
     stop: () =>
       new Promise((resolve) => {
+        clearInterval(timer);
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+  return gaps;
 }

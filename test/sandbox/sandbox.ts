@@ -5,10 +5,10 @@
 // endpoint drives it.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { DescribeAutoScalingGroupsCommand, PutLifecycleHookCommand } from "@aws-sdk/client-auto-scaling";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
-import { type AwsGaps, startAwsGaps } from "./aws-gaps.js";
+import { type AwsGaps, type HookConfig, startAwsGaps } from "./aws-gaps.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
 import { type NodeProcess, startNode } from "./node-process.js";
 import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
@@ -52,6 +52,8 @@ export class Sandbox {
     subnetCidr?: string;
     /** Each node waits a random 0..bootJitterMs before it boots. */
     bootJitterMs?: number;
+    /** Launch and terminate lifecycle hooks (emulated by the gap filler). */
+    hooks?: { launch: HookConfig; terminate: HookConfig };
   }): Promise<Sandbox> {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
       throw new Error(`--nodes must be a whole number from 1 to 7, got ${options.nodes}`);
@@ -66,7 +68,27 @@ export class Sandbox {
         ...(options.subnetCidr ? { subnetCidr: options.subnetCidr } : {}),
       });
       const world = { ...created, agentEndpoint: gaps.url };
-      return new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0);
+      if (options.hooks) {
+        const { asg } = clients(moto.url);
+        for (const [transition, hook] of [
+          ["autoscaling:EC2_INSTANCE_LAUNCHING", options.hooks.launch],
+          ["autoscaling:EC2_INSTANCE_TERMINATING", options.hooks.terminate],
+        ] as const) {
+          await asg.send(
+            new PutLifecycleHookCommand({
+              AutoScalingGroupName: world.asgName,
+              LifecycleHookName: hook.name,
+              LifecycleTransition: transition,
+              HeartbeatTimeout: hook.heartbeatTimeoutSeconds,
+              DefaultResult: hook.defaultResult,
+            }),
+          );
+        }
+        gaps.configureHooks({ asgName: world.asgName, ...options.hooks });
+      }
+      const sandbox = new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0);
+      gaps.onTargetLifecycleState = (id, state) => sandbox.setTarget(id, state);
+      return sandbox;
     } catch (error) {
       await gaps.stop();
       await moto.stop();
@@ -74,9 +96,19 @@ export class Sandbox {
     }
   }
 
+  private readonly targets = new Map<string, string>();
+
+  /** An instance's target lifecycle state, as its IMDS serves it. */
+  setTarget(instanceId: string, state: string): void {
+    this.targets.set(instanceId, state);
+    const node = this.nodes.get(instanceId);
+    if (node) node.imds.behaviour.metadata["autoscaling/target-lifecycle-state"] = state;
+  }
+
   /** One pass of the hypervisor: a node for every running instance, none for the others. */
   async reconcile(): Promise<void> {
     const instances = await worldInstances(this.world);
+    for (const i of instances) this.gaps.instanceLaunched(i.instanceId);
     const live = new Set(instances.map((i) => i.instanceId));
     for (const [id, node] of this.nodes) {
       if (!live.has(id)) {
@@ -95,7 +127,11 @@ export class Sandbox {
       if (this.bootJitterMs > 0) await new Promise((r) => setTimeout(r, Math.random() * this.bootJitterMs));
       const node = await startNode(this.world, instance, this.stateDir, this.abort.signal);
       if (this.stopped) await node.stop();
-      else this.nodes.set(instance.instanceId, node);
+      else {
+        this.nodes.set(instance.instanceId, node);
+        const target = this.targets.get(instance.instanceId);
+        if (target) node.imds.behaviour.metadata["autoscaling/target-lifecycle-state"] = target;
+      }
     } catch (error) {
       if (!this.stopped) this.errors.push(`${instance.instanceId}: ${(error as Error).message}`);
     } finally {

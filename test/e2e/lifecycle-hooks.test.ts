@@ -1,0 +1,91 @@
+// Lifecycle hooks in the sandbox (emulated by the gap filler): launch hooks complete only once the
+// member is a healthy voter; a graceful termination hands leadership away and removes the member
+// before the instance goes.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AutoScalingClient, TerminateInstanceInAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { Sandbox } from "../sandbox/sandbox.js";
+import { worldInstances } from "../sandbox/world.js";
+import { eventually } from "../support/etcd-node.js";
+
+describe("lifecycle hooks in the sandbox", () => {
+  const root = mkdtempSync(join(tmpdir(), "etcd-agent-hooks-"));
+  const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
+  let sandbox: Sandbox;
+  const hook = (name: string) => ({ name, heartbeatTimeoutSeconds: 300, defaultResult: "ABANDON" as const });
+
+  beforeAll(async () => {
+    sandbox = await Sandbox.create({
+      nodes: 3,
+      stateDir: root,
+      subnetCidr: "127.0.34.0/24",
+      hooks: { launch: hook("etcd-launch"), terminate: hook("etcd-terminate") },
+    });
+    sandbox.startHypervisor();
+    await sandbox.waitHealthy(150_000);
+  });
+
+  afterAll(async () => {
+    await sandbox?.stop();
+    await probe.close();
+    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+  });
+
+  it("each instance waits in Pending:Wait until its agent completes the launch hook as a healthy voter", async () => {
+    await eventually("no instance left waiting", 60_000, async () =>
+      Object.keys(sandbox.gaps.waits()).length === 0 ? true : undefined,
+    );
+    const instances = await worldInstances(sandbox.world);
+    for (const i of instances) {
+      const log = readFileSync(join(root, i.instanceId, "agent.log"), "utf8");
+      expect(log).toContain('"msg":"completed the launch lifecycle action"');
+      expect(log).toContain('"reason":"member ');
+    }
+    expect(sandbox.gaps.calls.get("autoscaling:CompleteLifecycleAction")?.seen).toBeGreaterThanOrEqual(3);
+  });
+
+  it("a graceful termination of the leader: leadership handed away, member removed, then the instance goes", async () => {
+    const before = await worldInstances(sandbox.world);
+    const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
+    const leaderId = (await probe.status(`http://${before[0]?.ip}:2379`))?.leaderId;
+    const leaving = list.members.find((m) => m.id === leaderId)?.name as string;
+    const asg = new AutoScalingClient({
+      endpoint: sandbox.gaps.url,
+      region: sandbox.world.region,
+      credentials: { accessKeyId: "x", secretAccessKey: "x" },
+    });
+
+    await asg.send(
+      new TerminateInstanceInAutoScalingGroupCommand({
+        InstanceId: leaving,
+        ShouldDecrementDesiredCapacity: false,
+      }),
+    );
+
+    expect(sandbox.gaps.waits()[leaving]).toBe("Terminating:Wait");
+    await eventually("the leaving instance gone", 90_000, async () =>
+      (await worldInstances(sandbox.world)).some((i) => i.instanceId === leaving) ? undefined : true,
+    );
+    const log = readFileSync(join(root, leaving, "agent.log"), "utf8");
+    const order = [
+      "handed leadership away",
+      "removed member",
+      "completed the terminate lifecycle action",
+    ].map((m) => log.indexOf(m));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    await eventually("three voters again", 150_000, async () => {
+      const now = await worldInstances(sandbox.world);
+      const l = await probe.memberList(now.map((i) => `http://${i.ip}:2379`));
+      const names = l.members.map((m) => m.name).sort();
+      return now.length === 3 &&
+        JSON.stringify(names) === JSON.stringify(now.map((i) => i.instanceId).sort()) &&
+        !l.members.some((m) => m.isLearner)
+        ? true
+        : undefined;
+    });
+  });
+});
