@@ -19,7 +19,9 @@
 //   times out takes the hook's default result. The proxy rewrites LifecycleState in
 //   DescribeAutoScalingGroups and DescribeAutoScalingInstances answers to match.
 //
-// Not filled yet (issue #3): replacing instances marked Unhealthy.
+// - SetInstanceHealth Unhealthy: the ASG replaces the instance (moto only records the status);
+//   the proxy passes the call on, then terminates the instance in moto without lowering the
+//   desired capacity, so moto launches a replacement.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -117,6 +119,8 @@ export interface AwsGaps {
   onTargetLifecycleState: ((instanceId: string, state: string) => void) | null;
   /** Lifecycle states the proxy holds instances in, by instance. */
   waits(): Record<string, string>;
+  /** Instances replaced after SetInstanceHealth Unhealthy. */
+  replaced: string[];
   /** How many change batches the proxy refused, for tests and the log. */
   refused: string[];
   /** Calls seen and failed on purpose, by API. */
@@ -210,6 +214,17 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     for (const [id, w] of lifecycle) if (w.deadline <= now) void endWait(id, w.hook.defaultResult);
   }, 1000);
 
+  const forwardQuery = (req: IncomingMessage, payload: Buffer) =>
+    fetch(`${motoUrl}/`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        authorization: req.headers.authorization ?? "",
+      },
+      body: new Uint8Array(payload),
+    });
+  const replaced: string[] = [];
+
   /** Rewrites LifecycleState of instances the proxy holds in a wait state. */
   const rewriteStates = (xml: string) =>
     // Innermost <member> blocks only: an instance's entry, never the group around it.
@@ -257,6 +272,13 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
         action,
         `<Activity><ActivityId>sandbox-${id}</ActivityId><AutoScalingGroupName>${hooks.asgName}</AutoScalingGroupName><Description>Terminating EC2 instance: ${id}</Description><Cause>the sandbox holds it in Terminating:Wait</Cause><StartTime>${new Date().toISOString()}</StartTime><StatusCode>InProgress</StatusCode><Progress>0</Progress></Activity>`,
       );
+      return true;
+    }
+    if (action === "SetInstanceHealth" && params.get("HealthStatus") === "Unhealthy") {
+      await forwardQuery(req, payload);
+      replaced.push(id);
+      await terminateInMoto(id, false);
+      querySuccess(res, action);
       return true;
     }
     if (
@@ -378,6 +400,7 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     refused,
     calls,
     onTargetLifecycleState: null,
+    replaced,
     configureHooks(h) {
       hooks = h;
     },

@@ -36,6 +36,8 @@ function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEn
     ETCD_AGENT_STATE_DIR: join(dir, "state"),
     ETCD_AGENT_ENV_FILE: join(dir, "etcd.env"),
     ETCD_AGENT_INTERVAL_SECONDS: "10",
+    // The sandbox reports a member that stays unhealthy after 30 s (600 s on a real node).
+    ETCD_AGENT_UNHEALTHY_DEADLINE_SECONDS: process.env.ETCD_SANDBOX_UNHEALTHY_DEADLINE_SECONDS ?? "30",
     // For benchmarks that try V8 flags on the agent (npm run bench:binary -- --node-options ...).
     ...(process.env.ETCD_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.ETCD_AGENT_NODE_OPTIONS } : {}),
   };

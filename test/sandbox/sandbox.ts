@@ -98,6 +98,11 @@ export class Sandbox {
 
   private readonly targets = new Map<string, string>();
 
+  /** The node of a running instance, for tests that reach into its processes. */
+  node(instanceId: string): NodeProcess | undefined {
+    return this.nodes.get(instanceId);
+  }
+
   /** An instance's target lifecycle state, as its IMDS serves it. */
   setTarget(instanceId: string, state: string): void {
     this.targets.set(instanceId, state);
