@@ -244,7 +244,7 @@ async function apply(
         log.warn("removed member", {
           ...fields,
           member_id: action.memberId,
-          instance_id: action.instanceId ?? undefined,
+          target_instance_id: action.instanceId ?? undefined,
         });
         break;
       case "complete-lifecycle":
@@ -268,7 +268,7 @@ async function apply(
         await ports.autoscaling.setInstanceUnhealthy(action.instanceId);
         log.warn("reported instance unhealthy", {
           ...fields,
-          instance_id: action.instanceId,
+          target_instance_id: action.instanceId,
           member_id: action.memberId,
         });
         break;

@@ -322,7 +322,8 @@ function planRemoval(
       type: "remove-member",
       memberId: m.id,
       label,
-      instanceId: instance?.instanceId ?? null,
+      // The instance the member belonged to, even when it has left the ASG (its name says which).
+      instanceId: instance?.instanceId ?? (looksLikeInstanceId(m.name) ? m.name : null),
       reason,
     });
     planned = true;

@@ -1,5 +1,5 @@
 // Real etcd (Debian's etcd-server) on 127.0.21.x, the agent in process, AWS as in-memory fakes.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -90,6 +90,19 @@ describe("a cluster's life with real etcd", () => {
     await settledOn([1, 2]);
     await dnsEquals([1, 2]);
     expect(aws.record(`${"i-00000003"}.etcd.test`, "A")).toBeUndefined();
+    // The log keys are a contract: instance_id is the writer, target_instance_id what it acted on.
+    const removals = [1, 2].flatMap((n) =>
+      readFileSync(join(node(n).dir, "agent.log"), "utf8")
+        .split("\n")
+        .filter((l) => l.includes('"msg":"removed member"'))
+        .map((l) => ({ writer: node(n).instanceId, line: JSON.parse(l) as Record<string, unknown> })),
+    );
+    expect(removals).toHaveLength(1);
+    expect(removals[0]?.line).toMatchObject({
+      instance_id: removals[0]?.writer,
+      target_instance_id: "i-00000003",
+      action: "remove-member",
+    });
   });
 
   it("a replacement instance joins as a learner and is promoted", async () => {
