@@ -124,7 +124,7 @@ export function parseConfig(raw: Raw): AgentConfig {
   for (const e of endpoints) {
     if (!/^https?:\/\/[^\s/]+:\d+$/.test(e)) {
       throw new ConfigError(
-        `${describe("endpoints")} takes etcd client URLs such as http://10.0.1.5:2379, got ${JSON.stringify(e)}`,
+        `${describe("endpoints")} takes etcd client URLs such as http://i-0123456789abcdef0.etcd.internal:2379, got ${JSON.stringify(e)}`,
       );
     }
   }

@@ -56,16 +56,7 @@ describe("AWS faults", () => {
       expect(sandbox.gaps.calls.get("autoscaling:DescribeAutoScalingGroups")?.failed).toBeGreaterThan(0);
 
       sandbox.gaps.setFaults([]);
-      await eventually("the cluster healed", 150_000, async () => {
-        const now = await worldInstances(sandbox.world);
-        const l = await probe.memberList(now.map((i) => `http://${i.ip}:2379`));
-        const names = l.members.map((m) => m.name).sort();
-        return names.length === 3 &&
-          JSON.stringify(names) === JSON.stringify(now.map((i) => i.instanceId).sort()) &&
-          !l.members.some((m) => m.isLearner)
-          ? true
-          : undefined;
-      });
+      await eventually("the cluster healed", 150_000, () => sandbox.settledInstances(3));
     } finally {
       await sandbox.stop();
       if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });

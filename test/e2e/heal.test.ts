@@ -13,18 +13,8 @@ import { eventually } from "../support/etcd-node.js";
 const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
 afterAll(() => probe.close());
 
-/** Resolves when the members are exactly the running instances, all started voters. */
 function settled(sandbox: Sandbox, count: number, ms: number) {
-  return eventually(`${count} voters equal to the instances`, ms, async () => {
-    const now = await worldInstances(sandbox.world);
-    if (now.length !== count) return undefined;
-    const l = await probe.memberList(now.map((i) => `http://${i.ip}:2379`));
-    const names = l.members.map((m) => m.name).sort();
-    return JSON.stringify(names) === JSON.stringify(now.map((i) => i.instanceId).sort()) &&
-      !l.members.some((m) => m.isLearner)
-      ? now
-      : undefined;
-  });
+  return eventually(`${count} voters equal to the instances`, ms, () => sandbox.settledInstances(count));
 }
 
 async function withSandbox(subnet: string, body: (s: Sandbox) => Promise<void>): Promise<void> {

@@ -10,6 +10,7 @@ import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
+import { messagePositions } from "../support/log-order.js";
 
 describe("lifecycle hooks in the sandbox", () => {
   const root = mkdtempSync(join(tmpdir(), "etcd-agent-hooks-"));
@@ -70,22 +71,13 @@ describe("lifecycle hooks in the sandbox", () => {
       (await worldInstances(sandbox.world)).some((i) => i.instanceId === leaving) ? undefined : true,
     );
     const log = readFileSync(join(root, leaving, "agent.log"), "utf8");
-    const order = [
+    const order = messagePositions(log, [
       "handed leadership away",
       "removed member",
       "completed the terminate lifecycle action",
-    ].map((m) => log.indexOf(m));
+    ]);
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
-    await eventually("three voters again", 150_000, async () => {
-      const now = await worldInstances(sandbox.world);
-      const l = await probe.memberList(now.map((i) => `http://${i.ip}:2379`));
-      const names = l.members.map((m) => m.name).sort();
-      return now.length === 3 &&
-        JSON.stringify(names) === JSON.stringify(now.map((i) => i.instanceId).sort()) &&
-        !l.members.some((m) => m.isLearner)
-        ? true
-        : undefined;
-    });
+    await eventually("three voters again", 150_000, () => sandbox.settledInstances(3));
   });
 });

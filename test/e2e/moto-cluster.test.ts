@@ -18,18 +18,8 @@ describe("the sandbox: three nodes from the binary on moto", () => {
   let sandbox: Sandbox;
 
   const instances = () => worldInstances(sandbox.world);
-  /** Resolves when the members are exactly the running instances, all started voters, one cluster. */
   const settled = (ms: number) =>
-    eventually("members equal to the instances", ms, async () => {
-      const now = await instances();
-      const endpoints = now.map((i) => `http://${i.ip}:2379`);
-      const list = await probe.memberList(endpoints);
-      const names = list.members.map((m) => m.name).sort();
-      if (JSON.stringify(names) !== JSON.stringify(now.map((i) => i.instanceId).sort())) return undefined;
-      if (list.members.some((m) => m.isLearner)) return undefined;
-      const ids = await Promise.all(endpoints.map(async (e) => (await probe.memberList([e])).clusterId));
-      return new Set(ids).size === 1 ? now : undefined;
-    });
+    eventually("members equal to the instances", ms, () => sandbox.settledInstances());
   const dnsEquals = (now: WorldInstance[]) =>
     eventually("DNS equal to the members", 60_000, async () => {
       const { r53 } = clients(sandbox.world.endpoint);

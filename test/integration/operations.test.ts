@@ -22,6 +22,7 @@ import {
   stopLoop,
   type TestNode,
 } from "../support/etcd-node.js";
+import { messagePositions } from "../support/log-order.js";
 
 const ipOf = (n: number) => `127.0.22.${n}`;
 
@@ -158,11 +159,11 @@ describe("operations with real etcd", () => {
     const log = await import("node:fs/promises").then((fs) =>
       fs.readFile(join(leaving.dir, "agent.log"), "utf8"),
     );
-    const order = [
+    const order = messagePositions(log, [
       "handed leadership away",
       "removed member",
       "completed the terminate lifecycle action",
-    ].map((m) => log.indexOf(m));
+    ]);
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
 

@@ -159,18 +159,28 @@ export class Sandbox {
   }
 
   /** Resolves when every instance's node answers as a started voter, or throws after `ms`. */
+  /**
+   * The running instances when the members are exactly them, every one a started voter, all
+   * answering with one cluster ID (and, with `count`, that many); otherwise undefined.
+   */
+  async settledInstances(count?: number): Promise<WorldInstance[] | undefined> {
+    const instances = await worldInstances(this.world);
+    if (count !== undefined && instances.length !== count) return undefined;
+    const endpoints = instances.map((i) => `http://${i.ip}:2379`);
+    const list = await this.probe.memberList(endpoints);
+    const names = list.members.map((m) => m.name).sort();
+    if (JSON.stringify(names) !== JSON.stringify(instances.map((i) => i.instanceId).sort())) return undefined;
+    if (list.members.some((m) => m.isLearner)) return undefined;
+    const ids = await Promise.all(endpoints.map(async (e) => (await this.probe.memberList([e])).clusterId));
+    return new Set(ids).size === 1 ? instances : undefined;
+  }
+
+  /** Resolves when the cluster has settled on the instances, or throws after `ms`. */
   async waitHealthy(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
-      const instances = await worldInstances(this.world);
       try {
-        const list = await this.probe.memberList(instances.map((i) => `http://${i.ip}:2379`));
-        const voters = list.members.filter((m) => !m.isLearner && m.name !== "");
-        if (
-          voters.length === instances.length &&
-          instances.every((i) => voters.some((m) => m.name === i.instanceId))
-        )
-          return;
+        if (await this.settledInstances()) return;
       } catch {
         // not up yet
       }
