@@ -81,7 +81,15 @@ export class ImdsMetadata implements InstanceMetadata {
     return value;
   }
 
+  private known: Identity | null = null;
+
+  /** Read once: an instance's identity does not change (a failed read is not remembered). */
   async identity(): Promise<Identity> {
+    this.known ??= await this.readIdentity();
+    return this.known;
+  }
+
+  private async readIdentity(): Promise<Identity> {
     const instanceId = await this.required("instance-id");
     const privateIp = await this.required("local-ipv4");
     const availabilityZone = await this.required("placement/availability-zone");
