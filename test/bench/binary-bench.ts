@@ -1,7 +1,6 @@
 // npm run bench:binary [-- --minutes N]: the single executable's size, `--version` wall time, and
 // the resident memory of `etcd-agent run` on a 3-node cluster (moto + real etcd + the binary)
 // after N minutes (default 10). Prints a Markdown table for docs/benchmarks.md.
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +8,7 @@ import { SEA_NODE_VERSION } from "../../agent/build/node-version.js";
 import { startMoto } from "../sandbox/moto-server.js";
 import { AGENT_BINARY, type NodeProcess, rssKiB, startNode } from "../sandbox/node-process.js";
 import { createWorld, worldInstances } from "../sandbox/world.js";
+import { millis, wallMs } from "./measure.js";
 
 const minutesArg = process.argv.indexOf("--minutes");
 const MINUTES = minutesArg > 0 ? Number(process.argv[minutesArg + 1]) : 10;
@@ -16,24 +16,7 @@ if (!Number.isFinite(MINUTES) || MINUTES <= 0 || MINUTES > 60) {
   throw new Error(`--minutes must be a number from 1 to 60, got ${process.argv[minutesArg + 1]}`);
 }
 
-function wallMs(cmd: string, args: string[], runs: number): { median: number; min: number; max: number } {
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(cmd, args, { stdio: "ignore" });
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}`);
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  return {
-    median: times[Math.floor(runs / 2)] as number,
-    min: times[0] as number,
-    max: times[runs - 1] as number,
-  };
-}
-
-const fmt = (t: { median: number; min: number; max: number }) =>
-  `${t.median.toFixed(0)} ms (${t.min.toFixed(0)}–${t.max.toFixed(0)})`;
+const fmt = millis;
 
 async function main(): Promise<void> {
   const lines: string[] = [];

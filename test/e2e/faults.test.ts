@@ -9,6 +9,7 @@ import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
+import { withSandbox } from "../support/with-sandbox.js";
 
 const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
 afterAll(() => probe.close());
@@ -27,11 +28,7 @@ function agentLogs(root: string, ids: string[]): string {
 
 describe("AWS faults", () => {
   it("with the ASG unreadable the leader removes no member, and heals once it can read again", async () => {
-    const root = mkdtempSync(join(tmpdir(), "etcd-agent-faults-"));
-    const sandbox = await Sandbox.create({ nodes: 3, stateDir: root, subnetCidr: "127.0.32.0/24" });
-    try {
-      sandbox.startHypervisor();
-      await sandbox.waitHealthy(150_000);
+    await withSandbox({ subnet: "127.0.32.0/24" }, async (sandbox) => {
       const before = await worldInstances(sandbox.world);
       const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
       const status = await probe.status(`http://${before[0]?.ip}:2379`);
@@ -48,7 +45,7 @@ describe("AWS faults", () => {
       );
       expect(during.members.map((m) => m.name)).toContain(victim);
       const logs = agentLogs(
-        root,
+        sandbox.stateDir,
         before.map((i) => i.instanceId),
       );
       expect(logs).toContain('"rule":"partial-information"');
@@ -57,10 +54,7 @@ describe("AWS faults", () => {
 
       sandbox.gaps.setFaults([]);
       await eventually("the cluster healed", 150_000, () => sandbox.settledInstances(3));
-    } finally {
-      await sandbox.stop();
-      if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 
   it("30% of every AWS call throttled during a fresh boot: one cluster still forms", async () => {

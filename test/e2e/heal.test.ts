@@ -1,14 +1,12 @@
 // Healing in the sandbox: a member that cannot get healthy is reported and replaced; the group
-// scales out and in with the members following.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// scales out and in with the members following. The continuous writer runs through both.
 import { SetDesiredCapacityCommand } from "@aws-sdk/client-auto-scaling";
 import { afterAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
-import { Sandbox } from "../sandbox/sandbox.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
+import { withSandbox } from "../support/with-sandbox.js";
 
 const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
 afterAll(() => probe.close());
@@ -17,22 +15,9 @@ function settled(sandbox: Sandbox, count: number, ms: number) {
   return eventually(`${count} voters equal to the instances`, ms, () => sandbox.settledInstances(count));
 }
 
-async function withSandbox(subnet: string, body: (s: Sandbox) => Promise<void>): Promise<void> {
-  const root = mkdtempSync(join(tmpdir(), "etcd-agent-heal-"));
-  const sandbox = await Sandbox.create({ nodes: 3, stateDir: root, subnetCidr: subnet });
-  try {
-    sandbox.startHypervisor();
-    await sandbox.waitHealthy(150_000);
-    await body(sandbox);
-  } finally {
-    await sandbox.stop();
-    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
-  }
-}
-
 describe("healing in the sandbox", () => {
   it("a member that stays unhealthy past the deadline is reported, replaced and the cluster heals", async () => {
-    await withSandbox("127.0.35.0/24", async (sandbox) => {
+    await withSandbox({ subnet: "127.0.35.0/24" }, async (sandbox) => {
       const before = await worldInstances(sandbox.world);
       const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
       const leaderId = (await probe.status(`http://${before[0]?.ip}:2379`))?.leaderId;
@@ -50,7 +35,7 @@ describe("healing in the sandbox", () => {
   });
 
   it("scales 3 -> 5 -> 3 with the members following", async () => {
-    await withSandbox("127.0.36.0/24", async (sandbox) => {
+    await withSandbox({ subnet: "127.0.36.0/24" }, async (sandbox) => {
       const { asg } = clients(sandbox.world.endpoint);
 
       await asg.send(

@@ -9,13 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { worldInstances } from "../sandbox/world.js";
+import type { ContinuousWriter } from "../sandbox/writer.js";
 import { eventually } from "../support/etcd-node.js";
 import { messagePositions } from "../support/log-order.js";
+import { expectEveryWriteReadable, startWriter } from "../support/with-sandbox.js";
 
 describe("lifecycle hooks in the sandbox", () => {
   const root = mkdtempSync(join(tmpdir(), "etcd-agent-hooks-"));
   const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
   let sandbox: Sandbox;
+  let writer: ContinuousWriter | undefined;
   const hook = (name: string) => ({ name, heartbeatTimeoutSeconds: 300, defaultResult: "ABANDON" as const });
 
   beforeAll(async () => {
@@ -27,9 +30,11 @@ describe("lifecycle hooks in the sandbox", () => {
     });
     sandbox.startHypervisor();
     await sandbox.waitHealthy(150_000);
+    writer = startWriter(sandbox);
   });
 
   afterAll(async () => {
+    await writer?.close();
     await sandbox?.stop();
     await probe.close();
     if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
@@ -79,5 +84,10 @@ describe("lifecycle hooks in the sandbox", () => {
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     await eventually("three voters again", 150_000, () => sandbox.settledInstances(3));
+  });
+
+  it("every write acknowledged while this ran is readable", async () => {
+    if (!writer) throw new Error("the writer did not start");
+    await expectEveryWriteReadable(writer);
   });
 });

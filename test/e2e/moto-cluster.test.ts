@@ -10,12 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
+import type { ContinuousWriter } from "../sandbox/writer.js";
 import { eventually } from "../support/etcd-node.js";
+import { expectEveryWriteReadable, startWriter } from "../support/with-sandbox.js";
 
 describe("the sandbox: three nodes from the binary on moto", () => {
   const root = mkdtempSync(join(tmpdir(), "etcd-agent-e2e-"));
   const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
   let sandbox: Sandbox;
+  let writer: ContinuousWriter | undefined;
 
   const instances = () => worldInstances(sandbox.world);
   const settled = (ms: number) =>
@@ -38,9 +41,11 @@ describe("the sandbox: three nodes from the binary on moto", () => {
     sandbox = await Sandbox.create({ nodes: 3, stateDir: root, subnetCidr: "127.0.31.0/24" });
     sandbox.startHypervisor();
     await sandbox.waitHealthy(150_000);
+    writer = startWriter(sandbox);
   });
 
   afterAll(async () => {
+    await writer?.close();
     await sandbox?.stop();
     await probe.close();
     if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
@@ -78,5 +83,10 @@ describe("the sandbox: three nodes from the binary on moto", () => {
     const healed = await settled(120_000);
     expect(healed.map((i) => i.instanceId).sort()).toEqual(after.map((i) => i.instanceId).sort());
     await dnsEquals(healed);
+  });
+
+  it("every write acknowledged while this ran is readable", async () => {
+    if (!writer) throw new Error("the writer did not start");
+    await expectEveryWriteReadable(writer);
   });
 });

@@ -22,6 +22,9 @@
 // - SetInstanceHealth Unhealthy: the ASG replaces the instance (moto only records the status);
 //   the proxy passes the call on, then terminates the instance in moto without lowering the
 //   desired capacity, so moto launches a replacement.
+//
+// - EC2 RebootInstances: moto only answers; the proxy tells the hypervisor, which kills the
+//   instance's processes and boots it again from the same disk.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -121,6 +124,8 @@ export interface AwsGaps {
   waits(): Record<string, string>;
   /** Instances replaced after SetInstanceHealth Unhealthy. */
   replaced: string[];
+  /** Called after moto accepted RebootInstances, with the instances. */
+  onReboot: ((instanceIds: string[]) => void) | null;
   /** How many change batches the proxy refused, for tests and the log. */
   refused: string[];
   /** Calls seen and failed on purpose, by API. */
@@ -386,7 +391,14 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
           const run = route53Queue.then(() => changeBatch(req, res, payload, m[1] as string));
           route53Queue = run.catch(() => undefined);
           await run;
-        } else await forward(req, res, payload);
+        } else {
+          await forward(req, res, payload);
+          if (api === "ec2:RebootInstances" && res.statusCode === 200) {
+            const params = new URLSearchParams(payload.toString("utf8"));
+            const ids = [...params].filter(([k]) => /^InstanceId\.\d+$/.test(k)).map(([, v]) => v);
+            gaps.onReboot?.(ids);
+          }
+        }
       } catch (error) {
         if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
         res.end(`sandbox proxy: ${(error as Error).message}`);
@@ -400,6 +412,7 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     refused,
     calls,
     onTargetLifecycleState: null,
+    onReboot: null,
     replaced,
     configureHooks(h) {
       hooks = h;

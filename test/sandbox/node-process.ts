@@ -1,8 +1,8 @@
 // A node as its systemd units run it, with real processes: an IMDSv2 endpoint of its own, then
 // `etcd-agent boot` (retried while it exits non-zero, as Restart=on-failure does), etcd from the
 // environment file boot wrote, then `etcd-agent run`. Everything binds to the instance's 127.x IP.
-import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnvFile } from "../../agent/planner/etcd-env.js";
 import { type ImdsServer, startImds } from "../support/imds-server.js";
@@ -10,16 +10,48 @@ import type { World, WorldInstance } from "./world.js";
 
 export const AGENT_BINARY = new URL("../../dist/etcd-agent-linux-x64", import.meta.url).pathname;
 
+/**
+ * Where a joining node dies on its first boot, for the failure suite. The boot cannot be stopped
+ * from outside between two of its steps (they are microseconds apart), so the first two make its
+ * next write fail, which leaves etcd and the disk exactly as a kill at that point would:
+ * - after-member-add: the state directory is immutable (chattr +i), so the state file write after
+ *   MemberAdd fails; nothing local is written.
+ * - after-state-file: the env file's path is a directory, so the env file cannot be written.
+ * - after-env-file: boot is killed (SIGKILL) when it logs that etcd may start.
+ * - before-promote: `etcd-agent run` is killed as it starts, before it can promote the learner,
+ *   and restarted as systemd does.
+ * Every fault applies once; the next attempt runs on a clean node, as after a restart.
+ */
+export type JoinFault = "after-member-add" | "after-state-file" | "after-env-file" | "before-promote";
+
+export interface NodeFaults {
+  join?: JoinFault;
+  /** The node's IMDS refuses tokens (HTTP 503) for this long after the node starts. */
+  imdsDownMs?: number;
+}
+
 export interface NodeProcess {
   instance: WorldInstance;
   dir: string;
   imds: ImdsServer;
   etcd: ChildProcess | null;
   agent: ChildProcess | null;
+  /** How many times `etcd-agent run` was started (restarts as systemd's Restart=always). */
+  runStarts: number;
   /** SIGTERM, as systemd stops units. */
   stop(): Promise<void>;
   /** SIGKILL: the instance is gone. */
   crash(): Promise<void>;
+}
+
+function chattr(flag: "+i" | "-i", path: string): void {
+  try {
+    execFileSync("chattr", [flag, path], { stdio: "pipe" });
+  } catch (error) {
+    throw new Error(
+      `chattr ${flag} ${path} failed (${(error as Error).message.trim()}); the after-member-add fault needs root on ext4 or xfs`,
+    );
+  }
 }
 
 function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEnv {
@@ -34,7 +66,7 @@ function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEn
     ETCD_AGENT_HOSTED_ZONE_ID: world.hostedZoneId,
     ETCD_AGENT_DATA_DIR: join(dir, "data"),
     ETCD_AGENT_STATE_DIR: join(dir, "state"),
-    ETCD_AGENT_ENV_FILE: join(dir, "etcd.env"),
+    ETCD_AGENT_ENV_FILE: join(dir, "etc", "etcd.env"),
     ETCD_AGENT_INTERVAL_SECONDS: "10",
     // The sandbox reports a member that stays unhealthy after 30 s (600 s on a real node).
     ETCD_AGENT_UNHEALTHY_DEADLINE_SECONDS: process.env.ETCD_SANDBOX_UNHEALTHY_DEADLINE_SECONDS ?? "30",
@@ -57,9 +89,11 @@ export async function startNode(
   instance: WorldInstance,
   root: string,
   signal?: AbortSignal,
+  faults: NodeFaults = {},
 ): Promise<NodeProcess> {
   const dir = join(root, instance.instanceId);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(join(dir, "state"), { recursive: true });
+  mkdirSync(join(dir, "etc"), { recursive: true });
   const imds = await startImds({
     metadata: {
       "instance-id": instance.instanceId,
@@ -69,14 +103,34 @@ export async function startNode(
       "autoscaling/target-lifecycle-state": "InService",
     },
   });
+  let imdsTimer: NodeJS.Timeout | undefined;
+  if (faults.imdsDownMs) {
+    imds.behaviour.tokenStatus = 503;
+    imdsTimer = setTimeout(() => {
+      imds.behaviour.tokenStatus = 200;
+    }, faults.imdsDownMs);
+  }
+  const closeImds = async () => {
+    clearTimeout(imdsTimer);
+    await imds.close();
+  };
   const env = agentEnv(world, dir, imds);
   const log = createWriteStream(join(dir, "agent.log"), { flags: "a" });
   // The IMDS server lives in this process: boot must run asynchronously so it can answer.
   for (let attempt = 1; ; attempt++) {
+    const fault = attempt === 1 ? faults.join : undefined;
+    if (fault === "after-member-add") chattr("+i", join(dir, "state"));
+    if (fault === "after-state-file")
+      mkdirSync(join(dir, "etc", "etcd.env", "not-a-file"), { recursive: true });
     const code = await new Promise<number | null>((resolve) => {
       const boot = spawn(AGENT_BINARY, ["boot"], { env, stdio: ["ignore", "pipe", "pipe"] });
       boot.stdout?.pipe(log, { end: false });
       boot.stderr?.pipe(log, { end: false });
+      if (fault === "after-env-file") {
+        boot.stdout?.on("data", (chunk: Buffer) => {
+          if (chunk.toString("utf8").includes("etcd may start")) boot.kill("SIGKILL");
+        });
+      }
       const timer = setTimeout(() => boot.kill("SIGKILL"), 180_000);
       const abort = () => boot.kill("SIGKILL");
       signal?.addEventListener("abort", abort, { once: true });
@@ -86,16 +140,20 @@ export async function startNode(
         resolve(c);
       });
     });
+    if (fault === "after-member-add") chattr("-i", join(dir, "state"));
+    if (fault === "after-state-file") rmSync(join(dir, "etc", "etcd.env"), { recursive: true, force: true });
     if (signal?.aborted) {
-      await imds.close();
+      await closeImds();
       throw new Error(`boot on ${instance.instanceId} stopped: the sandbox is going down`);
     }
     if (code === 0) break;
-    if (attempt >= 40)
+    if (attempt >= 40) {
+      await closeImds();
       throw new Error(`boot on ${instance.instanceId} kept failing (exit ${code}); see ${dir}/agent.log`);
+    }
     await new Promise((res) => setTimeout(res, 2000));
   }
-  const etcdEnv = parseEnvFile(readFileSync(join(dir, "etcd.env"), "utf8"));
+  const etcdEnv = parseEnvFile(readFileSync(join(dir, "etc", "etcd.env"), "utf8"));
   const etcdLog = createWriteStream(join(dir, "etcd.log"), { flags: "a" });
   const etcd = spawn("etcd", [], {
     env: { PATH: "/usr/bin:/bin", ...etcdEnv, ETCD_LOGGER: "zap" },
@@ -103,25 +161,42 @@ export async function startNode(
   });
   etcd.stdout?.pipe(etcdLog);
   etcd.stderr?.pipe(etcdLog);
-  const agent = spawn(AGENT_BINARY, ["run"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  agent.stdout?.pipe(log, { end: false });
-  agent.stderr?.pipe(log, { end: false });
+  let stopping = false;
   const node: NodeProcess = {
     instance,
     dir,
     imds,
     etcd,
-    agent,
+    agent: null,
+    runStarts: 0,
     async stop() {
+      stopping = true;
       await stopChild(node.agent);
       await stopChild(node.etcd);
-      await imds.close();
+      await closeImds();
     },
     async crash() {
+      stopping = true;
       await Promise.all([stopChild(node.agent, "SIGKILL"), stopChild(node.etcd, "SIGKILL")]);
-      await imds.close();
+      await closeImds();
     },
   };
+  // `etcd-agent run` as etcd-agent.service runs it: Restart=always, here at most 20 restarts.
+  const startRun = () => {
+    const agent = spawn(AGENT_BINARY, ["run"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    node.agent = agent;
+    node.runStarts++;
+    agent.stdout?.pipe(log, { end: false });
+    agent.stderr?.pipe(log, { end: false });
+    if (faults.join === "before-promote" && node.runStarts === 1) agent.kill("SIGKILL");
+    agent.once("exit", () => {
+      if (stopping || node.runStarts > 20) return;
+      setTimeout(() => {
+        if (!stopping) startRun();
+      }, 2000);
+    });
+  };
+  startRun();
   return node;
 }
 

@@ -10,7 +10,7 @@ import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { type AwsGaps, type HookConfig, startAwsGaps } from "./aws-gaps.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
-import { type NodeProcess, startNode } from "./node-process.js";
+import { type NodeFaults, type NodeProcess, startNode } from "./node-process.js";
 import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
 
 export interface SandboxNodeView {
@@ -88,6 +88,12 @@ export class Sandbox {
       }
       const sandbox = new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0);
       gaps.onTargetLifecycleState = (id, state) => sandbox.setTarget(id, state);
+      // EC2 RebootInstances through the API: the machine goes down and comes back with its disk.
+      gaps.onReboot = (ids) => {
+        for (const id of ids) {
+          void sandbox.halt(id).then(() => setTimeout(() => sandbox.resume(id), 3000));
+        }
+      };
       return sandbox;
     } catch (error) {
       await gaps.stop();
@@ -97,6 +103,30 @@ export class Sandbox {
   }
 
   private readonly targets = new Map<string, string>();
+  private readonly halted = new Set<string>();
+  private readonly nextFaults: NodeFaults[] = [];
+
+  /** The next node the hypervisor starts for a new instance gets these faults (once). */
+  injectNextNode(faults: NodeFaults): void {
+    this.nextFaults.push(faults);
+  }
+
+  /**
+   * Power off an instance without the ASG noticing (a hung or rebooting machine): its processes
+   * are killed, its disk stays. The hypervisor starts nothing for it until resume().
+   */
+  async halt(instanceId: string): Promise<void> {
+    this.halted.add(instanceId);
+    await this.starting.get(instanceId);
+    const node = this.nodes.get(instanceId);
+    this.nodes.delete(instanceId);
+    await node?.crash();
+  }
+
+  /** Power it on again: the next hypervisor pass boots it from the same disk, as systemd would. */
+  resume(instanceId: string): void {
+    this.halted.delete(instanceId);
+  }
 
   /** The node of a running instance, for tests that reach into its processes. */
   node(instanceId: string): NodeProcess | undefined {
@@ -122,15 +152,22 @@ export class Sandbox {
       }
     }
     for (const instance of instances) {
-      if (this.nodes.has(instance.instanceId) || this.starting.has(instance.instanceId)) continue;
-      this.starting.set(instance.instanceId, this.start(instance));
+      const id = instance.instanceId;
+      if (this.nodes.has(id) || this.starting.has(id) || this.halted.has(id)) continue;
+      this.starting.set(id, this.start(instance, this.booted.has(id) ? {} : (this.nextFaults.shift() ?? {})));
+      this.booted.add(id);
     }
   }
 
-  private async start(instance: WorldInstance): Promise<void> {
+  private readonly booted = new Set<string>();
+  /** When each instance's node started booting (ms since the epoch), for benchmarks. */
+  readonly bootStartedAt = new Map<string, number>();
+
+  private async start(instance: WorldInstance, faults: NodeFaults): Promise<void> {
     try {
       if (this.bootJitterMs > 0) await new Promise((r) => setTimeout(r, Math.random() * this.bootJitterMs));
-      const node = await startNode(this.world, instance, this.stateDir, this.abort.signal);
+      if (!this.bootStartedAt.has(instance.instanceId)) this.bootStartedAt.set(instance.instanceId, Date.now());
+      const node = await startNode(this.world, instance, this.stateDir, this.abort.signal, faults);
       if (this.stopped) await node.stop();
       else {
         this.nodes.set(instance.instanceId, node);
@@ -192,6 +229,16 @@ export class Sandbox {
     );
   }
 
+  /** The instance names `_etcd-client._tcp.<domain>` points at, sorted. */
+  async clientSrvTargets(): Promise<string[]> {
+    const { r53 } = clients(this.world.endpoint);
+    const records = (
+      await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: this.world.hostedZoneId }))
+    ).ResourceRecordSets;
+    const srv = records?.find((r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${this.world.domain}`);
+    return (srv?.ResourceRecords ?? []).map((r) => (r.Value ?? "").split(" ")[3]?.split(".")[0] ?? "?").sort();
+  }
+
   async view(): Promise<SandboxView> {
     const instances = await worldInstances(this.world);
     return {
@@ -241,14 +288,7 @@ export class Sandbox {
     for (const m of members.filter((x) => !instances.some((i) => i.instanceId === x.name))) {
       lines.push(`  member ${m.id} (${m.name || "not started"}) has no running instance`);
     }
-    const { r53 } = clients(this.world.endpoint);
-    const records = (
-      await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: this.world.hostedZoneId }))
-    ).ResourceRecordSets;
-    const srv = records?.find((r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${this.world.domain}`);
-    const targets = (srv?.ResourceRecords ?? []).map(
-      (r) => (r.Value ?? "").split(" ")[3]?.split(".")[0] ?? "?",
-    );
+    const targets = await this.clientSrvTargets();
     const voters = members.filter((m) => !m.isLearner && m.name !== "").map((m) => m.name);
     const same = targets.length === voters.length && targets.every((t) => voters.includes(t));
     lines.push(

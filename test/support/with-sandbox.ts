@@ -1,0 +1,61 @@
+// The frame of a failure-suite scenario: a healthy sandbox, the continuous writer running through
+// the scenario, and afterwards every acknowledged write read back from the cluster.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "vitest";
+import type { HookConfig } from "../sandbox/aws-gaps.js";
+import { Sandbox } from "../sandbox/sandbox.js";
+import { worldInstances } from "../sandbox/world.js";
+import { ContinuousWriter, type WriterReport } from "../sandbox/writer.js";
+
+/** A writer that follows the sandbox's running instances. */
+export function startWriter(sandbox: Sandbox): ContinuousWriter {
+  const writer = new ContinuousWriter(async () =>
+    (await worldInstances(sandbox.world)).map((i) => `http://${i.ip}:2379`),
+  );
+  writer.start();
+  return writer;
+}
+
+/** Stops the writer and fails the test unless every acknowledged write is there, unchanged. */
+export async function expectEveryWriteReadable(writer: ContinuousWriter): Promise<WriterReport> {
+  const report = await writer.stopAndVerify();
+  expect(report.acknowledged, "the writer got no write acknowledged at all").toBeGreaterThan(0);
+  expect(report.missing, "acknowledged writes missing after the scenario").toEqual([]);
+  expect(report.wrong, "acknowledged writes with another value after the scenario").toEqual([]);
+  return report;
+}
+
+export interface ScenarioOptions {
+  subnet: string;
+  nodes?: number;
+  hooks?: { launch: HookConfig; terminate: HookConfig };
+  /** Run the continuous writer through the scenario (default true). */
+  writer?: boolean;
+}
+
+export async function withSandbox(
+  options: ScenarioOptions,
+  body: (sandbox: Sandbox) => Promise<void>,
+): Promise<WriterReport | null> {
+  const root = mkdtempSync(join(tmpdir(), "etcd-agent-sandbox-"));
+  const sandbox = await Sandbox.create({
+    nodes: options.nodes ?? 3,
+    stateDir: root,
+    subnetCidr: options.subnet,
+    ...(options.hooks ? { hooks: options.hooks } : {}),
+  });
+  let writer: ContinuousWriter | null = null;
+  try {
+    sandbox.startHypervisor();
+    await sandbox.waitHealthy(150_000);
+    if (options.writer !== false) writer = startWriter(sandbox);
+    await body(sandbox);
+    return writer ? await expectEveryWriteReadable(writer) : null;
+  } finally {
+    await writer?.close();
+    await sandbox.stop();
+    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+  }
+}
