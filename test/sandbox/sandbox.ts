@@ -166,7 +166,8 @@ export class Sandbox {
   private async start(instance: WorldInstance, faults: NodeFaults): Promise<void> {
     try {
       if (this.bootJitterMs > 0) await new Promise((r) => setTimeout(r, Math.random() * this.bootJitterMs));
-      if (!this.bootStartedAt.has(instance.instanceId)) this.bootStartedAt.set(instance.instanceId, Date.now());
+      if (!this.bootStartedAt.has(instance.instanceId))
+        this.bootStartedAt.set(instance.instanceId, Date.now());
       const node = await startNode(this.world, instance, this.stateDir, this.abort.signal, faults);
       if (this.stopped) await node.stop();
       else {
@@ -236,7 +237,9 @@ export class Sandbox {
       await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: this.world.hostedZoneId }))
     ).ResourceRecordSets;
     const srv = records?.find((r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${this.world.domain}`);
-    return (srv?.ResourceRecords ?? []).map((r) => (r.Value ?? "").split(" ")[3]?.split(".")[0] ?? "?").sort();
+    return (srv?.ResourceRecords ?? [])
+      .map((r) => (r.Value ?? "").split(" ")[3]?.split(".")[0] ?? "?")
+      .sort();
   }
 
   async view(): Promise<SandboxView> {
