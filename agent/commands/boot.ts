@@ -51,7 +51,8 @@ export async function resolveContext(ports: Ports, config: AgentConfig, log: Log
 }
 
 const MAX_ROUNDS = 500;
-const WAIT_MS = 3000;
+/** Between boot rounds that wait: 1 s for the first rounds (a join waits on seconds-long steps), 3 s after. */
+const waitMs = (round: number) => (round <= 15 ? 1000 : 3000);
 
 export async function runBoot(
   ports: Ports,
@@ -80,8 +81,8 @@ export async function runBoot(
       case "refuse": {
         lastHold = decision;
         if (decision.kind === "refuse") throw new RefusedError(decision.hold);
-        if (ports.clock.now().getTime() + WAIT_MS > deadline) throw new WaitingError(decision.hold);
-        await ports.clock.sleep(WAIT_MS, signal);
+        if (ports.clock.now().getTime() + waitMs(round) > deadline) throw new WaitingError(decision.hold);
+        await ports.clock.sleep(waitMs(round), signal);
         continue;
       }
       case "rejoin": {
@@ -308,15 +309,21 @@ async function addLearner(
   log: Logger,
   signal?: AbortSignal,
 ): Promise<{ member: Member; members: Member[] } | null> {
-  for (let attempt = 1; attempt <= 60; attempt++) {
+  // etcd refuses for a few seconds after a member joined; asking every 500 ms, at most 60 s.
+  for (let attempt = 1; attempt <= 120; attempt++) {
     try {
       return await ports.etcd.memberAdd(endpoints, [peerUrl], true);
     } catch (error) {
       if (!(error instanceof EtcdRequestError)) throw error;
       if (error.code === "too-many-learners") return null;
-      if (error.code !== "unhealthy-cluster" || ports.clock.now().getTime() + 1000 > deadline) throw error;
-      log.info("etcd refused the add for now; retrying", { action: "join", reason: error.message, attempt });
-      await ports.clock.sleep(1000, signal);
+      if (error.code !== "unhealthy-cluster" || ports.clock.now().getTime() + 500 > deadline) throw error;
+      if (attempt === 1 || attempt % 10 === 0)
+        log.info("etcd refused the add for now; retrying", {
+          action: "join",
+          reason: error.message,
+          attempt,
+        });
+      await ports.clock.sleep(500, signal);
     }
   }
   return null;

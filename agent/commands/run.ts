@@ -304,6 +304,45 @@ async function apply(
   }
 }
 
+/** What the local etcd says about the cluster's shape: members, their roles, the leader. */
+async function clusterShape(ports: Ports, localUrl: string): Promise<string | null> {
+  try {
+    const [list, status] = await Promise.all([
+      ports.etcd.memberList([localUrl]),
+      ports.etcd.status(localUrl),
+    ]);
+    const members = list.members
+      .map((m) => `${m.id}:${m.name}:${m.isLearner ? "L" : "V"}:${m.clientUrls.join(",")}`)
+      .sort()
+      .join(";");
+    return `${members}|leader=${status?.leaderId ?? "?"}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits for the next cycle: at most `ms`, but a cycle runs as soon as the local etcd shows the
+ * cluster's shape change (a member added, started, promoted or removed, a new leader), so DNS and
+ * hooks follow a join within about a second. Only the local etcd is asked, once a second; the
+ * AWS calls stay once per cycle.
+ */
+export async function waitForChange(
+  ports: Ports,
+  localUrl: string,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const before = await clusterShape(ports, localUrl);
+  const steps = Math.max(1, Math.ceil(ms / 1000));
+  for (let i = 0; i < steps && !signal?.aborted; i++) {
+    await ports.clock.sleep(Math.min(1000, ms - i * 1000), signal);
+    if (before === null) continue;
+    const now = await clusterShape(ports, localUrl);
+    if (now !== null && now !== before) return;
+  }
+}
+
 export async function runLoop(
   ports: Ports,
   config: AgentConfig,
@@ -313,6 +352,7 @@ export async function runLoop(
 ): Promise<number> {
   const state = initialLoopState();
   const sm = ports.serviceManager;
+  const localUrl = clientUrlFor(ctx.identity.privateIp, config.clientPort);
   let cycles = 0;
   let ready = false;
   while (!options.signal?.aborted && (options.maxCycles === undefined || cycles < options.maxCycles)) {
@@ -333,7 +373,8 @@ export async function runLoop(
       ready = true;
     } else await sm.status(status);
     await sm.watchdog();
-    await ports.clock.sleep(changed ? 1000 : config.intervalSeconds * 1000, options.signal);
+    if (changed) await ports.clock.sleep(1000, options.signal);
+    else await waitForChange(ports, localUrl, config.intervalSeconds * 1000, options.signal);
   }
   await sm.stopping();
   log.info("stopped", { cycles });

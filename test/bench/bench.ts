@@ -200,6 +200,9 @@ async function agentLifecycle(n: number, withChanges: boolean): Promise<AgentRun
     });
 
     // Join: one more instance, from its boot (and from the API call) to a promoted voter in DNS.
+    // On a settled cluster, as the floor's join is: etcd refuses MemberAdd until every voter has
+    // been connected for 5 s, which right after a bootstrap would be measured as the agent's.
+    await new Promise((r) => setTimeout(r, 10_000));
     const tApi = Date.now();
     await asg.send(
       new SetDesiredCapacityCommand({ AutoScalingGroupName: sandbox.world.asgName, DesiredCapacity: n + 1 }),

@@ -1,0 +1,49 @@
+// The run loop's wait between cycles: the full interval when nothing changes, a cycle within a
+// second of the local etcd showing a new cluster shape.
+import { describe, expect, it } from "vitest";
+import { waitForChange } from "../../../agent/commands/run.js";
+import type { Ports } from "../../../agent/ports/index.js";
+
+function fakes(shapes: Array<string | null>) {
+  let calls = 0;
+  const sleeps: number[] = [];
+  const member = (id: string) => ({ id, name: `i-${id}`, peerUrls: [], clientUrls: [], isLearner: false });
+  const ports = {
+    clock: {
+      now: () => new Date(0),
+      sleep: async (ms: number) => {
+        sleeps.push(ms);
+      },
+    },
+    etcd: {
+      memberList: async () => {
+        const shape = shapes[Math.min(calls++, shapes.length - 1)];
+        if (shape === null) throw new Error("etcd down");
+        return { clusterId: "1", members: (shape ?? "").split(",").map(member) };
+      },
+      status: async () => ({ leaderId: "1" }),
+    },
+  } as unknown as Ports;
+  return { ports, sleeps, calls: () => calls };
+}
+
+describe("waitForChange", () => {
+  it("waits the whole interval, in 1 s steps, when the cluster keeps its shape", async () => {
+    const f = fakes(["a,b,c"]);
+    await waitForChange(f.ports, "http://127.0.0.1:2379", 10_000);
+    expect(f.sleeps).toEqual(Array(10).fill(1000));
+  });
+
+  it("returns within a second of a member appearing", async () => {
+    const f = fakes(["a,b,c", "a,b,c", "a,b,c", "a,b,c,d"]);
+    await waitForChange(f.ports, "http://127.0.0.1:2379", 10_000);
+    expect(f.sleeps).toHaveLength(3);
+  });
+
+  it("does not cut the interval short when the local etcd does not answer", async () => {
+    const f = fakes([null, "a,b,c,d"]);
+    await waitForChange(f.ports, "http://127.0.0.1:2379", 5_000);
+    expect(f.sleeps).toEqual(Array(5).fill(1000));
+    expect(f.calls()).toBe(1);
+  });
+});
