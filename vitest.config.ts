@@ -29,6 +29,15 @@ export default defineConfig({
       },
       {
         test: {
+          // The CDK app: resources, IAM, user data under ignition-validate, cdk-nag.
+          name: "infra",
+          include: ["test/infra/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
           // The single executables from npm run build:binary.
           name: "binary",
           include: ["test/binary/**/*.test.ts"],

@@ -22,7 +22,17 @@ export interface NodeConfigOptions {
   /** The agent's settings, as ETCD_AGENT_* names without the prefix (domain, hostedZoneId, ...). */
   agent: { domain: string; hostedZoneId: string; [key: string]: string | number | undefined };
   sshAuthorizedKeys?: string[];
+  /** etcd's image tag (default ETCD_IMAGE.tag), such as v3.5.17. */
+  etcdImageTag?: string;
+  /**
+   * A block device for etcd's data (an EBS volume), formatted ext4 once (never wiped) and mounted
+   * at the data dir before the agent and etcd start. Without it the data lives on the root disk.
+   */
+  dataDevice?: string;
 }
+
+/** The label the data volume's file system gets; the mount unit finds it by this. */
+export const DATA_LABEL = "etcd-data";
 
 /** Paths the units, the renderer and `etcd-agent boot` agree on; tests check they do. */
 export const NODE_PATHS = {
@@ -35,24 +45,27 @@ export const NODE_PATHS = {
 
 const UNIT_DIR = new URL("../systemd/", import.meta.url);
 
-function template(path: string, os: NodeOs): string {
+function template(path: string, os: NodeOs, imageTag: string = ETCD_IMAGE.tag): string {
   return readFileSync(new URL(path, UNIT_DIR), "utf8")
     .replaceAll("@BIN_DIR@", NODE_PATHS.binDir[os])
     .replaceAll("@ETCD_IMAGE_REPOSITORY@", ETCD_IMAGE.repository)
-    .replaceAll("@ETCD_IMAGE_TAG@", ETCD_IMAGE.tag);
+    .replaceAll("@ETCD_IMAGE_TAG@", imageTag);
 }
 
 /** The units a node runs, rendered for its OS: name, contents, drop-ins. */
 export function renderUnits(
   os: NodeOs,
+  imageTag: string = ETCD_IMAGE.tag,
 ): Array<{ name: string; contents?: string; dropins?: Array<{ name: string; contents: string }> }> {
   const etcd =
     os === "flatcar"
       ? {
           name: "etcd-member.service",
-          dropins: [{ name: "10-etcd-agent.conf", contents: template("flatcar/10-etcd-agent.conf", os) }],
+          dropins: [
+            { name: "10-etcd-agent.conf", contents: template("flatcar/10-etcd-agent.conf", os, imageTag) },
+          ],
         }
-      : { name: "etcd-member.service", contents: template("fcos/etcd-member.service", os) };
+      : { name: "etcd-member.service", contents: template("fcos/etcd-member.service", os, imageTag) };
   return [
     { name: "etcd-agent-boot.service", contents: template("etcd-agent-boot.service", os) },
     etcd,
@@ -105,6 +118,16 @@ function validate(o: NodeConfigOptions): void {
       `--binary-sha512 must be 128 lowercase hex digits (sha512sum of the binary), got ${JSON.stringify(o.binarySha512.slice(0, 20))}${o.binarySha512.length > 20 ? "..." : ""} (${o.binarySha512.length} characters)`,
     );
   }
+  if (o.etcdImageTag !== undefined && !/^v3\.(4|5|6)\.\d+$/.test(o.etcdImageTag)) {
+    throw new ConfigError(
+      `etcd version must look like v3.5.17 (3.4, 3.5 or 3.6), got ${JSON.stringify(o.etcdImageTag)}`,
+    );
+  }
+  if (o.dataDevice !== undefined && !/^\/dev\/[A-Za-z0-9/_.-]+$/.test(o.dataDevice)) {
+    throw new ConfigError(
+      `the data device must be a /dev/ path such as /dev/xvdb, got ${JSON.stringify(o.dataDevice)}`,
+    );
+  }
   for (const key of o.sshAuthorizedKeys ?? []) {
     if (!/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/.test(key)) {
       throw new ConfigError(`--ssh-key is not an OpenSSH public key: ${JSON.stringify(key.slice(0, 40))}`);
@@ -140,6 +163,11 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
       ],
     },
     storage: {
+      ...(o.dataDevice
+        ? {
+            filesystems: [{ device: o.dataDevice, format: "ext4", label: DATA_LABEL, wipeFilesystem: false }],
+          }
+        : {}),
       directories: [
         { path: NODE_PATHS.dataDir, mode: 0o700 },
         { path: "/etc/etcd-agent", mode: 0o755 },
@@ -160,8 +188,34 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
       ],
     },
     systemd: {
-      units: renderUnits(o.os).map((u) => ({ ...u, enabled: true })),
+      units: [
+        ...(o.dataDevice ? [dataMountUnit()] : []),
+        ...renderUnits(o.os, o.etcdImageTag).map((u) => ({ ...u, enabled: true })),
+      ],
     },
+  };
+}
+
+/** var-lib-etcd.mount: the data volume at the data dir; etcd-agent-boot requires it (RequiresMountsFor). */
+function dataMountUnit(): { name: string; enabled: boolean; contents: string } {
+  return {
+    name: "var-lib-etcd.mount",
+    enabled: true,
+    contents: [
+      "[Unit]",
+      "Description=etcd data volume",
+      "Before=etcd-agent-boot.service",
+      "",
+      "[Mount]",
+      `What=/dev/disk/by-label/${DATA_LABEL}`,
+      `Where=${NODE_PATHS.dataDir}`,
+      "Type=ext4",
+      "Options=noatime",
+      "",
+      "[Install]",
+      "WantedBy=local-fs.target",
+      "",
+    ].join("\n"),
   };
 }
 

@@ -1,0 +1,55 @@
+// The deployable app: one stack with one EtcdCluster, configured by context values (cdk.json or
+// `-c key=value`). `npm run synth` runs it with no AWS credentials and no network.
+import { App, Stack, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { EtcdCluster } from "../lib/etcd-cluster.js";
+import { EtcdClusterPropsError } from "../lib/props.js";
+
+const app = new App();
+const ctx = (key: string): unknown => app.node.tryGetContext(`etcd:${key}`);
+
+/** Context values arrive as strings from -c and as JSON from cdk.json. */
+function json<T>(key: string): T | undefined {
+  const v = ctx(key);
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") return v as T;
+  try {
+    return JSON.parse(v) as T;
+  } catch {
+    throw new EtcdClusterPropsError(`context etcd:${key} must be JSON, got ${JSON.stringify(v)}`);
+  }
+}
+const str = (key: string) => (ctx(key) === undefined ? undefined : String(ctx(key)));
+const num = (key: string) => (ctx(key) === undefined ? undefined : Number(ctx(key)));
+
+try {
+  const stack = new Stack(app, str("stackName") ?? "EtcdCluster", {
+    description: "etcd on an Auto Scaling group, healed by etcd-agent (etcd-asg-agent)",
+    // The region is needed for the zones; the account is not (no lookups), so none is asked for.
+    env: { region: str("region") ?? process.env.CDK_DEFAULT_REGION ?? "eu-west-1" },
+  });
+  new EtcdCluster(stack, "Etcd", {
+    amis: json<Record<string, string>>("amis") ?? {},
+    clusterSize: num("clusterSize"),
+    instanceType: str("instanceType"),
+    architecture: str("architecture") as never,
+    os: str("os") as never,
+    domain: str("domain"),
+    etcdVersion: str("etcdVersion"),
+    dataVolumeGiB: num("dataVolumeGiB"),
+    natGateways: num("natGateways"),
+    availabilityZones: json<string[]>("availabilityZones"),
+    bastionAllowedCidr: str("bastionAllowedCidr"),
+    bastionKeyName: str("bastionKeyName"),
+    sshAuthorizedKeys: json<string[]>("sshAuthorizedKeys"),
+    backup: { expireAfterDays: num("backupExpireAfterDays") },
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  app.synth();
+} catch (error) {
+  if (error instanceof EtcdClusterPropsError) {
+    process.stderr.write(`etcd-asg-agent infra: ${error.message}\n`);
+    process.exit(3);
+  }
+  throw error;
+}

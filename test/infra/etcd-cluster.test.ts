@@ -1,0 +1,330 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: a synthesized CloudFormation template is untyped JSON
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub strings, not templates
+// The CDK construct: resources, policies and hooks as synthesized, the user data as a node would
+// get it (checked by ignition-validate), property validation, and cdk-nag's AwsSolutions pack.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App, Stack, aws_s3 as s3, Validations } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { afterAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../agent/config/config.js";
+import { parseEnvFile } from "../../agent/planner/etcd-env.js";
+import { EtcdCluster, type EtcdClusterProps } from "../../infra/lib/etcd-cluster.js";
+import { type EtcdClusterSettings, validateSettings } from "../../infra/lib/props.js";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const AMIS = { "eu-west-1": "ami-0123456789abcdef0" };
+const work = mkdtempSync(join(tmpdir(), "infra-test-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function synth(props: Partial<EtcdClusterProps> = {}, extra?: (stack: Stack) => void) {
+  const app = new App({ outdir: mkdtempSync(join(work, "out-")) });
+  const stack = new Stack(app, "Test", { env: { region: "eu-west-1" } });
+  const cluster = new EtcdCluster(stack, "Etcd", { amis: AMIS, ...props });
+  extra?.(stack);
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const assembly = app.synth();
+  const template = Template.fromJSON(assembly.getStackByName("Test").template);
+  return { stack, cluster, template, assembly };
+}
+
+const { cluster, template } = synth();
+const asgName = "Test-Etcd";
+
+/** Resolves the intrinsic functions in the user data with fixed account, region and IDs. */
+function resolve(v: unknown): string {
+  if (typeof v === "string") return v;
+  const o = v as Record<string, unknown>;
+  if (o.Ref === "AWS::AccountId") return "123456789012";
+  if (o.Ref === "AWS::Region") return "eu-west-1";
+  if (o.Ref === "AWS::URLSuffix") return "amazonaws.com";
+  if (typeof o.Ref === "string") return o.Ref.includes("Zone") ? "Z0123456789TESTZONE" : `ref-${o.Ref}`;
+  if (o["Fn::Join"]) {
+    const [sep, parts] = o["Fn::Join"] as [string, unknown[]];
+    return parts.map(resolve).join(sep);
+  }
+  if (o["Fn::Sub"]) {
+    return (o["Fn::Sub"] as string)
+      .replaceAll("${AWS::AccountId}", "123456789012")
+      .replaceAll("${AWS::Region}", "eu-west-1")
+      .replaceAll("${AWS::Partition}", "aws");
+  }
+  if (o["Fn::Base64"]) return resolve(o["Fn::Base64"]);
+  throw new Error(`cannot resolve ${JSON.stringify(v).slice(0, 200)}`);
+}
+
+function userDataConfig(t: Template): { text: string; json: Record<string, any> } {
+  // The members' template (the bastion has one of its own, for IMDSv2, with no user data).
+  const lts = Object.values(t.findResources("AWS::EC2::LaunchTemplate")).filter(
+    (r: any) => r.Properties.LaunchTemplateData.UserData !== undefined,
+  );
+  expect(lts).toHaveLength(1);
+  const text = resolve((lts[0] as any).Properties.LaunchTemplateData.UserData);
+  return { text, json: JSON.parse(text) };
+}
+
+describe("EtcdCluster resources", () => {
+  it("launch template: IMDSv2 required with hop limit 1, encrypted root and data volumes", () => {
+    template.hasResourceProperties("AWS::EC2::LaunchTemplate", {
+      LaunchTemplateData: Match.objectLike({
+        MetadataOptions: Match.objectLike({ HttpTokens: "required", HttpPutResponseHopLimit: 1 }),
+        InstanceType: "m6i.large",
+        BlockDeviceMappings: [
+          { DeviceName: "/dev/xvda", Ebs: Match.objectLike({ Encrypted: true, VolumeType: "gp3" }) },
+          {
+            DeviceName: "/dev/xvdb",
+            Ebs: Match.objectLike({ Encrypted: true, VolumeSize: 20, VolumeType: "gp3" }),
+          },
+        ],
+      }),
+    });
+  });
+
+  it("the group: fixed name, 3 instances in the private subnets, a rolling update one at a time", () => {
+    const groups = template.findResources("AWS::AutoScaling::AutoScalingGroup");
+    const [group] = Object.values(groups) as any[];
+    expect(group.Properties).toMatchObject({ AutoScalingGroupName: asgName, MinSize: "3", MaxSize: "4" });
+    expect(group.Properties.DesiredCapacity).toBeUndefined();
+    const subnets = template.findResources("AWS::EC2::Subnet");
+    const privateIds = Object.entries(subnets)
+      .filter(([, r]) => (r as any).Properties.Tags.some((t: any) => t.Value === "Private"))
+      .map(([id]) => id);
+    expect(privateIds).toHaveLength(3);
+    expect(group.Properties.VPCZoneIdentifier.map((r: any) => r.Ref).sort()).toEqual(privateIds.sort());
+    expect(group.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({
+      MaxBatchSize: 1,
+      MinInstancesInService: 3,
+    });
+  });
+
+  it("launch and terminate lifecycle hooks with their timeouts and default results", () => {
+    template.resourceCountIs("AWS::AutoScaling::LifecycleHook", 2);
+    template.hasResourceProperties("AWS::AutoScaling::LifecycleHook", {
+      LifecycleHookName: "etcd-launch",
+      LifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+      HeartbeatTimeout: 900,
+      DefaultResult: "ABANDON",
+    });
+    template.hasResourceProperties("AWS::AutoScaling::LifecycleHook", {
+      LifecycleHookName: "etcd-terminate",
+      LifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
+      HeartbeatTimeout: 600,
+      DefaultResult: "CONTINUE",
+    });
+  });
+
+  it("security groups: 2380 only between members; 2379 from members, clients and the bastion", () => {
+    const sgId = (c: { securityGroupId: string }) => Stack.of(cluster).resolve(c.securityGroupId);
+    const members = sgId(cluster.memberSecurityGroup);
+    const ingress = Object.values(template.findResources("AWS::EC2::SecurityGroupIngress")).map(
+      (r: any) => r.Properties,
+    );
+    const toMembers = ingress.filter((p) => JSON.stringify(p.GroupId) === JSON.stringify(members));
+    const peers = toMembers.filter((p) => p.FromPort === 2380);
+    expect(peers).toHaveLength(1);
+    expect(peers[0].SourceSecurityGroupId).toEqual(members);
+    const clientPort = toMembers
+      .filter((p) => p.FromPort === 2379)
+      .map((p) => JSON.stringify(p.SourceSecurityGroupId));
+    expect(clientPort.sort()).toEqual(
+      [
+        members,
+        sgId(cluster.clientSecurityGroup),
+        sgId(cluster.bastion.connections.securityGroups[0] as never),
+      ]
+        .map((x) => JSON.stringify(x))
+        .sort(),
+    );
+    // Nothing reaches a member from an address range: only from security groups.
+    expect(toMembers.every((p) => p.CidrIp === undefined)).toBe(true);
+    const inline = Object.values(template.findResources("AWS::EC2::SecurityGroup")).flatMap(
+      (r: any) => r.Properties.SecurityGroupIngress ?? [],
+    );
+    expect(inline.filter((r: any) => r.CidrIp === "0.0.0.0/0")).toEqual([]);
+  });
+
+  it("IAM for the nodes: describe-only on *, everything else scoped to this group, zone, records and objects", () => {
+    const policies = template.findResources("AWS::IAM::Policy");
+    const node = Object.entries(policies).find(([id]) => id.startsWith("EtcdNodePolicy"))?.[1] as any;
+    const statements = node.Properties.PolicyDocument.Statement as any[];
+    const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
+    expect(Object.keys(bySid).sort()).toEqual([
+      "BackupsOfThisCluster",
+      "ChangeThisClustersRecordsOnly",
+      "DescribeCannotBeScoped",
+      "FetchTheAgentBinary",
+      "ListBackupsOfThisCluster",
+      "ReadThisZone",
+      "ThisGroupOnly",
+    ]);
+    const star = statements.filter((s) => s.Resource === "*");
+    expect(star.map((s) => s.Sid)).toEqual(["DescribeCannotBeScoped"]);
+    expect(
+      bySid.DescribeCannotBeScoped.Action.every((a: string) => /^(autoscaling|ec2):Describe/.test(a)),
+    ).toBe(true);
+    expect(JSON.stringify(bySid.ThisGroupOnly.Resource)).toContain(`autoScalingGroupName/${asgName}`);
+    expect(bySid.ChangeThisClustersRecordsOnly.Condition).toEqual({
+      "ForAllValues:StringLike": {
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+          "_etcd-server._tcp.etcd.internal",
+          "_etcd-client._tcp.etcd.internal",
+          "_etcd-cluster.etcd.internal",
+          "i-*.etcd.internal",
+        ],
+      },
+      "ForAllValues:StringEquals": { "route53:ChangeResourceRecordSetsRecordTypes": ["A", "SRV", "TXT"] },
+    });
+    expect(JSON.stringify(bySid.ChangeThisClustersRecordsOnly.Resource)).toContain("hostedzone/");
+    expect(JSON.stringify(bySid.BackupsOfThisCluster.Resource)).toContain(`/backups/${asgName}/*`);
+    expect(bySid.ListBackupsOfThisCluster.Condition).toEqual({
+      StringLike: { "s3:prefix": [`backups/${asgName}/*`] },
+    });
+    expect(bySid.FetchTheAgentBinary.Action).toBe("s3:GetObject");
+    // No action wildcard anywhere in the nodes' policy.
+    expect(statements.flatMap((s) => [s.Action].flat()).some((a: string) => a.includes("*"))).toBe(false);
+  });
+
+  it("a private hosted zone in the VPC, a versioned encrypted backup bucket, alarms and outputs", () => {
+    template.hasResourceProperties("AWS::Route53::HostedZone", {
+      Name: "etcd.internal.",
+      VPCs: [Match.objectLike({ VPCId: Match.anyValue() })],
+    });
+    template.hasResourceProperties("AWS::S3::Bucket", {
+      VersioningConfiguration: { Status: "Enabled" },
+      PublicAccessBlockConfiguration: Match.objectLike({
+        BlockPublicAcls: true,
+        RestrictPublicBuckets: true,
+      }),
+    });
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "GroupInServiceInstances",
+      Threshold: 3,
+      ComparisonOperator: "LessThanThreshold",
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: Match.objectLike({
+        "detail-type": ["EC2 Instance Launch Unsuccessful", "EC2 Instance Terminate Unsuccessful"],
+      }),
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: Match.objectLike({ "detail-type": ["EC2 Instance Terminate Successful"] }),
+    });
+    const outputs = Object.keys(template.findOutputs("*")).join(" ");
+    for (const name of ["ClientSecurityGroupId", "ClientSrvRecord", "BastionInstanceId", "HostedZoneId"]) {
+      expect(outputs).toContain(name);
+    }
+    template.hasOutput("*", { Value: "_etcd-client._tcp.etcd.internal" });
+  });
+});
+
+describe("the user data", () => {
+  const { text, json } = userDataConfig(template);
+
+  it("passes ignition-validate", () => {
+    const file = join(work, "user-data.ign");
+    writeFileSync(file, text);
+    const r = spawnSync("ignition-validate", [file], { encoding: "utf8" });
+    expect(`${r.stdout}${r.stderr}`).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("fetches the binary asset from S3 verified by its sha512, mounts the data volume", () => {
+    const sha = readFileSync(join(ROOT, "dist/etcd-agent-linux-x64.sha512"), "utf8").split(/\s+/)[0];
+    const bin = json.storage.files.find((f: any) => f.path === "/opt/bin/etcd-agent");
+    expect(bin.contents.source).toMatch(
+      /^s3:\/\/cdk-[a-z0-9]+-assets-123456789012-eu-west-1\/[0-9a-f]{64}(\.[0-9a-f]{64})?$/,
+    );
+    expect(bin.contents.verification.hash).toBe(`sha512-${sha}`);
+    expect(json.storage.filesystems).toEqual([
+      { device: "/dev/xvdb", format: "ext4", label: "etcd-data", wipeFilesystem: false },
+    ]);
+    expect(json.systemd.units.map((u: any) => u.name)).toContain("var-lib-etcd.mount");
+  });
+
+  it("gives the agent settings its own config rules accept: domain, zone, group", () => {
+    const file = json.storage.files.find((f: any) => f.path === "/etc/etcd-agent/agent.env");
+    const env = parseEnvFile(decodeURIComponent(file.contents.source.replace(/^data:,/, "")));
+    expect(env).toMatchObject({
+      ETCD_AGENT_DOMAIN: "etcd.internal",
+      ETCD_AGENT_HOSTED_ZONE_ID: "Z0123456789TESTZONE",
+      ETCD_AGENT_ASG_NAME: asgName,
+    });
+    const raw = Object.fromEntries(
+      Object.entries(env).map(([k, v]) => [
+        k
+          .replace(/^ETCD_AGENT_/, "")
+          .toLowerCase()
+          .replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
+        v,
+      ]),
+    );
+    expect(() => parseConfig(raw)).not.toThrow();
+  });
+
+  it("arm64 on Fedora CoreOS: a Graviton type, the arm64 binary, the podman unit", () => {
+    const arm = synth({ architecture: "arm64", os: "fcos", etcdVersion: "v3.5.21" });
+    arm.template.hasResourceProperties("AWS::EC2::LaunchTemplate", {
+      LaunchTemplateData: Match.objectLike({ InstanceType: "m7g.large" }),
+    });
+    const { json: cfg, text: t } = userDataConfig(arm.template);
+    const sha = readFileSync(join(ROOT, "dist/etcd-agent-linux-arm64.sha512"), "utf8").split(/\s+/)[0];
+    const bin = cfg.storage.files.find((f: any) => f.path === "/usr/local/bin/etcd-agent");
+    expect(bin.contents.verification.hash).toBe(`sha512-${sha}`);
+    expect(t).toContain("v3.5.21");
+  });
+});
+
+describe("property validation: the value and the fix, before any resource", () => {
+  const cases: Array<[Partial<EtcdClusterSettings>, RegExp]> = [
+    [{ clusterSize: 4 }, /clusterSize must be odd and from 1 to 7.*got 4/],
+    [{ clusterSize: 9 }, /clusterSize must be odd and from 1 to 7.*got 9/],
+    [{ amis: {} }, /amis must map at least one region/],
+    [{ amis: { "eu-west-1": "ami-xyz" } }, /amis\[eu-west-1\] must be an AMI ID.*"ami-xyz"/],
+    [{ amis: { europe: "ami-0123456789abcdef0" } }, /"europe", which is not a region name/],
+    [{ instanceType: "m7g.large" }, /m7g.large is a Graviton \(arm64\) type but architecture is x64/],
+    [
+      { architecture: "arm64", instanceType: "m6i.large" },
+      /m6i.large is an x64 type but architecture is arm64/,
+    ],
+    [{ os: "ubuntu" as never }, /os must be "flatcar" or "fcos", got "ubuntu"/],
+    [{ domain: "Etcd.Internal." }, /domain must be a lowercase DNS name.*"Etcd.Internal."/],
+    [{ etcdVersion: "3.5" }, /etcdVersion must be an etcd image tag such as v3.5.17, got "3.5"/],
+    [{ bastionAllowedCidr: "0.0.0.0/0" }, /opens SSH to 4294967296 addresses/],
+    [{ bastionAllowedCidr: "300.1.1.1/32" }, /bastionAllowedCidr must be an IPv4 CIDR/],
+    [{ dataVolumeGiB: 2 }, /dataVolumeGiB must be a whole number from 8 to 16384, got 2/],
+    [{ availabilityZones: ["eu-west-1a", "eu-west-1b"] }, /availabilityZones must name 3 zones/],
+    [
+      { agentBinaryPath: "/nonexistent/etcd-agent" },
+      /\/nonexistent\/etcd-agent \(and its .sha512\) is missing; run npm run build:binary/,
+    ],
+  ];
+  it.each(cases)("%j is refused", (over, message) => {
+    expect(() => validateSettings({ amis: AMIS, ...over } as EtcdClusterSettings, ROOT)).toThrow(message);
+  });
+
+  it("the construct refuses before creating anything", () => {
+    const app = new App();
+    const stack = new Stack(app, "Bad");
+    expect(() => new EtcdCluster(stack, "Etcd", { amis: AMIS, clusterSize: 2 })).toThrow(/clusterSize/);
+    expect(stack.node.findAll().map((c) => c.node.path)).toEqual(["Bad", "Bad/Etcd"]);
+  });
+});
+
+describe("cdk-nag AwsSolutions", () => {
+  it("passes with every acknowledged finding carrying a reason", () => {
+    // synth() above ran the pack and throws on any error it finds; here the report says so too.
+    const out = synth();
+    const report = JSON.parse(readFileSync(join(out.assembly.directory, "validation-report.json"), "utf8"));
+    const errors = report.pluginReports.flatMap((p: any) =>
+      p.violations.filter((v: any) => v.severity === "error"),
+    );
+    expect(errors).toEqual([]);
+  });
+
+  it("fails the synth on a finding nobody acknowledged", () => {
+    expect(() => synth({}, (stack) => new s3.Bucket(stack, "Unreviewed"))).toThrow(/AwsSolutions-S1/);
+  });
+});
