@@ -35,7 +35,10 @@ export function createPorts(
     autoscaling: new AwsAutoScaling(new AutoScalingClient(aws)),
     ec2: new AwsEc2(new EC2Client(aws)),
     dns: new Route53Dns(new Route53Client(aws), config.hostedZoneId),
-    etcd: new Etcd3Cluster({ callTimeoutMs: 3000 }),
+    // A membership change is applied in milliseconds by a cluster with a leader; one sent during an
+    // election hangs until its deadline. 5 s, then the caller observes again (boot resumes a member
+    // added for it, by its peer URL) rather than waiting out a longer deadline.
+    etcd: new Etcd3Cluster({ callTimeoutMs: 3000, changeTimeoutMs: 5000 }),
     local: new LocalDisk({
       dataDir: config.dataDir,
       stateDir: config.stateDir,

@@ -305,7 +305,7 @@ async function apply(
 }
 
 /** What the local etcd says about the cluster's shape: members, their roles, the leader. */
-async function clusterShape(ports: Ports, localUrl: string): Promise<string | null> {
+export async function clusterShape(ports: Ports, localUrl: string): Promise<string | null> {
   try {
     const [list, status] = await Promise.all([
       ports.etcd.memberList([localUrl]),
@@ -323,17 +323,17 @@ async function clusterShape(ports: Ports, localUrl: string): Promise<string | nu
 
 /**
  * Waits for the next cycle: at most `ms`, but a cycle runs as soon as the local etcd shows the
- * cluster's shape change (a member added, started, promoted or removed, a new leader), so DNS and
+ * cluster's shape differ from `before` (taken when the last cycle started) (a member added, started, promoted or removed, a new leader), so DNS and
  * hooks follow a join within about a second. Only the local etcd is asked, once a second; the
  * AWS calls stay once per cycle.
  */
 export async function waitForChange(
   ports: Ports,
   localUrl: string,
+  before: string | null,
   ms: number,
   signal?: AbortSignal,
 ): Promise<void> {
-  const before = await clusterShape(ports, localUrl);
   const steps = Math.max(1, Math.ceil(ms / 1000));
   for (let i = 0; i < steps && !signal?.aborted; i++) {
     await ports.clock.sleep(Math.min(1000, ms - i * 1000), signal);
@@ -357,6 +357,8 @@ export async function runLoop(
   let ready = false;
   while (!options.signal?.aborted && (options.maxCycles === undefined || cycles < options.maxCycles)) {
     cycles++;
+    // The shape this cycle starts from: a change during or after the cycle ends the next wait.
+    const shape = await clusterShape(ports, localUrl);
     let changed = false;
     let status: string;
     try {
@@ -374,7 +376,7 @@ export async function runLoop(
     } else await sm.status(status);
     await sm.watchdog();
     if (changed) await ports.clock.sleep(1000, options.signal);
-    else await waitForChange(ports, localUrl, config.intervalSeconds * 1000, options.signal);
+    else await waitForChange(ports, localUrl, shape, config.intervalSeconds * 1000, options.signal);
   }
   await sm.stopping();
   log.info("stopped", { cycles });

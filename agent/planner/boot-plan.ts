@@ -161,6 +161,21 @@ function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDeci
     };
   }
 
+  // Right after a leader dies the others still name it for about an election timeout; etcd holds
+  // a membership change sent then until the caller's deadline. Wait a round for the new leader.
+  const leader = cluster.members.find((m) => m.id === cluster.leaderId);
+  if (!leader || !isHealthy(leader)) {
+    return {
+      kind: "wait",
+      hold: hold(
+        "no-leader",
+        cluster.leaderId === null
+          ? "no answering member names a leader"
+          : `the members name ${cluster.leaderId} as leader, which does not answer`,
+      ),
+    };
+  }
+
   const blocker = findBlocker(obs, cluster);
   if (blocker.kind === "hold") return { kind: "wait", hold: blocker.hold };
   return {

@@ -4,6 +4,8 @@
 export const RULES = {
   "quorum-after-removal": "removing the member would leave the healthy voters below quorum",
   "cluster-has-no-quorum": "the cluster has no quorum now; membership changes wait until it has",
+  "no-leader":
+    "the cluster has no live leader (an election is under way); a membership change now would hang until its deadline",
   "leader-only": "only the leader changes membership, DNS and instance health",
   "partial-information":
     "part of the picture could not be read; no destructive action on partial information",

@@ -1,8 +1,10 @@
 // The run loop's wait between cycles: the full interval when nothing changes, a cycle within a
 // second of the local etcd showing a new cluster shape.
 import { describe, expect, it } from "vitest";
-import { waitForChange } from "../../../agent/commands/run.js";
+import { clusterShape, waitForChange } from "../../../agent/commands/run.js";
 import type { Ports } from "../../../agent/ports/index.js";
+
+const URL = "http://127.0.0.1:2379";
 
 function fakes(shapes: Array<string | null>) {
   let calls = 0;
@@ -30,19 +32,26 @@ function fakes(shapes: Array<string | null>) {
 describe("waitForChange", () => {
   it("waits the whole interval, in 1 s steps, when the cluster keeps its shape", async () => {
     const f = fakes(["a,b,c"]);
-    await waitForChange(f.ports, "http://127.0.0.1:2379", 10_000);
+    await waitForChange(f.ports, URL, await clusterShape(f.ports, URL), 10_000);
     expect(f.sleeps).toEqual(Array(10).fill(1000));
   });
 
   it("returns within a second of a member appearing", async () => {
     const f = fakes(["a,b,c", "a,b,c", "a,b,c", "a,b,c,d"]);
-    await waitForChange(f.ports, "http://127.0.0.1:2379", 10_000);
+    await waitForChange(f.ports, URL, await clusterShape(f.ports, URL), 10_000);
     expect(f.sleeps).toHaveLength(3);
+  });
+
+  it("returns at once when the cluster changed since the cycle began (a promotion during the cycle)", async () => {
+    const f = fakes(["a,b,c", "a,b,c,d"]);
+    const before = await clusterShape(f.ports, URL);
+    await waitForChange(f.ports, URL, before, 10_000);
+    expect(f.sleeps).toHaveLength(1);
   });
 
   it("does not cut the interval short when the local etcd does not answer", async () => {
     const f = fakes([null, "a,b,c,d"]);
-    await waitForChange(f.ports, "http://127.0.0.1:2379", 5_000);
+    await waitForChange(f.ports, URL, await clusterShape(f.ports, URL), 5_000);
     expect(f.sleeps).toEqual(Array(5).fill(1000));
     expect(f.calls()).toBe(1);
   });

@@ -165,6 +165,19 @@ describe("decideBoot: the cluster answers", () => {
     expect(d).toMatchObject({ kind: "join", removeFirst: { memberId: "9" } });
   });
 
+  it("waits for a new leader when the members still name a dead one (no change during an election)", () => {
+    // Member 9's instance has left the ASG; it was the leader.
+    const c = cluster([member(9, { healthy: false }), member(2), member(3)], "9");
+    expect(kind(decideBoot(bootObs(4, { cluster: c })))).toBe("wait:no-leader");
+    const leaderless = cluster([member(2), member(3)], null);
+    expect(kind(decideBoot(bootObs(4, { cluster: leaderless })))).toBe("wait:no-leader");
+    const elected = cluster([member(9, { healthy: false }), member(2), member(3)], "2");
+    expect(decideBoot(bootObs(4, { cluster: elected }))).toMatchObject({
+      kind: "join",
+      removeFirst: { memberId: "9" },
+    });
+  });
+
   it("waits for a dead voter whose instance is still in the ASG", () => {
     const c = cluster([member(1), member(2), member(3, { healthy: false })]);
     const group = asg([instance(1), instance(2), instance(3), instance(4)]);
