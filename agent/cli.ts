@@ -74,6 +74,33 @@ function withCommon(y: Argv): Argv {
       requiresArg: true,
       describe: `give up on instance metadata after (default ${DEFAULTS.metadataTimeoutSeconds})`,
     })
+    .option("backup-bucket", {
+      type: "string",
+      describe: "S3 bucket for snapshots; without it backups are off",
+    })
+    .option("backup-prefix", {
+      type: "string",
+      describe: "key prefix ending in / (default backups/<asg name>/)",
+    })
+    .option("backup-interval-minutes", {
+      type: "string",
+      requiresArg: true,
+      describe: `run: minutes between the leader's snapshots (default ${DEFAULTS.backupIntervalMinutes})`,
+    })
+    .option("backup-hourly-hours", {
+      type: "string",
+      requiresArg: true,
+      describe: `keep the newest snapshot of each hour this long (default ${DEFAULTS.backupHourlyHours})`,
+    })
+    .option("backup-daily-days", {
+      type: "string",
+      requiresArg: true,
+      describe: `keep the newest snapshot of each day this long (default ${DEFAULTS.backupDailyDays})`,
+    })
+    .option("backup-s3-path-style", {
+      type: "string",
+      describe: "true for path-style S3 addressing (S3-compatible endpoints)",
+    })
     .option("log-level", { type: "string", describe: "debug, info, warn or error (default info)" })
     .option("json", { type: "boolean", default: false, describe: "print the result as JSON" });
 }
@@ -216,7 +243,68 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return EXIT.SUCCESS;
       }),
     )
-    .demandCommand(1, "name a command: boot, run, status, plan, join or remove-member")
+    .command(
+      "snapshot <action>",
+      "backups in S3: save one now, list them, or restore the newest good one into an empty data dir",
+      (y) =>
+        y
+          .positional("action", { choices: ["save", "list", "restore"] as const, demandOption: true })
+          .option("key", {
+            type: "string",
+            describe: "restore: this snapshot instead of the newest good one",
+          })
+          .option("restore-data-dir", {
+            type: "string",
+            describe: "restore: an empty directory for the new member's data",
+          })
+          .option("name", { type: "string", describe: "restore: the member's name (its instance ID)" })
+          .option("peer-url", {
+            type: "string",
+            describe: "restore: the member's peer URL, http://<its IP>:2380",
+          })
+          .option("restore-tool", {
+            type: "string",
+            default: "etcdctl",
+            describe: "restore: etcd's restore program: etcdctl (3.4) or etcdutl (3.5+)",
+          }),
+      command("stderr", async ({ config, log, ports, args }) => {
+        const { runSnapshotList, runSnapshotRestore, runSnapshotSave, formatSnapshots } = await import(
+          "./commands/snapshot.js"
+        );
+        if (args.action === "save") {
+          const saved = await runSnapshotSave(ports, config, log);
+          print(
+            args.json
+              ? `${JSON.stringify(saved)}\n`
+              : `saved ${saved.key} (revision ${saved.revision}, ${saved.bytes} bytes)\n`,
+          );
+        } else if (args.action === "list") {
+          const refs = await runSnapshotList(ports, config);
+          print(args.json ? `${JSON.stringify(refs)}\n` : formatSnapshots(refs));
+        } else {
+          for (const k of ["restoreDataDir", "name", "peerUrl"] as const) {
+            if (typeof args[k] !== "string" || args[k] === "")
+              throw new ConfigError(
+                `snapshot restore needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+              );
+          }
+          const result = await runSnapshotRestore(ports, config, log, {
+            ...(typeof args.key === "string" ? { key: args.key } : {}),
+            dataDir: String(args.restoreDataDir),
+            name: String(args.name),
+            peerUrl: String(args.peerUrl),
+            tool: String(args.restoreTool),
+          });
+          print(
+            args.json
+              ? `${JSON.stringify(result)}\n`
+              : `restored ${result.key} (revision ${result.revision}) into ${result.dataDir}${result.corrupt.length ? `; skipped corrupt: ${result.corrupt.join(", ")}` : ""}\n`,
+          );
+        }
+        return EXIT.SUCCESS;
+      }),
+    )
+    .demandCommand(1, "name a command: boot, run, status, plan, join, remove-member or snapshot")
     .strict()
     .version(VERSION.text)
     .help()

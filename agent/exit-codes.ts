@@ -33,5 +33,7 @@ export function exitNameFor(error: unknown): ExitName {
   if (error instanceof RefusedError) return "REFUSED";
   if (error instanceof EtcdRequestError) return "REFUSED";
   if (error instanceof ClusterUnhealthyError) return "UNHEALTHY";
+  // snapshot restore found no snapshot that verifies: nothing was restored.
+  if (error instanceof Error && error.name === "NoGoodSnapshotError") return "REFUSED";
   return "ERROR";
 }

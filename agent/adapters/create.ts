@@ -3,6 +3,7 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
+import { S3Client } from "@aws-sdk/client-s3";
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { Ports } from "../ports/index.js";
@@ -13,6 +14,7 @@ import { Etcd3Cluster } from "./etcd3-cluster.js";
 import { ImdsMetadata } from "./imds.js";
 import { LocalDisk } from "./local-disk.js";
 import { Route53Dns } from "./route53.js";
+import { S3Backups } from "./s3-backups.js";
 import { SystemClock } from "./system-clock.js";
 import { SystemdNotify } from "./systemd-notify.js";
 
@@ -46,5 +48,13 @@ export function createPorts(
       clock,
     }),
     serviceManager: new SystemdNotify(process.env, log),
+    ...(config.backup
+      ? {
+          backups: new S3Backups(
+            new S3Client({ ...aws, forcePathStyle: config.backup.pathStyle }),
+            config.backup.bucket,
+          ),
+        }
+      : {}),
   };
 }

@@ -20,6 +20,7 @@ import { RULES } from "../planner/rules.js";
 import { statusLine } from "../planner/status-line.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
+import { type BackupState, backupIfDue, saveSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
 
 /** The part of the agent's configuration the reconcile planner reads. */
@@ -44,6 +45,7 @@ export interface LoopState {
   launchSettled: boolean;
   /** The holds logged last cycle: a hold is logged at info when it first appears, then at debug. */
   loggedHolds: Set<string>;
+  backup: BackupState;
 }
 
 export function initialLoopState(): LoopState {
@@ -53,6 +55,7 @@ export function initialLoopState(): LoopState {
     hooks: null,
     launchSettled: false,
     loggedHolds: new Set(),
+    backup: { lastTakenAt: undefined },
   };
 }
 
@@ -192,6 +195,23 @@ export async function reconcileOnce(
       if (action.type === "set-instance-unhealthy") state.memory.reportedUnhealthy.push(action.instanceId);
     }
   }
+  // Backups: the leader's, while it is not leaving (a leaving leader saved one before handing over).
+  const self = obs.cluster
+    ? findSelfMember(obs.cluster.members, ctx.identity.instanceId, ctx.identity.privateIp)
+    : null;
+  const leaving = obs.self.targetLifecycleState !== null && obs.self.targetLifecycleState !== "InService";
+  if (self && obs.cluster?.leaderId === self.id && !leaving) {
+    const token = obs.marker.kind === "present" ? obs.marker.marker.token : obs.localClusterToken;
+    await backupIfDue(
+      ports,
+      config,
+      ctx.asgName,
+      clientUrlFor(ctx.identity.privateIp, config.clientPort),
+      token,
+      state.backup,
+      log,
+    );
+  }
   return {
     plan,
     applied,
@@ -233,6 +253,25 @@ async function apply(
         log.info("promoted this learner to a voting member", { ...fields, member_id: action.memberId });
         break;
       case "move-leader":
+        // The last word of a leaving leader: a snapshot before it hands over (when backups are on).
+        if (config.backup && ports.backups) {
+          const token = obs.marker.kind === "present" ? obs.marker.marker.token : obs.localClusterToken;
+          if (token !== null) {
+            await saveSnapshot(
+              ports,
+              config,
+              ctx.asgName,
+              clientUrlFor(ctx.identity.privateIp, config.clientPort),
+              token,
+              log,
+            ).catch((error: Error) =>
+              log.error("backup before leaving failed; leaving anyway", {
+                action: "backup",
+                error: error.message,
+              }),
+            );
+          }
+        }
         await ports.etcd.moveLeader(
           clientUrlFor(ctx.identity.privateIp, config.clientPort),
           action.toMemberId,

@@ -22,6 +22,21 @@ export interface AgentConfig {
   bootTimeoutSeconds: number;
   metadataTimeoutSeconds: number;
   logLevel: Level;
+  /** Snapshots to S3: null turns them off. */
+  backup: BackupConfig | null;
+}
+
+export interface BackupConfig {
+  bucket: string;
+  /** Key prefix, ending in "/"; null: backups/<asg name>/. */
+  prefix: string | null;
+  intervalMinutes: number;
+  /** Keep the newest snapshot of each hour for this many hours. */
+  hourlyHours: number;
+  /** Keep the newest snapshot of each day for this many days. */
+  dailyDays: number;
+  /** Path-style S3 addressing, for S3-compatible endpoints that have no per-bucket host names. */
+  pathStyle: boolean;
 }
 
 export const DEFAULTS = {
@@ -36,7 +51,12 @@ export const DEFAULTS = {
   bootTimeoutSeconds: 120,
   metadataTimeoutSeconds: 30,
   logLevel: "info",
+  backupIntervalMinutes: 15,
+  backupHourlyHours: 48,
+  backupDailyDays: 30,
 } as const;
+
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 type Raw = Record<string, unknown>;
 
@@ -128,7 +148,51 @@ export function parseConfig(raw: Raw): AgentConfig {
       );
     }
   }
+  const bucket = str(raw, "backupBucket", "backup-bucket", false);
+  if (bucket !== null && !BUCKET_RE.test(bucket)) {
+    throw new ConfigError(
+      `${describe("backup-bucket")} must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), got ${JSON.stringify(bucket)}`,
+    );
+  }
+  const prefix = str(raw, "backupPrefix", "backup-prefix", false);
+  if (prefix !== null && !/^[\w!\-.*'()/]{1,512}\/$/.test(prefix)) {
+    throw new ConfigError(
+      `${describe("backup-prefix")} must be an S3 key prefix ending in "/", such as backups/etcd/, got ${JSON.stringify(prefix)}`,
+    );
+  }
+  const flag = (key: string, name: string) => {
+    const v = raw[key];
+    if (v === undefined || v === null || v === "" || v === false || v === "false") return false;
+    if (v === true || v === "true") return true;
+    throw new ConfigError(`${describe(name)} must be true or false, got ${JSON.stringify(v)}`);
+  };
+  const backup: BackupConfig | null =
+    bucket === null
+      ? null
+      : {
+          bucket,
+          prefix,
+          intervalMinutes: int(
+            raw,
+            "backupIntervalMinutes",
+            "backup-interval-minutes",
+            DEFAULTS.backupIntervalMinutes,
+            1,
+            1440,
+          ),
+          hourlyHours: int(
+            raw,
+            "backupHourlyHours",
+            "backup-hourly-hours",
+            DEFAULTS.backupHourlyHours,
+            0,
+            8760,
+          ),
+          dailyDays: int(raw, "backupDailyDays", "backup-daily-days", DEFAULTS.backupDailyDays, 0, 3650),
+          pathStyle: flag("backupS3PathStyle", "backup-s3-path-style"),
+        };
   return {
+    backup,
     domain,
     hostedZoneId,
     asgName,

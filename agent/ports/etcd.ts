@@ -19,6 +19,8 @@ export interface EtcdCluster {
   ): Promise<{ member: Member; members: Member[] }>;
   memberRemove(endpoints: string[], memberId: string): Promise<void>;
   memberPromote(endpoints: string[], memberId: string): Promise<void>;
+  /** A snapshot of exactly this member's backend (the db file with etcd's own sha256 at its end), and its revision. */
+  snapshot(endpoint: string, timeoutMs: number): Promise<{ data: Buffer; revision: string }>;
   /** Must be sent to the leader's endpoint. */
   moveLeader(leaderEndpoint: string, toMemberId: string): Promise<void>;
   close(): Promise<void>;

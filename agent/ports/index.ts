@@ -1,4 +1,5 @@
 import type { AutoScaling } from "./autoscaling.js";
+import type { BackupStore } from "./backups.js";
 import type { Clock } from "./clock.js";
 import type { Dns } from "./dns.js";
 import type { Ec2 } from "./ec2.js";
@@ -17,4 +18,6 @@ export interface Ports {
   clock: Clock;
   local: LocalNode;
   serviceManager: ServiceManager;
+  /** Snapshots in S3; absent when backups are off. */
+  backups?: BackupStore;
 }

@@ -68,6 +68,9 @@ function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEn
     ETCD_AGENT_STATE_DIR: join(dir, "state"),
     ETCD_AGENT_ENV_FILE: join(dir, "etc", "etcd.env"),
     ETCD_AGENT_INTERVAL_SECONDS: "10",
+    // Snapshots to moto's S3: the leader saves one at once, then every 15 minutes.
+    ETCD_AGENT_BACKUP_BUCKET: world.backupBucket,
+    ETCD_AGENT_BACKUP_S3_PATH_STYLE: "true",
     // The sandbox reports a member that stays unhealthy after 30 s (600 s on a real node).
     ETCD_AGENT_UNHEALTHY_DEADLINE_SECONDS: process.env.ETCD_SANDBOX_UNHEALTHY_DEADLINE_SECONDS ?? "30",
     // For benchmarks that try V8 flags on the agent (npm run bench:binary -- --node-options ...).

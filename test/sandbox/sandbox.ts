@@ -26,6 +26,8 @@ export interface SandboxView {
   asgName: string;
   hostedZoneId: string;
   domain: string;
+  /** The S3 bucket the agents save snapshots to (path-style at awsEndpoint). */
+  backupBucket: string;
   nodes: SandboxNodeView[];
 }
 
@@ -250,6 +252,7 @@ export class Sandbox {
       asgName: this.world.asgName,
       hostedZoneId: this.world.hostedZoneId,
       domain: this.world.domain,
+      backupBucket: this.world.backupBucket,
       nodes: instances.map((i) => ({
         instanceId: i.instanceId,
         ip: i.ip,

@@ -14,6 +14,7 @@ import {
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { CreateHostedZoneCommand, Route53Client } from "@aws-sdk/client-route-53";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
 export const REGION = "eu-west-1";
 const CREDENTIALS = { accessKeyId: "sandbox", secretAccessKey: "sandbox" };
@@ -28,6 +29,8 @@ export interface World {
   hostedZoneId: string;
   domain: string;
   subnetId: string;
+  /** The S3 bucket for the agents' snapshots. */
+  backupBucket: string;
 }
 
 export interface WorldInstance {
@@ -39,14 +42,20 @@ export interface WorldInstance {
 
 export function clients(endpoint: string) {
   const cfg = { endpoint, region: REGION, credentials: CREDENTIALS };
-  return { ec2: new EC2Client(cfg), asg: new AutoScalingClient(cfg), r53: new Route53Client(cfg) };
+  return {
+    ec2: new EC2Client(cfg),
+    asg: new AutoScalingClient(cfg),
+    r53: new Route53Client(cfg),
+    // No per-bucket host names on 127.0.0.1: path-style, as the agents are told too.
+    s3: new S3Client({ ...cfg, forcePathStyle: true }),
+  };
 }
 
 export async function createWorld(
   endpoint: string,
   opts: { nodes: number; domain?: string; asgName?: string; subnetCidr?: string },
 ): Promise<World> {
-  const { ec2, asg, r53 } = clients(endpoint);
+  const { ec2, asg, r53, s3 } = clients(endpoint);
   const domain = opts.domain ?? "etcd.sandbox";
   const asgName = opts.asgName ?? "etcd-sandbox";
   const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: "127.0.0.0/16" }));
@@ -94,7 +103,14 @@ export async function createWorld(
   const zoneId = zone.HostedZone?.Id;
   if (!zoneId) throw new Error("moto created no hosted zone");
   const hostedZoneId = zoneId.replace("/hostedzone/", "");
-  return { endpoint, region: REGION, asgName, hostedZoneId, domain, subnetId };
+  const backupBucket = `${asgName}-backups`;
+  await s3.send(
+    new CreateBucketCommand({
+      Bucket: backupBucket,
+      CreateBucketConfiguration: { LocationConstraint: REGION },
+    }),
+  );
+  return { endpoint, region: REGION, asgName, hostedZoneId, domain, subnetId, backupBucket };
 }
 
 /** The ASG's instances with their addresses; refuses any address outside 127.0.0.0/8. */

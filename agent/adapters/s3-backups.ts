@@ -1,0 +1,54 @@
+// Snapshots in S3 (@aws-sdk/client-s3). The sha256 the agent computed goes in the object's
+// metadata and is checked again on every read.
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import type { BackupStore } from "../ports/backups.js";
+
+export class S3Backups implements BackupStore {
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+  ) {}
+
+  async put(key: string, body: Buffer, sha256: string): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ContentType: "application/octet-stream",
+        Metadata: { sha256 },
+      }),
+    );
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    // Bounded: 1,000 pages of 1,000 keys, far beyond any retention policy.
+    for (let page = 0; page < 1000; page++) {
+      const out = await this.s3.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+      if (!out.IsTruncated || !out.NextContinuationToken) break;
+      token = out.NextContinuationToken;
+    }
+    return keys;
+  }
+
+  async get(key: string): Promise<{ body: Buffer; sha256: string | null }> {
+    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    const bytes = await out.Body?.transformToByteArray();
+    return { body: Buffer.from(bytes ?? []), sha256: out.Metadata?.sha256 ?? null };
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+}

@@ -1,0 +1,227 @@
+// Snapshots to S3: the leader's scheduled backup and retention (from `run`), one before a graceful
+// leave, and the operator's `snapshot save | list | restore`. A snapshot is etcd's own (the db file
+// with etcd's sha256 at its end); the agent adds its own sha256 as object metadata and checks it
+// before any restore, so a corrupt or truncated object is reported and skipped, never restored.
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AgentConfig, BackupConfig } from "../config/config.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../log.js";
+import {
+  backupDue,
+  newestFirst,
+  parseSnapshotKey,
+  planRetention,
+  type SnapshotRef,
+  snapshotKey,
+} from "../planner/backup-plan.js";
+import type { BackupStore } from "../ports/backups.js";
+import type { Ports } from "../ports/index.js";
+
+export class BackupsOffError extends ConfigError {
+  override name = "ConfigError";
+  constructor() {
+    super("backups are off: set --backup-bucket (ETCD_AGENT_BACKUP_BUCKET) to the cluster's backup bucket");
+  }
+}
+
+export class NoGoodSnapshotError extends Error {
+  override name = "NoGoodSnapshotError";
+}
+
+export function backupPrefix(backup: BackupConfig, asgName: string): string {
+  return backup.prefix ?? `backups/${asgName}/`;
+}
+
+function store(ports: Ports, config: AgentConfig): { backups: BackupStore; backup: BackupConfig } {
+  if (!config.backup || !ports.backups) throw new BackupsOffError();
+  return { backups: ports.backups, backup: config.backup };
+}
+
+export const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+export interface SavedSnapshot extends SnapshotRef {
+  bytes: number;
+  sha256: string;
+}
+
+/** Takes a snapshot from `endpoint` and stores it under the cluster's prefix. */
+export async function saveSnapshot(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  endpoint: string,
+  clusterToken: string,
+  log: Logger,
+): Promise<SavedSnapshot> {
+  const { backups, backup } = store(ports, config);
+  const { data, revision } = await ports.etcd.snapshot(endpoint, 300_000);
+  if (data.length === 0) throw new Error(`etcd at ${endpoint} sent an empty snapshot`);
+  const takenAt = ports.clock.now();
+  const key = snapshotKey(backupPrefix(backup, asgName), takenAt, revision, clusterToken);
+  const sum = sha256(data);
+  await backups.put(key, data, sum);
+  log.info("saved a snapshot", { action: "backup", key, revision, bytes: data.length, sha256: sum });
+  return { key, takenAt: takenAt.toISOString(), revision, clusterToken, bytes: data.length, sha256: sum };
+}
+
+/** Our snapshots under the prefix, newest first (other objects are ignored). */
+export async function listSnapshots(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+): Promise<SnapshotRef[]> {
+  const { backups, backup } = store(ports, config);
+  const keys = await backups.list(backupPrefix(backup, asgName));
+  return newestFirst(keys.map(parseSnapshotKey).filter((r): r is SnapshotRef => r !== null));
+}
+
+/** Deletes what the retention policy does not keep; returns the deleted keys. */
+export async function enforceRetention(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  log: Logger,
+): Promise<string[]> {
+  const { backups, backup } = store(ports, config);
+  const refs = await listSnapshots(ports, config, asgName);
+  const { remove } = planRetention(refs, ports.clock.now(), backup);
+  for (const r of remove) {
+    await backups.delete(r.key);
+    log.info("expired a snapshot", {
+      action: "backup-retention",
+      key: r.key,
+      reason: "outside the retention policy",
+    });
+  }
+  return remove.map((r) => r.key);
+}
+
+/** What `run` keeps between cycles about backups. */
+export interface BackupState {
+  /** When the newest snapshot was taken, as far as this agent knows; undefined: not read yet. */
+  lastTakenAt: string | null | undefined;
+}
+
+/** On the leader, once a cycle: a snapshot when one is due, then retention. Errors are logged, not thrown. */
+export async function backupIfDue(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  endpoint: string,
+  clusterToken: string | null,
+  state: BackupState,
+  log: Logger,
+): Promise<boolean> {
+  if (!config.backup || !ports.backups || clusterToken === null) return false;
+  try {
+    if (state.lastTakenAt === undefined) {
+      state.lastTakenAt = (await listSnapshots(ports, config, asgName))[0]?.takenAt ?? null;
+    }
+    if (!backupDue(state.lastTakenAt, ports.clock.now(), config.backup.intervalMinutes)) return false;
+    const saved = await saveSnapshot(ports, config, asgName, endpoint, clusterToken, log);
+    state.lastTakenAt = saved.takenAt;
+    await enforceRetention(ports, config, asgName, log);
+    return true;
+  } catch (error) {
+    log.error("backup failed", { action: "backup", error: (error as Error).message });
+    return false;
+  }
+}
+
+export interface RestoreResult {
+  key: string;
+  revision: string;
+  dataDir: string;
+  /** Newer snapshots skipped because their content did not match their checksum. */
+  corrupt: string[];
+}
+
+/**
+ * Restores the newest snapshot that verifies (or `key`) into `dataDir` as a new one-member cluster
+ * with `name` and `peerUrl`, using etcd's own restore tool (etcdctl on 3.4, etcdutl on 3.5+).
+ * Refuses a data dir that already holds a member.
+ */
+export async function restoreSnapshot(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  log: Logger,
+  o: { key?: string; dataDir: string; name: string; peerUrl: string; tool: string; clusterToken?: string },
+): Promise<RestoreResult> {
+  const { backups } = store(ports, config);
+  if (o.dataDir === config.dataDir && (await ports.local.hasData())) {
+    throw new ConfigError(
+      `${o.dataDir} already holds an etcd member; restore into an empty --data-dir (or move member/ aside first)`,
+    );
+  }
+  const refs = o.key
+    ? [parseSnapshotKey(o.key) ?? { key: o.key, takenAt: "", revision: "?", clusterToken: "?" }]
+    : await listSnapshots(ports, config, asgName);
+  if (refs.length === 0)
+    throw new NoGoodSnapshotError(`no snapshot under the backup prefix in ${config.backup?.bucket}`);
+  const corrupt: string[] = [];
+  for (const ref of refs) {
+    const { body, sha256: recorded } = await backups.get(ref.key);
+    const actual = sha256(body);
+    if (recorded === null || recorded !== actual) {
+      corrupt.push(ref.key);
+      log.error("snapshot is corrupt: its content does not match its checksum; trying the previous one", {
+        action: "restore",
+        key: ref.key,
+        reason:
+          recorded === null
+            ? "no sha256 recorded"
+            : `sha256 ${actual.slice(0, 16)}… != recorded ${recorded.slice(0, 16)}…`,
+      });
+      if (o.key) break;
+      continue;
+    }
+    const work = mkdtempSync(join(tmpdir(), "etcd-agent-restore-"));
+    try {
+      const file = join(work, "snapshot.db");
+      writeFileSync(file, body, { mode: 0o600 });
+      const token = o.clusterToken ?? `restored-${randomBytes(6).toString("hex")}`;
+      const args = [
+        "snapshot",
+        "restore",
+        file,
+        "--data-dir",
+        o.dataDir,
+        "--name",
+        o.name,
+        "--initial-cluster",
+        `${o.name}=${o.peerUrl}`,
+        "--initial-advertise-peer-urls",
+        o.peerUrl,
+        "--initial-cluster-token",
+        token,
+      ];
+      const r = spawnSync(o.tool, args, { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+      if (r.error)
+        throw new ConfigError(
+          `cannot run ${o.tool} (${r.error.message}); give --restore-tool the path of etcdctl (3.4) or etcdutl (3.5+)`,
+        );
+      if (r.status !== 0) {
+        throw new Error(
+          `${o.tool} snapshot restore of ${ref.key} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`,
+        );
+      }
+      log.warn("restored a snapshot into a new one-member cluster", {
+        action: "restore",
+        key: ref.key,
+        revision: ref.revision,
+        path: o.dataDir,
+      });
+      return { key: ref.key, revision: ref.revision, dataDir: o.dataDir, corrupt };
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  throw new NoGoodSnapshotError(
+    `no snapshot verified: ${corrupt.length} checked, every one corrupt (${corrupt.join(", ")}); nothing was restored`,
+  );
+}
