@@ -101,6 +101,15 @@ function withCommon(y: Argv): Argv {
       type: "string",
       describe: "true for path-style S3 addressing (S3-compatible endpoints)",
     })
+    .option("restore-after-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `boot: restore from the newest snapshot after no member answered this long, every former member gone (default ${DEFAULTS.restoreAfterSeconds})`,
+    })
+    .option("restore-tool", {
+      type: "string",
+      describe: `etcd's restore program: etcdctl (3.4) or etcdutl (3.5+), or a wrapper (default ${DEFAULTS.restoreTool})`,
+    })
     .option("log-level", { type: "string", describe: "debug, info, warn or error (default info)" })
     .option("json", { type: "boolean", default: false, describe: "print the result as JSON" });
 }
@@ -261,11 +270,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           .option("peer-url", {
             type: "string",
             describe: "restore: the member's peer URL, http://<its IP>:2380",
-          })
-          .option("restore-tool", {
-            type: "string",
-            default: "etcdctl",
-            describe: "restore: etcd's restore program: etcdctl (3.4) or etcdutl (3.5+)",
           }),
       command("stderr", async ({ config, log, ports, args }) => {
         const { runSnapshotList, runSnapshotRestore, runSnapshotSave, formatSnapshots } = await import(
@@ -293,7 +297,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             dataDir: String(args.restoreDataDir),
             name: String(args.name),
             peerUrl: String(args.peerUrl),
-            tool: String(args.restoreTool),
+            tool: config.backup?.restoreTool ?? DEFAULTS.restoreTool,
           });
           print(
             args.json

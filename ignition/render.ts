@@ -180,10 +180,27 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
           contents: { source: o.binaryUrl, verification: { hash: `sha512-${o.binarySha512}` } },
         },
         {
+          // etcd's restore tool from the pinned etcd image (the OS ships none), for recovery.
+          path: `${NODE_PATHS.binDir[o.os]}/etcd-restore`,
+          mode: 0o755,
+          overwrite: true,
+          contents: { source: dataUrl(restoreWrapper(o.os, o.etcdImageTag ?? ETCD_IMAGE.tag)) },
+        },
+        {
           path: NODE_PATHS.agentEnv,
           mode: 0o644,
           overwrite: true,
-          contents: { source: dataUrl(renderAgentEnv(o.agent)) },
+          contents: {
+            source: dataUrl(
+              renderAgentEnv({
+                ...o.agent,
+                // Recovery restores with the wrapper above unless told otherwise.
+                ...(o.agent.backupBucket && !o.agent.restoreTool
+                  ? { restoreTool: `${NODE_PATHS.binDir[o.os]}/etcd-restore` }
+                  : {}),
+              }),
+            ),
+          },
         },
       ],
     },
@@ -194,6 +211,22 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
       ],
     },
   };
+}
+
+/**
+ * etcd-restore: runs etcd's own restore tool (etcdutl on 3.5+, etcdctl on 3.4) from the pinned
+ * image, with the data dir mounted, no network. The agent passes the snapshot restore arguments.
+ */
+function restoreWrapper(os: NodeOs, tag: string): string {
+  const runtime = os === "flatcar" ? "docker" : "podman";
+  const tool = /^v3\.4\./.test(tag) ? "etcdctl" : "etcdutl";
+  return [
+    "#!/bin/sh",
+    "# etcd's restore tool from the pinned etcd image; written by Ignition for etcd-agent's recovery.",
+    "set -eu",
+    `exec ${runtime} run --rm --network none -e ETCDCTL_API=3 -v ${NODE_PATHS.dataDir}:${NODE_PATHS.dataDir} ${ETCD_IMAGE.repository}:${tag} ${tool} "$@"`,
+    "",
+  ].join("\n");
 }
 
 /** var-lib-etcd.mount: the data volume at the data dir; etcd-agent-boot requires it (RequiresMountsFor). */

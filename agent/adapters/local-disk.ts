@@ -1,6 +1,6 @@
 // This node's disk: etcd's data dir, the agent's state file and etcd's environment file.
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, stat } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { LocalState } from "../planner/observation.js";
 import type { Clock } from "../ports/clock.js";
@@ -89,6 +89,13 @@ export class LocalDisk implements LocalNode {
     await rename(member, join(target, "member"));
     await writeFileAtomic(join(target, "ETCD_AGENT_MOVED_ASIDE"), `${reason}\n`);
     return target;
+  }
+
+  async adoptRestored(staging: string): Promise<void> {
+    const target = join(this.options.dataDir, "member");
+    if (await exists(target)) throw new Error(`${target} exists; refusing to put a restored member over it`);
+    await rename(join(staging, "member"), target);
+    await rm(staging, { recursive: true, force: true });
   }
 
   async writeEnvFile(content: string): Promise<void> {

@@ -23,6 +23,9 @@ export class MemoryLocalNode implements LocalNode {
     this.data = false;
     return had ? "(memory)" : null;
   }
+  async adoptRestored(): Promise<void> {
+    this.data = true;
+  }
   async writeEnvFile(content: string): Promise<void> {
     this.envFile = content;
   }

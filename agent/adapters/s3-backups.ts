@@ -3,6 +3,7 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
@@ -15,14 +16,14 @@ export class S3Backups implements BackupStore {
     private readonly bucket: string,
   ) {}
 
-  async put(key: string, body: Buffer, sha256: string): Promise<void> {
+  async put(key: string, body: Buffer, meta: Record<string, string>): Promise<void> {
     await this.s3.send(
       new PutObjectCommand({
         Bucket: this.bucket,
         Key: key,
         Body: body,
         ContentType: "application/octet-stream",
-        Metadata: { sha256 },
+        Metadata: meta,
       }),
     );
   }
@@ -42,10 +43,15 @@ export class S3Backups implements BackupStore {
     return keys;
   }
 
-  async get(key: string): Promise<{ body: Buffer; sha256: string | null }> {
+  async get(key: string): Promise<{ body: Buffer; meta: Record<string, string> }> {
     const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     const bytes = await out.Body?.transformToByteArray();
-    return { body: Buffer.from(bytes ?? []), sha256: out.Metadata?.sha256 ?? null };
+    return { body: Buffer.from(bytes ?? []), meta: out.Metadata ?? {} };
+  }
+
+  async head(key: string): Promise<Record<string, string>> {
+    const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+    return out.Metadata ?? {};
   }
 
   async delete(key: string): Promise<void> {

@@ -4,9 +4,8 @@
 // before any restore, so a corrupt or truncated object is reported and skipped, never restored.
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { AgentConfig, BackupConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -56,6 +55,7 @@ export async function saveSnapshot(
   endpoint: string,
   clusterToken: string,
   log: Logger,
+  members: string[] = [],
 ): Promise<SavedSnapshot> {
   const { backups, backup } = store(ports, config);
   const { data, revision } = await ports.etcd.snapshot(endpoint, 300_000);
@@ -63,7 +63,7 @@ export async function saveSnapshot(
   const takenAt = ports.clock.now();
   const key = snapshotKey(backupPrefix(backup, asgName), takenAt, revision, clusterToken);
   const sum = sha256(data);
-  await backups.put(key, data, sum);
+  await backups.put(key, data, { sha256: sum, members: members.join(",") });
   log.info("saved a snapshot", { action: "backup", key, revision, bytes: data.length, sha256: sum });
   return { key, takenAt: takenAt.toISOString(), revision, clusterToken, bytes: data.length, sha256: sum };
 }
@@ -115,6 +115,7 @@ export async function backupIfDue(
   clusterToken: string | null,
   state: BackupState,
   log: Logger,
+  members: string[] = [],
 ): Promise<boolean> {
   if (!config.backup || !ports.backups || clusterToken === null) return false;
   try {
@@ -122,7 +123,7 @@ export async function backupIfDue(
       state.lastTakenAt = (await listSnapshots(ports, config, asgName))[0]?.takenAt ?? null;
     }
     if (!backupDue(state.lastTakenAt, ports.clock.now(), config.backup.intervalMinutes)) return false;
-    const saved = await saveSnapshot(ports, config, asgName, endpoint, clusterToken, log);
+    const saved = await saveSnapshot(ports, config, asgName, endpoint, clusterToken, log, members);
     state.lastTakenAt = saved.takenAt;
     await enforceRetention(ports, config, asgName, log);
     return true;
@@ -165,7 +166,8 @@ export async function restoreSnapshot(
     throw new NoGoodSnapshotError(`no snapshot under the backup prefix in ${config.backup?.bucket}`);
   const corrupt: string[] = [];
   for (const ref of refs) {
-    const { body, sha256: recorded } = await backups.get(ref.key);
+    const { body, meta } = await backups.get(ref.key);
+    const recorded = meta.sha256 ?? null;
     const actual = sha256(body);
     if (recorded === null || recorded !== actual) {
       corrupt.push(ref.key);
@@ -180,7 +182,10 @@ export async function restoreSnapshot(
       if (o.key) break;
       continue;
     }
-    const work = mkdtempSync(join(tmpdir(), "etcd-agent-restore-"));
+    mkdirSync(dirname(o.dataDir), { recursive: true });
+    // Beside the target, not in /tmp: on a node the restore tool runs in etcd's container, which
+    // sees the data dir's file system (and the boot unit has a private /tmp).
+    const work = mkdtempSync(join(dirname(o.dataDir), ".etcd-agent-restore-"));
     try {
       const file = join(work, "snapshot.db");
       writeFileSync(file, body, { mode: 0o600 });

@@ -18,6 +18,7 @@ import { emptyMemory, rememberMembers } from "../planner/memory.js";
 import type { Identity, Member } from "../planner/observation.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
+import { listSnapshots, restoreSnapshot } from "./backup.js";
 
 export interface BootContext {
   identity: Identity;
@@ -67,12 +68,16 @@ export async function runBoot(
   const deadline = ports.clock.now().getTime() + config.bootTimeoutSeconds * 1000;
   let memory = emptyMemory();
   let lastHold: BootDecision | null = null;
+  /** When this boot first saw no member answer; the restore bound counts from here. */
+  let unreachableSince: string | null = null;
 
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     if (signal?.aborted) throw new Error("boot interrupted");
     const obs = await observeBoot(ports, config, ctx, log);
     if (obs.cluster) memory = rememberMembers(memory, obs.cluster.members, obs.now);
     obs.firstSeen = memory.firstSeenUnstarted;
+    unreachableSince = obs.cluster === null ? (unreachableSince ?? obs.now) : null;
+    if (obs.recovery) obs.recovery.unreachableSince = unreachableSince ?? obs.now;
     const decision = decideBoot(obs);
     logDecision(log, decision, round);
 
@@ -109,6 +114,17 @@ export async function runBoot(
           envFile: config.envFile,
           memberId: decision.memberId,
         };
+      }
+      case "restore": {
+        if (options.mode === "join") {
+          throw new RefusedError({
+            rule: "cluster-existed",
+            detail: "join never restores: no member answers",
+          });
+        }
+        const restored = await applyRestore(ports, config, identity, decision, obs, log);
+        if (restored !== null) return restored;
+        continue;
       }
       case "bootstrap": {
         if (options.mode === "join") {
@@ -264,7 +280,12 @@ async function observeBoot(
   const selfUrl = clientUrlFor(identity.privateIp, config.clientPort);
   const peers = candidateEndpoints(asg, config.clientPort).filter((u) => u !== selfUrl);
   const cluster = peers.length > 0 ? await observeCluster(ports.etcd, peers, asg, config.clientPort) : null;
+  const recovery =
+    cluster === null && dns.marker.kind === "present" && dns.marker.marker.state === "active"
+      ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker.token, log)
+      : null;
   return {
+    recovery,
     self: { instanceId: identity.instanceId, privateIp: identity.privateIp, targetLifecycleState: target },
     asg,
     cluster,
@@ -274,6 +295,93 @@ async function observeBoot(
     startupGraceSeconds: config.startupGraceSeconds,
     firstSeen: {},
   };
+}
+
+/** The newest snapshot (of this cluster's token when it has any) and who the members were; null when unknown. */
+async function observeRecovery(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  token: string,
+  log: Logger,
+): Promise<BootObservation["recovery"]> {
+  if (!config.backup || !ports.backups) return null;
+  try {
+    const refs = await listSnapshots(ports, config, asgName);
+    const newest = refs.find((r) => r.clusterToken === token) ?? refs[0] ?? null;
+    const meta = newest ? await ports.backups.head(newest.key) : {};
+    return {
+      newest: newest ? { key: newest.key, takenAt: newest.takenAt } : null,
+      formerMembers: (meta.members ?? "").split(",").filter((m) => m !== ""),
+      unreachableSince: ports.clock.now().toISOString(),
+      restoreAfterSeconds: config.backup.restoreAfterSeconds,
+    };
+  } catch (error) {
+    log.warn("could not read the backups", { reason: (error as Error).message });
+    return null;
+  }
+}
+
+/**
+ * Disaster recovery on the designated instance: take the marker from the lost cluster (compare-and-
+ * swap, so two instances cannot both restore), restore the newest snapshot that verifies into the
+ * data dir, write etcd's environment for a one-member cluster. The others join it as usual.
+ */
+async function applyRestore(
+  ports: Ports,
+  config: AgentConfig,
+  identity: BootContext["identity"],
+  decision: Extract<BootDecision, { kind: "restore" }>,
+  obs: BootObservation,
+  log: Logger,
+): Promise<BootResult | null> {
+  const name = markerName(config.domain);
+  if (obs.marker.kind !== "present") return null;
+  try {
+    await ports.dns.swapTxt(
+      name,
+      { name, type: "TXT", ttl: 60, values: [obs.marker.marker.raw] },
+      markerRecord(name, { state: "claimed", token: decision.clusterToken, claimant: identity.instanceId }),
+    );
+  } catch (error) {
+    if (error instanceof MarkerConflictError) {
+      log.info("lost the restore claim; observing again", { reason: error.message });
+      return null;
+    }
+    throw error;
+  }
+  if (decision.moveDataAside) await moveAside(ports, log, "stale data before a restore");
+  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort);
+  // etcd's tool wants a directory that does not exist; the data dir may be a mount point, so the
+  // restore goes beside member/ on the same file system and member/ is moved into place.
+  const staging = `${config.dataDir}/restore-${ports.clock.now().getTime()}`;
+  const result = await restoreSnapshot(ports, config, obs.asg?.name ?? "", log, {
+    dataDir: staging,
+    name: identity.instanceId,
+    peerUrl: selfPeerUrl,
+    tool: config.backup?.restoreTool ?? "etcdctl",
+    clusterToken: decision.clusterToken,
+  });
+  await ports.local.adoptRestored(staging);
+  await ports.local.writeState({
+    clusterToken: decision.clusterToken,
+    memberId: null,
+    name: identity.instanceId,
+    updatedAt: ports.clock.now().toISOString(),
+  });
+  await writeEnv(ports, config, identity, {
+    initialCluster: `${identity.instanceId}=${selfPeerUrl}`,
+    state: "new",
+    token: decision.clusterToken,
+  });
+  log.error("restored the cluster from a snapshot: writes after it are lost; the other instances join it", {
+    action: "restore",
+    key: result.key,
+    revision: result.revision,
+    reason: decision.reason,
+    ...(result.corrupt.length > 0 ? { skipped_corrupt: result.corrupt.join(",") } : {}),
+  });
+  return { decision: "restore", reason: decision.reason, envFile: config.envFile, memberId: null };
 }
 
 /** Client URLs of members that answered Status: where membership calls go. */

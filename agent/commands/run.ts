@@ -210,6 +210,7 @@ export async function reconcileOnce(
       token,
       state.backup,
       log,
+      obs.cluster.members.map((m) => m.name).filter((n) => n !== ""),
     );
   }
   return {
@@ -264,6 +265,7 @@ async function apply(
               clientUrlFor(ctx.identity.privateIp, config.clientPort),
               token,
               log,
+              (obs.cluster?.members ?? []).map((m) => m.name).filter((n) => n !== ""),
             ).catch((error: Error) =>
               log.error("backup before leaving failed; leaving anyway", {
                 action: "backup",

@@ -40,7 +40,11 @@ export async function runSnapshotSave(
       `the cluster marker _etcd-cluster.${config.domain} could not be read (${marker.kind}); a snapshot is named after the cluster's token`,
     );
   }
-  return saveSnapshot(ports, config, asg, endpoint, marker.marker.token, log);
+  // The members go with the snapshot: recovery restores only once every one of them has left the ASG.
+  const members = (await ports.etcd.memberList([endpoint])).members
+    .map((m) => m.name)
+    .filter((n) => n !== "");
+  return saveSnapshot(ports, config, asg, endpoint, marker.marker.token, log, members);
 }
 
 export async function runSnapshotList(ports: Ports, config: AgentConfig): Promise<SnapshotRef[]> {

@@ -37,6 +37,10 @@ export interface BackupConfig {
   dailyDays: number;
   /** Path-style S3 addressing, for S3-compatible endpoints that have no per-bucket host names. */
   pathStyle: boolean;
+  /** Automatic recovery: how long no member may answer (with every former member gone) before a restore. */
+  restoreAfterSeconds: number;
+  /** etcd's restore program: etcdctl (3.4) or etcdutl (3.5+), or a wrapper that runs it. */
+  restoreTool: string;
 }
 
 export const DEFAULTS = {
@@ -54,6 +58,8 @@ export const DEFAULTS = {
   backupIntervalMinutes: 15,
   backupHourlyHours: 48,
   backupDailyDays: 30,
+  restoreAfterSeconds: 300,
+  restoreTool: "etcdctl",
 } as const;
 
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -190,6 +196,15 @@ export function parseConfig(raw: Raw): AgentConfig {
           ),
           dailyDays: int(raw, "backupDailyDays", "backup-daily-days", DEFAULTS.backupDailyDays, 0, 3650),
           pathStyle: flag("backupS3PathStyle", "backup-s3-path-style"),
+          restoreAfterSeconds: int(
+            raw,
+            "restoreAfterSeconds",
+            "restore-after-seconds",
+            DEFAULTS.restoreAfterSeconds,
+            10,
+            86400,
+          ),
+          restoreTool: str(raw, "restoreTool", "restore-tool", false) ?? DEFAULTS.restoreTool,
         };
   return {
     backup,

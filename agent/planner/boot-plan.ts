@@ -37,6 +37,19 @@ export interface BootObservation {
   startupGraceSeconds: number;
   /** When each unstarted member was first seen, by member ID (ISO-8601); from the agent's memory. */
   firstSeen: Record<string, string>;
+  /**
+   * What the backups say, read only when the cluster is marked active and no member answers:
+   * null when backups are off or could not be read.
+   */
+  recovery?: {
+    /** The newest snapshot (of the marker's cluster if it has any), or null when there is none. */
+    newest: { key: string; takenAt: string } | null;
+    /** The instances that were members when it was taken. */
+    formerMembers: string[];
+    /** When this boot first saw no member answer (ISO-8601). */
+    unreachableSince: string;
+    restoreAfterSeconds: number;
+  } | null;
 }
 
 export interface MemberRemoval {
@@ -73,6 +86,16 @@ export type BootDecision =
       moveDataAside: boolean;
       /** create: the marker is absent; own: this instance claimed it before; takeover: replace a dead claim. */
       claim: "create" | "own" | "takeover";
+      clusterToken: string;
+    }
+  | {
+      /** Disaster recovery: a new one-member cluster from the newest snapshot that verifies. */
+      kind: "restore";
+      reason: string;
+      snapshotKey: string;
+      moveDataAside: boolean;
+      /** The lost cluster's token (the marker is swapped from it by compare-and-swap). */
+      formerToken: string;
       clusterToken: string;
     }
   | { kind: "wait"; hold: Hold }
@@ -284,6 +307,64 @@ function findBlocker(obs: BootObservation, cluster: ClusterView): Blocker {
   return { kind: "none" };
 }
 
+/**
+ * The cluster existed and no member answers. Only when every instance that was a member at the
+ * newest snapshot has left the ASG (so no data can come back), no member has answered for the
+ * bound, and this is the earliest-launched eligible instance, restore; anything else waits or
+ * refuses, naming the rule.
+ */
+function decideRecovery(obs: BootObservation, formerToken: string, staleData: boolean): BootDecision {
+  const r = obs.recovery;
+  const asg = obs.asg;
+  if (r === null || r === undefined || asg === null) {
+    return {
+      kind: "refuse",
+      hold: hold(
+        "cluster-existed",
+        `cluster ${formerToken} is marked active; restore it from a backup (etcd-agent snapshot restore) or bring its members back`,
+      ),
+    };
+  }
+  if (r.newest === null) return { kind: "refuse", hold: hold("no-snapshot", `cluster ${formerToken}`) };
+  const present = r.formerMembers.filter((id) =>
+    asg.instances.some((i) => i.instanceId === id && !isLeaving(i)),
+  );
+  if (present.length > 0 || r.formerMembers.length === 0) {
+    return {
+      kind: r.formerMembers.length === 0 ? "refuse" : "wait",
+      hold: hold(
+        "former-member-present",
+        r.formerMembers.length === 0
+          ? `snapshot ${r.newest.key} names no members, so none can be ruled out`
+          : `${present.join(", ")} of ${r.formerMembers.join(", ")} still in ${asg.name}`,
+      ),
+    };
+  }
+  const waited = (Date.parse(obs.now) - Date.parse(r.unreachableSince)) / 1000;
+  if (waited < r.restoreAfterSeconds) {
+    return {
+      kind: "wait",
+      hold: hold("restore-wait", `no member for ${Math.round(waited)}s of ${r.restoreAfterSeconds}s`),
+    };
+  }
+  const designated = designatedBootstrapper(asg);
+  if (designated === null) return { kind: "wait", hold: hold("no-eligible-instances", `in ${asg.name}`) };
+  if (designated.instanceId !== obs.self.instanceId) {
+    return {
+      kind: "wait",
+      hold: hold("not-bootstrapper", `${designated.instanceId} restores the cluster; waiting to join it`),
+    };
+  }
+  return {
+    kind: "restore",
+    reason: `cluster ${formerToken} lost every member (${r.formerMembers.join(", ")} gone) and none answered for ${Math.round(waited)}s; restoring ${r.newest.key} (taken ${r.newest.takenAt})`,
+    snapshotKey: r.newest.key,
+    moveDataAside: staleData,
+    formerToken,
+    clusterToken: tokenFor(asg.name, obs.self.instanceId),
+  };
+}
+
 function decideWithoutCluster(obs: BootObservation): BootDecision {
   const { self, local, marker } = obs;
   if (marker.kind === "unknown") {
@@ -312,13 +393,7 @@ function decideWithoutCluster(obs: BootObservation): BootDecision {
   }
 
   if (marker.kind === "present" && marker.marker.state === "active") {
-    return {
-      kind: "refuse",
-      hold: hold(
-        "cluster-existed",
-        `cluster ${marker.marker.token} is marked active; restore it from a backup or bring its members back`,
-      ),
-    };
+    return decideRecovery(obs, marker.marker.token, staleData);
   }
 
   const asg = obs.asg;

@@ -20,6 +20,10 @@ export const RULES = {
   "cluster-existed":
     "a cluster existed before and no member answers; a new empty cluster would replace its data",
   "not-bootstrapper": "another instance is the designated bootstrapper",
+  "former-member-present":
+    "an instance of the lost cluster is still in the ASG and may come back with its data; no restore while it is",
+  "restore-wait": "no member has answered for less than the restore bound; it may still come back",
+  "no-snapshot": "the cluster existed, no member answers, and there is no snapshot to restore from",
   "bootstrap-claimed": "another instance has claimed the bootstrap and may be starting the cluster",
   "no-eligible-instances": "the ASG has no eligible instance with a known address and launch time",
   "self-not-eligible": "this instance is not eligible to bootstrap (not Pending/InService and Healthy)",

@@ -7,6 +7,8 @@ export interface LocalNode {
   writeState(state: LocalState): Promise<void>;
   /** Renames the data dir aside (never deletes it); returns the new path, or null if there was none. */
   moveDataAside(reason: string): Promise<string | null>;
+  /** Moves member/ of a restored data dir (`staging`, inside the data dir) into the data dir, then removes `staging`. */
+  adoptRestored(staging: string): Promise<void>;
   /** Writes etcd's environment file atomically (temp file, fsync, rename). */
   writeEnvFile(content: string): Promise<void>;
   readEnvFile(): Promise<string | null>;

@@ -46,6 +46,7 @@ const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/
 const BUCKET_PLACEHOLDER = "etcd-agent-binary-bucket-placeholder";
 const KEY_PLACEHOLDER = "etcd-agent-binary-key-placeholder";
 const ZONE_PLACEHOLDER = "ZETCDAGENTZONEPLACEHOLDER";
+const BACKUP_PLACEHOLDER = "etcd-agent-backup-bucket-placeholder";
 
 /** The lifecycle hooks' names and timeouts (docs/deploy.md explains the choice). */
 export const HOOKS = {
@@ -221,7 +222,7 @@ export class EtcdCluster extends Construct {
       arch: s.architecture,
       binaryUrl: `s3://${BUCKET_PLACEHOLDER}/${KEY_PLACEHOLDER}`,
       binarySha512: s.agentBinarySha512,
-      agent: { domain: d, hostedZoneId: ZONE_PLACEHOLDER, asgName },
+      agent: { domain: d, hostedZoneId: ZONE_PLACEHOLDER, asgName, backupBucket: BACKUP_PLACEHOLDER },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
       dataDevice: "/dev/xvdb",
@@ -239,7 +240,9 @@ export class EtcdCluster extends Construct {
         .split(KEY_PLACEHOLDER)
         .join(binary.s3ObjectKey)
         .split(ZONE_PLACEHOLDER)
-        .join(this.hostedZone.hostedZoneId),
+        .join(this.hostedZone.hostedZoneId)
+        .split(BACKUP_PLACEHOLDER)
+        .join(this.backupBucket.bucketName),
     );
 
     const launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {

@@ -9,10 +9,9 @@ import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { Etcd3 } from "etcd3";
 import { afterAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
-import { AGENT_BINARY } from "../sandbox/node-process.js";
-import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
+import { operatorAgent as agent } from "../support/operator-cli.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
 const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
@@ -21,48 +20,6 @@ afterAll(async () => {
   await probe.close();
   rmSync(work, { recursive: true, force: true });
 });
-
-/**
- * The binary as an operator on the bastion runs it, against the sandbox. Asynchronous: the
- * sandbox's AWS proxy lives in this process and must answer while the binary runs.
- */
-function agent(
-  sandbox: Sandbox,
-  endpoint: string,
-  args: string[],
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(AGENT_BINARY, [...args, "--json"], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        PATH: "/usr/bin:/bin",
-        AWS_ENDPOINT_URL: sandbox.gaps.url,
-        AWS_REGION: sandbox.world.region,
-        AWS_ACCESS_KEY_ID: "operator",
-        AWS_SECRET_ACCESS_KEY: "operator",
-        ETCD_AGENT_DOMAIN: sandbox.world.domain,
-        ETCD_AGENT_HOSTED_ZONE_ID: sandbox.world.hostedZoneId,
-        ETCD_AGENT_ASG_NAME: sandbox.world.asgName,
-        ETCD_AGENT_ENDPOINTS: endpoint,
-        ETCD_AGENT_BACKUP_BUCKET: sandbox.world.backupBucket,
-        ETCD_AGENT_BACKUP_S3_PATH_STYLE: "true",
-      },
-    });
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      out += c.toString("utf8");
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      err += c.toString("utf8");
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
 
 async function putKeys(endpoints: string[], from: number, to: number): Promise<void> {
   const client = new Etcd3({ hosts: endpoints });

@@ -41,7 +41,11 @@ function resolve(v: unknown): string {
   if (o.Ref === "AWS::AccountId") return "123456789012";
   if (o.Ref === "AWS::Region") return "eu-west-1";
   if (o.Ref === "AWS::URLSuffix") return "amazonaws.com";
-  if (typeof o.Ref === "string") return o.Ref.includes("Zone") ? "Z0123456789TESTZONE" : `ref-${o.Ref}`;
+  if (typeof o.Ref === "string") {
+    if (o.Ref.includes("Zone")) return "Z0123456789TESTZONE";
+    if (o.Ref.includes("Backups")) return "etcd-backups-bucket";
+    return `ref-${o.Ref}`;
+  }
   if (o["Fn::Join"]) {
     const [sep, parts] = o["Fn::Join"] as [string, unknown[]];
     return parts.map(resolve).join(sep);
@@ -251,7 +255,13 @@ describe("the user data", () => {
       ETCD_AGENT_DOMAIN: "etcd.internal",
       ETCD_AGENT_HOSTED_ZONE_ID: "Z0123456789TESTZONE",
       ETCD_AGENT_ASG_NAME: asgName,
+      ETCD_AGENT_BACKUP_BUCKET: "etcd-backups-bucket",
+      ETCD_AGENT_RESTORE_TOOL: "/opt/bin/etcd-restore",
     });
+    const wrapper = json.storage.files.find((f: any) => f.path === "/opt/bin/etcd-restore");
+    expect(decodeURIComponent(wrapper.contents.source.replace(/^data:,/, ""))).toMatch(
+      /docker run --rm --network none .* quay\.io\/coreos\/etcd:v3\.5\.\d+ etcdutl "\$@"/,
+    );
     const raw = Object.fromEntries(
       Object.entries(env).map(([k, v]) => [
         k

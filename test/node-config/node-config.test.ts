@@ -32,7 +32,7 @@ function render(os: NodeOs, arch: NodeArch): IgnitionConfig {
     arch,
     binaryUrl: `s3://etcd-assets/etcd-agent-linux-${arch}`,
     binarySha512: SHA,
-    agent: { domain: "etcd.internal", hostedZoneId: "Z0123456789ABC" },
+    agent: { domain: "etcd.internal", hostedZoneId: "Z0123456789ABC", backupBucket: "etcd-backups" },
     sshAuthorizedKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests operator"],
     // The data volume as the CDK construct gives it: its mount unit is verified with the rest.
     dataDevice: "/dev/xvdb",

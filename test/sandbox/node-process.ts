@@ -71,6 +71,9 @@ function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEn
     // Snapshots to moto's S3: the leader saves one at once, then every 15 minutes.
     ETCD_AGENT_BACKUP_BUCKET: world.backupBucket,
     ETCD_AGENT_BACKUP_S3_PATH_STYLE: "true",
+    // Recovery after every member is lost: the sandbox waits 20 s (300 s on a node); Debian's etcdctl restores.
+    ETCD_AGENT_RESTORE_AFTER_SECONDS: process.env.ETCD_SANDBOX_RESTORE_AFTER_SECONDS ?? "20",
+    ETCD_AGENT_RESTORE_TOOL: "/usr/bin/etcdctl",
     // The sandbox reports a member that stays unhealthy after 30 s (600 s on a real node).
     ETCD_AGENT_UNHEALTHY_DEADLINE_SECONDS: process.env.ETCD_SANDBOX_UNHEALTHY_DEADLINE_SECONDS ?? "30",
     // For benchmarks that try V8 flags on the agent (npm run bench:binary -- --node-options ...).

@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { type BootDecision, decideBoot } from "../../../agent/planner/boot-plan.js";
-import { ABSENT, ago, asg, bootObs, cluster, iid, instance, marker, member } from "../../support/fixtures.js";
+import {
+  ABSENT,
+  ago,
+  asg,
+  bootObs,
+  cluster,
+  iid,
+  instance,
+  marker,
+  member,
+  NOW,
+} from "../../support/fixtures.js";
 
 function kind(d: BootDecision): string {
   return d.kind === "wait" || d.kind === "refuse" ? `${d.kind}:${d.hold.rule}` : d.kind;
@@ -229,5 +240,69 @@ describe("decideBoot: the cluster answers", () => {
     expect(kind(decideBoot(bootObs(2, { cluster: c, asg: group, marker: ABSENT })))).toBe(
       "wait:quorum-after-removal",
     );
+  });
+});
+
+describe("decideBoot: disaster recovery (the cluster existed, no member answers)", () => {
+  // The lost cluster's members were instances 7, 8, 9; the ASG now holds fresh instances 4, 5, 6.
+  const fresh = asg([instance(4), instance(5), instance(6)]);
+  const recovery = (over: object = {}) => ({
+    newest: { key: "backups/g/2026-11-22T11-00-00-000Z_r9_etcd-x.db", takenAt: "2026-11-22T11:00:00.000Z" },
+    formerMembers: [iid(7), iid(8), iid(9)],
+    unreachableSince: ago(400),
+    restoreAfterSeconds: 300,
+    ...over,
+  });
+  const obs = (self: number, over: object = {}) =>
+    bootObs(self, { asg: fresh, marker: marker("active"), recovery: recovery(over) });
+
+  it("the earliest-launched instance restores the newest snapshot with a new token", () => {
+    const d = decideBoot(obs(4));
+    expect(d).toMatchObject({
+      kind: "restore",
+      snapshotKey: "backups/g/2026-11-22T11-00-00-000Z_r9_etcd-x.db",
+      formerToken: `etcd-${iid(1)}`,
+    });
+    expect((d as { clusterToken: string }).clusterToken).not.toBe(`etcd-${iid(1)}`);
+  });
+
+  it("the others wait to join it", () => {
+    expect(kind(decideBoot(obs(5)))).toBe("wait:not-bootstrapper");
+  });
+
+  it("no restore while an instance of the lost cluster is still in the ASG", () => {
+    const withOld = bootObs(4, {
+      asg: asg([instance(4), instance(5), instance(9)]),
+      marker: marker("active"),
+      recovery: recovery(),
+    });
+    expect(kind(decideBoot(withOld))).toBe("wait:former-member-present");
+  });
+
+  it("no restore before the bound has passed", () => {
+    expect(kind(decideBoot(obs(4, { unreachableSince: ago(120) })))).toBe("wait:restore-wait");
+  });
+
+  it("refuses with no snapshot, with a snapshot that names no members, and with backups off", () => {
+    expect(kind(decideBoot(obs(4, { newest: null })))).toBe("refuse:no-snapshot");
+    expect(kind(decideBoot(obs(4, { formerMembers: [] })))).toBe("refuse:former-member-present");
+    expect(kind(decideBoot(bootObs(4, { asg: fresh, marker: marker("active"), recovery: null })))).toBe(
+      "refuse:cluster-existed",
+    );
+  });
+
+  it("a node with its own data still rejoins on it instead (never a restore over data)", () => {
+    const d = decideBoot(
+      bootObs(4, {
+        asg: fresh,
+        marker: marker("active"),
+        recovery: recovery(),
+        local: {
+          hasData: true,
+          state: { clusterToken: `etcd-${iid(1)}`, memberId: "4", name: iid(4), updatedAt: NOW },
+        },
+      }),
+    );
+    expect(d.kind).toBe("rejoin");
   });
 });

@@ -1,0 +1,46 @@
+// The binary as an operator on the bastion runs it, against a sandbox.
+import { spawn } from "node:child_process";
+import { AGENT_BINARY } from "../sandbox/node-process.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
+
+/**
+ * The binary as an operator on the bastion runs it, against the sandbox. Asynchronous: the
+ * sandbox's AWS proxy lives in this process and must answer while the binary runs.
+ */
+export function operatorAgent(
+  sandbox: Sandbox,
+  endpoint: string,
+  args: string[],
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(AGENT_BINARY, [...args, "--json"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        PATH: "/usr/bin:/bin",
+        AWS_ENDPOINT_URL: sandbox.gaps.url,
+        AWS_REGION: sandbox.world.region,
+        AWS_ACCESS_KEY_ID: "operator",
+        AWS_SECRET_ACCESS_KEY: "operator",
+        ETCD_AGENT_DOMAIN: sandbox.world.domain,
+        ETCD_AGENT_HOSTED_ZONE_ID: sandbox.world.hostedZoneId,
+        ETCD_AGENT_ASG_NAME: sandbox.world.asgName,
+        ETCD_AGENT_ENDPOINTS: endpoint,
+        ETCD_AGENT_BACKUP_BUCKET: sandbox.world.backupBucket,
+        ETCD_AGENT_BACKUP_S3_PATH_STYLE: "true",
+      },
+    });
+    let out = "";
+    let err = "";
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString("utf8");
+    });
+    child.stderr?.on("data", (c: Buffer) => {
+      err += c.toString("utf8");
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+  });
+}
