@@ -145,17 +145,7 @@ export async function runBoot(
         }
         if (decision.moveDataAside) await moveAside(ports, log, "stale data before a new bootstrap");
         // Written before etcd first starts, so a crash between here and etcd's start resumes as "own".
-        await ports.local.writeState({
-          clusterToken: decision.clusterToken,
-          memberId: null,
-          name: identity.instanceId,
-          updatedAt: ports.clock.now().toISOString(),
-        });
-        await writeEnv(ports, config, identity, {
-          initialCluster: `${identity.instanceId}=${selfPeerUrl}`,
-          state: "new",
-          token: decision.clusterToken,
-        });
+        await startAlone(ports, config, identity, decision.clusterToken);
         return { decision: "bootstrap", reason: decision.reason, envFile: config.envFile, memberId: null };
       }
       case "join": {
@@ -297,6 +287,26 @@ async function observeBoot(
   };
 }
 
+/** The state file and etcd's environment for a one-member cluster of this node (bootstrap, restore). */
+async function startAlone(
+  ports: Ports,
+  config: AgentConfig,
+  identity: BootContext["identity"],
+  clusterToken: string,
+): Promise<void> {
+  await ports.local.writeState({
+    clusterToken,
+    memberId: null,
+    name: identity.instanceId,
+    updatedAt: ports.clock.now().toISOString(),
+  });
+  await writeEnv(ports, config, identity, {
+    initialCluster: `${identity.instanceId}=${peerUrlFor(identity.privateIp, config.peerPort)}`,
+    state: "new",
+    token: clusterToken,
+  });
+}
+
 /** The newest snapshot (of this cluster's token when it has any) and who the members were; null when unknown. */
 async function observeRecovery(
   ports: Ports,
@@ -363,17 +373,7 @@ async function applyRestore(
     clusterToken: decision.clusterToken,
   });
   await ports.local.adoptRestored(staging);
-  await ports.local.writeState({
-    clusterToken: decision.clusterToken,
-    memberId: null,
-    name: identity.instanceId,
-    updatedAt: ports.clock.now().toISOString(),
-  });
-  await writeEnv(ports, config, identity, {
-    initialCluster: `${identity.instanceId}=${selfPeerUrl}`,
-    state: "new",
-    token: decision.clusterToken,
-  });
+  await startAlone(ports, config, identity, decision.clusterToken);
   log.error("restored the cluster from a snapshot: writes after it are lost; the other instances join it", {
     action: "restore",
     key: result.key,

@@ -201,17 +201,8 @@ export async function reconcileOnce(
     : null;
   const leaving = obs.self.targetLifecycleState !== null && obs.self.targetLifecycleState !== "InService";
   if (self && obs.cluster?.leaderId === self.id && !leaving) {
-    const token = obs.marker.kind === "present" ? obs.marker.marker.token : obs.localClusterToken;
-    await backupIfDue(
-      ports,
-      config,
-      ctx.asgName,
-      clientUrlFor(ctx.identity.privateIp, config.clientPort),
-      token,
-      state.backup,
-      log,
-      obs.cluster.members.map((m) => m.name).filter((n) => n !== ""),
-    );
+    const b = backupSubject(obs, ctx, config);
+    await backupIfDue(ports, config, ctx.asgName, b.endpoint, b.token, state.backup, log, b.members);
   }
   return {
     plan,
@@ -253,26 +244,17 @@ async function apply(
         await ports.etcd.memberPromote(endpoints, action.memberId);
         log.info("promoted this learner to a voting member", { ...fields, member_id: action.memberId });
         break;
-      case "move-leader":
+      case "move-leader": {
         // The last word of a leaving leader: a snapshot before it hands over (when backups are on).
-        if (config.backup && ports.backups) {
-          const token = obs.marker.kind === "present" ? obs.marker.marker.token : obs.localClusterToken;
-          if (token !== null) {
-            await saveSnapshot(
-              ports,
-              config,
-              ctx.asgName,
-              clientUrlFor(ctx.identity.privateIp, config.clientPort),
-              token,
-              log,
-              (obs.cluster?.members ?? []).map((m) => m.name).filter((n) => n !== ""),
-            ).catch((error: Error) =>
+        const b = backupSubject(obs, ctx, config);
+        if (config.backup && ports.backups && b.token !== null) {
+          await saveSnapshot(ports, config, ctx.asgName, b.endpoint, b.token, log, b.members).catch(
+            (error: Error) =>
               log.error("backup before leaving failed; leaving anyway", {
                 action: "backup",
                 error: error.message,
               }),
-            );
-          }
+          );
         }
         await ports.etcd.moveLeader(
           clientUrlFor(ctx.identity.privateIp, config.clientPort),
@@ -280,6 +262,7 @@ async function apply(
         );
         log.info("handed leadership away", { ...fields, member_id: action.toMemberId });
         break;
+      }
       case "remove-member":
         await ports.etcd.memberRemove(endpoints, action.memberId);
         log.warn("removed member", {
@@ -343,6 +326,15 @@ async function apply(
     log.error("action failed", { ...fields, error: (error as Error).message });
     return false;
   }
+}
+
+/** What a snapshot from this node is of: its local endpoint, the cluster's token, the members' names. */
+function backupSubject(obs: ReconcileObservation, ctx: BootContext, config: AgentConfig) {
+  return {
+    endpoint: clientUrlFor(ctx.identity.privateIp, config.clientPort),
+    token: obs.marker.kind === "present" ? obs.marker.marker.token : obs.localClusterToken,
+    members: (obs.cluster?.members ?? []).map((m) => m.name).filter((n) => n !== ""),
+  };
 }
 
 /** What the local etcd says about the cluster's shape: members, their roles, the leader. */

@@ -157,18 +157,32 @@ export class EtcdCluster extends Construct {
       `_etcd-cluster.${d}`,
       `i-*.${d}`,
     ];
+    // What nodes and the bastion both read: the group, the instances, the zone, the binary.
+    const readStatements = () => [
+      new iam.PolicyStatement({
+        sid: "DescribeCannotBeScoped",
+        actions: [
+          "autoscaling:DescribeAutoScalingGroups",
+          "autoscaling:DescribeAutoScalingInstances",
+          "autoscaling:DescribeLifecycleHooks",
+          "ec2:DescribeInstances",
+        ],
+        resources: ["*"],
+      }),
+      new iam.PolicyStatement({
+        sid: "ReadThisZone",
+        actions: ["route53:ListResourceRecordSets"],
+        resources: [this.hostedZone.hostedZoneArn],
+      }),
+      new iam.PolicyStatement({
+        sid: "FetchTheAgentBinary",
+        actions: ["s3:GetObject"],
+        resources: [binary.bucket.arnForObjects(binary.s3ObjectKey)],
+      }),
+    ];
     const nodePolicy = new iam.Policy(this, "NodePolicy", {
       statements: [
-        new iam.PolicyStatement({
-          sid: "DescribeCannotBeScoped",
-          actions: [
-            "autoscaling:DescribeAutoScalingGroups",
-            "autoscaling:DescribeAutoScalingInstances",
-            "autoscaling:DescribeLifecycleHooks",
-            "ec2:DescribeInstances",
-          ],
-          resources: ["*"],
-        }),
+        ...readStatements(),
         new iam.PolicyStatement({
           sid: "ThisGroupOnly",
           actions: [
@@ -177,11 +191,6 @@ export class EtcdCluster extends Construct {
             "autoscaling:SetInstanceHealth",
           ],
           resources: [asgArn],
-        }),
-        new iam.PolicyStatement({
-          sid: "ReadThisZone",
-          actions: ["route53:ListResourceRecordSets"],
-          resources: [this.hostedZone.hostedZoneArn],
         }),
         new iam.PolicyStatement({
           sid: "ChangeThisClustersRecordsOnly",
@@ -195,11 +204,6 @@ export class EtcdCluster extends Construct {
               "route53:ChangeResourceRecordSetsRecordTypes": ["A", "SRV", "TXT"],
             },
           },
-        }),
-        new iam.PolicyStatement({
-          sid: "FetchTheAgentBinary",
-          actions: ["s3:GetObject"],
-          resources: [binary.bucket.arnForObjects(binary.s3ObjectKey)],
         }),
         new iam.PolicyStatement({
           sid: "BackupsOfThisCluster",
@@ -324,28 +328,7 @@ export class EtcdCluster extends Construct {
     this.bastion.instance.instance.monitoring = true;
     const bastionPolicy = new iam.Policy(this, "BastionPolicy", {
       roles: [this.bastion.role],
-      statements: [
-        new iam.PolicyStatement({
-          sid: "DescribeCannotBeScoped",
-          actions: [
-            "autoscaling:DescribeAutoScalingGroups",
-            "autoscaling:DescribeAutoScalingInstances",
-            "autoscaling:DescribeLifecycleHooks",
-            "ec2:DescribeInstances",
-          ],
-          resources: ["*"],
-        }),
-        new iam.PolicyStatement({
-          sid: "ReadThisZone",
-          actions: ["route53:ListResourceRecordSets"],
-          resources: [this.hostedZone.hostedZoneArn],
-        }),
-        new iam.PolicyStatement({
-          sid: "FetchTheAgentBinary",
-          actions: ["s3:GetObject"],
-          resources: [binary.bucket.arnForObjects(binary.s3ObjectKey)],
-        }),
-      ],
+      statements: readStatements(),
     });
     this.bastion.instance.addUserData(
       "set -euo pipefail",

@@ -79,16 +79,8 @@ describe("backups to S3", () => {
 
       const dataDir = join(work, "restored");
       const ip = "127.0.39.250";
-      const restore = await agent(sandbox, endpoint, [
-        "snapshot",
-        "restore",
-        "--restore-data-dir",
-        dataDir,
-        "--name",
-        "restored",
-        "--peer-url",
-        `http://${ip}:2380`,
-      ]);
+      const restoreArgs = ["snapshot", "restore", "--restore-data-dir", dataDir, "--name", "restored"];
+      const restore = await agent(sandbox, endpoint, [...restoreArgs, "--peer-url", `http://${ip}:2380`]);
       expect(restore.code).toBe(0);
       const result = JSON.parse(restore.out);
       expect(result).toMatchObject({ key: goodKey, corrupt: [newestKey] });
@@ -126,16 +118,7 @@ describe("backups to S3", () => {
       }
 
       // A second restore into the same (now full) directory is refused by etcd's tool, loudly.
-      const again = await agent(sandbox, endpoint, [
-        "snapshot",
-        "restore",
-        "--restore-data-dir",
-        dataDir,
-        "--name",
-        "restored",
-        "--peer-url",
-        `http://${ip}:2380`,
-      ]);
+      const again = await agent(sandbox, endpoint, [...restoreArgs, "--peer-url", `http://${ip}:2380`]);
       expect(again.code).not.toBe(0);
     });
   });

@@ -1,6 +1,6 @@
 // Lifecycle hooks in the sandbox (emulated by the gap filler): launch hooks complete only once the
 // member is a healthy voter; a graceful termination hands leadership away and removes the member
-// before the instance goes.
+// before the instance goes, with a snapshot saved first.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,6 +64,7 @@ describe("lifecycle hooks in the sandbox", () => {
       credentials: { accessKeyId: "x", secretAccessKey: "x" },
     });
 
+    const askedAt = new Date().toISOString();
     await asg.send(
       new TerminateInstanceInAutoScalingGroupCommand({
         InstanceId: leaving,
@@ -83,6 +84,16 @@ describe("lifecycle hooks in the sandbox", () => {
     ]);
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
+    // Backups are on in the sandbox: a snapshot was saved after the request and before the handover.
+    const lines = log
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { ts: string; msg: string });
+    const handover = lines.findIndex((l) => l.msg === "handed leadership away");
+    const savedFirst = lines
+      .slice(0, handover)
+      .filter((l) => l.msg === "saved a snapshot" && l.ts >= askedAt);
+    expect(savedFirst.length).toBeGreaterThanOrEqual(1);
     await eventually("three voters again", 150_000, () => sandbox.settledInstances(3));
   });
 
