@@ -61,7 +61,7 @@ export async function runSnapshotRestore(
     throw new ConfigError(`--restore-data-dir must be an absolute path, got ${JSON.stringify(o.dataDir)}`);
   if (!/^https?:\/\/[^\s/]+:\d+$/.test(o.peerUrl))
     throw new ConfigError(
-      `--peer-url must be a peer URL such as http://10.0.1.5:2380, got ${JSON.stringify(o.peerUrl)}`,
+      `--peer-url must be a peer URL such as http://i-0123456789abcdef0.etcd.internal:2380, got ${JSON.stringify(o.peerUrl)}`,
     );
   if (!/^[\w.-]{1,128}$/.test(o.name))
     throw new ConfigError(

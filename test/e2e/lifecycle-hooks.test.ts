@@ -1,42 +1,35 @@
 // Lifecycle hooks in the sandbox (emulated by the gap filler): launch hooks complete only once the
 // member is a healthy voter; a graceful termination hands leadership away and removes the member
 // before the instance goes, with a snapshot saved first.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AutoScalingClient, TerminateInstanceInAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
-import { Sandbox } from "../sandbox/sandbox.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
 import { worldInstances } from "../sandbox/world.js";
-import type { ContinuousWriter } from "../sandbox/writer.js";
 import { eventually } from "../support/etcd-node.js";
-import { expectEveryWriteReadable, startWriter } from "../support/with-sandbox.js";
+import { expectEveryWriteReadable, openScenario, type Scenario } from "../support/with-sandbox.js";
 
 describe("lifecycle hooks in the sandbox", () => {
-  const root = mkdtempSync(join(tmpdir(), "etcd-agent-hooks-"));
   const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
   let sandbox: Sandbox;
-  let writer: ContinuousWriter | undefined;
+  let scenario: Scenario | undefined;
+  let root = "";
   const hook = (name: string) => ({ name, heartbeatTimeoutSeconds: 300, defaultResult: "ABANDON" as const });
 
   beforeAll(async () => {
-    sandbox = await Sandbox.create({
-      nodes: 3,
-      stateDir: root,
-      subnetCidr: "127.0.34.0/24",
+    scenario = await openScenario({
+      subnet: "127.0.34.0/24",
       hooks: { launch: hook("etcd-launch"), terminate: hook("etcd-terminate") },
     });
-    sandbox.startHypervisor();
-    await sandbox.waitHealthy(150_000);
-    writer = startWriter(sandbox);
+    sandbox = scenario.sandbox;
+    root = scenario.root;
   });
 
   afterAll(async () => {
-    await writer?.close();
-    await sandbox?.stop();
+    await scenario?.close();
     await probe.close();
-    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
   });
 
   it("each instance waits in Pending:Wait until its agent completes the launch hook as a healthy voter", async () => {
@@ -109,7 +102,7 @@ describe("lifecycle hooks in the sandbox", () => {
   });
 
   it("every write acknowledged while this ran is readable", async () => {
-    if (!writer) throw new Error("the writer did not start");
-    await expectEveryWriteReadable(writer);
+    if (!scenario?.writer) throw new Error("the writer did not start");
+    await expectEveryWriteReadable(scenario.writer);
   });
 });

@@ -1,24 +1,19 @@
 // End to end with what ships: the sandbox (moto + real etcd + the x64 binary, an IMDSv2 endpoint
 // per node) on 127.0.31.x. A node is its processes; an instance that goes loses them.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
-import { Sandbox } from "../sandbox/sandbox.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
-import type { ContinuousWriter } from "../sandbox/writer.js";
 import { eventually } from "../support/etcd-node.js";
-import { expectEveryWriteReadable, startWriter } from "../support/with-sandbox.js";
+import { expectEveryWriteReadable, openScenario, type Scenario } from "../support/with-sandbox.js";
 
 describe("the sandbox: three nodes from the binary on moto", () => {
-  const root = mkdtempSync(join(tmpdir(), "etcd-agent-e2e-"));
   const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
   let sandbox: Sandbox;
-  let writer: ContinuousWriter | undefined;
+  let scenario: Scenario | undefined;
 
   const instances = () => worldInstances(sandbox.world);
   const settled = (ms: number) =>
@@ -38,17 +33,13 @@ describe("the sandbox: three nodes from the binary on moto", () => {
     });
 
   beforeAll(async () => {
-    sandbox = await Sandbox.create({ nodes: 3, stateDir: root, subnetCidr: "127.0.31.0/24" });
-    sandbox.startHypervisor();
-    await sandbox.waitHealthy(150_000);
-    writer = startWriter(sandbox);
+    scenario = await openScenario({ subnet: "127.0.31.0/24" });
+    sandbox = scenario.sandbox;
   });
 
   afterAll(async () => {
-    await writer?.close();
-    await sandbox?.stop();
+    await scenario?.close();
     await probe.close();
-    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
   });
 
   it("gives every instance a loopback address", async () => {
@@ -86,7 +77,7 @@ describe("the sandbox: three nodes from the binary on moto", () => {
   });
 
   it("every write acknowledged while this ran is readable", async () => {
-    if (!writer) throw new Error("the writer did not start");
-    await expectEveryWriteReadable(writer);
+    if (!scenario?.writer) throw new Error("the writer did not start");
+    await expectEveryWriteReadable(scenario.writer);
   });
 });

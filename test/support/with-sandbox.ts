@@ -35,10 +35,15 @@ export interface ScenarioOptions {
   writer?: boolean;
 }
 
-export async function withSandbox(
-  options: ScenarioOptions,
-  body: (sandbox: Sandbox) => Promise<void>,
-): Promise<WriterReport | null> {
+/** A healthy sandbox with the writer running (unless told not to); close() stops and removes it all. */
+export interface Scenario {
+  sandbox: Sandbox;
+  root: string;
+  writer: ContinuousWriter | null;
+  close(): Promise<void>;
+}
+
+export async function openScenario(options: ScenarioOptions): Promise<Scenario> {
   const root = mkdtempSync(join(tmpdir(), "etcd-agent-sandbox-"));
   const sandbox = await Sandbox.create({
     nodes: options.nodes ?? 3,
@@ -46,16 +51,36 @@ export async function withSandbox(
     subnetCidr: options.subnet,
     ...(options.hooks ? { hooks: options.hooks } : {}),
   });
-  let writer: ContinuousWriter | null = null;
+  const scenario: Scenario = {
+    sandbox,
+    root,
+    writer: null,
+    async close() {
+      await scenario.writer?.close();
+      await sandbox.stop();
+      if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+    },
+  };
   try {
     sandbox.startHypervisor();
     await sandbox.waitHealthy(150_000);
-    if (options.writer !== false) writer = startWriter(sandbox);
-    await body(sandbox);
-    return writer ? await expectEveryWriteReadable(writer) : null;
+    if (options.writer !== false) scenario.writer = startWriter(sandbox);
+    return scenario;
+  } catch (error) {
+    await scenario.close();
+    throw error;
+  }
+}
+
+export async function withSandbox(
+  options: ScenarioOptions,
+  body: (sandbox: Sandbox) => Promise<void>,
+): Promise<WriterReport | null> {
+  const scenario = await openScenario(options);
+  try {
+    await body(scenario.sandbox);
+    return scenario.writer ? await expectEveryWriteReadable(scenario.writer) : null;
   } finally {
-    await writer?.close();
-    await sandbox.stop();
-    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+    await scenario.close();
   }
 }
