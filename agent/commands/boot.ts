@@ -210,7 +210,16 @@ async function applyJoin(
       member_id: decision.removeFirst.memberId,
       reason: decision.removeFirst.reason,
     });
-    await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId);
+    try {
+      await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId);
+    } catch (error) {
+      // The leader's run loop removes the same dead member: gone is what this step wanted.
+      if (!(error instanceof EtcdRequestError && error.code === "member-not-found")) throw error;
+      log.info("the member was already removed (by the leader or another joiner); observing again", {
+        action: "remove-member",
+        member_id: decision.removeFirst.memberId,
+      });
+    }
     return null;
   }
   if (decision.moveDataAside) await moveAside(ports, log, "this node's member was removed from the cluster");

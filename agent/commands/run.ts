@@ -264,7 +264,14 @@ async function apply(
         break;
       }
       case "remove-member":
-        await ports.etcd.memberRemove(endpoints, action.memberId);
+        try {
+          await ports.etcd.memberRemove(endpoints, action.memberId);
+        } catch (error) {
+          // A joiner making room removed it first: the member is gone, which is what was wanted.
+          if (!(error instanceof EtcdRequestError && error.code === "member-not-found")) throw error;
+          log.info("member already removed", { ...fields, member_id: action.memberId });
+          break;
+        }
         log.warn("removed member", {
           ...fields,
           member_id: action.memberId,

@@ -213,6 +213,43 @@ describe("a cluster's life with real etcd", () => {
     await settledOn([1, 2, 4, 7]);
   });
 
+  it("a joiner whose make-room removal loses the race to the leader observes again and joins", async () => {
+    // Loops stopped so the removal is the joiner's; its MemberRemove then finds the member gone,
+    // as when the leader's loop removes the same dead member first (seen in CI).
+    for (const n of [1, 2, 4, 7]) await stopLoop(node(n));
+    await stopNode(node(7), true);
+    aws.terminate(node(7).instanceId);
+    nodes.delete(7);
+    const dead = (await members()).find((m) => m.name === "i-00000007")?.id as string;
+    let removals = 0;
+    const fresh = makeNode(aws, root, 8, ipOf(8), {
+      ports: (p) => ({
+        ...p,
+        etcd: Object.assign(Object.create(Object.getPrototypeOf(p.etcd)), p.etcd, {
+          memberRemove: async (...args: Parameters<typeof p.etcd.memberRemove>) => {
+            removals++;
+            await p.etcd.memberRemove(...args); // the leader, first
+            await p.etcd.memberRemove(...args); // this joiner: member not found
+          },
+        }),
+      }),
+    });
+    nodes.set(8, fresh);
+
+    const result = await boot(fresh);
+
+    expect(removals).toBe(1);
+    expect(result.decision).toBe("join");
+    const lines = readFileSync(join(fresh.dir, "agent.log"), "utf8")
+      .split("\n")
+      .filter((l) => l.includes("already removed"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ action: "remove-member", member_id: dead })]);
+    await startEtcd(fresh);
+    for (const n of [1, 2, 4, 8]) startLoop(node(n));
+    await settledOn([1, 2, 4, 8]);
+  });
+
   it("stops its loop cleanly", async () => {
     const n = node(1);
     await stopLoop(n);

@@ -20,7 +20,8 @@ export const AGENT_BINARY = new URL("../../dist/etcd-agent-linux-x64", import.me
  * - after-env-file: boot is killed (SIGKILL) when it logs that etcd may start.
  * - before-promote: `etcd-agent run` is killed as it starts, before it can promote the learner,
  *   and restarted as systemd does.
- * Every fault applies once; the next attempt runs on a clean node, as after a restart.
+ * Each fault fires once (an attempt that ends before reaching its step leaves it armed); the next
+ * attempt runs on a clean node, as after a restart.
  */
 export type JoinFault = "after-member-add" | "after-state-file" | "after-env-file" | "before-promote";
 
@@ -123,8 +124,13 @@ export async function startNode(
   const env = agentEnv(world, dir, imds);
   const log = createWriteStream(join(dir, "agent.log"), { flags: "a" });
   // The IMDS server lives in this process: boot must run asynchronously so it can answer.
+  // A fault stays armed until it fired: an attempt can end before the step it targets (a boot
+  // that lost a race and exits to observe again), and the next attempt must meet it then.
+  let armed = faults.join;
   for (let attempt = 1; ; attempt++) {
-    const fault = attempt === 1 ? faults.join : undefined;
+    const fault = armed;
+    let output = "";
+    let killedByFault = false;
     if (fault === "after-member-add") chattr("+i", join(dir, "state"));
     if (fault === "after-state-file")
       mkdirSync(join(dir, "etc", "etcd.env", "not-a-file"), { recursive: true });
@@ -132,11 +138,15 @@ export async function startNode(
       const boot = spawn(AGENT_BINARY, ["boot"], { env, stdio: ["ignore", "pipe", "pipe"] });
       boot.stdout?.pipe(log, { end: false });
       boot.stderr?.pipe(log, { end: false });
-      if (fault === "after-env-file") {
-        boot.stdout?.on("data", (chunk: Buffer) => {
-          if (chunk.toString("utf8").includes("etcd may start")) boot.kill("SIGKILL");
-        });
-      }
+      const capture = (chunk: Buffer) => {
+        output += chunk.toString("utf8");
+        if (fault === "after-env-file" && !killedByFault && output.includes("etcd may start")) {
+          killedByFault = true;
+          boot.kill("SIGKILL");
+        }
+      };
+      boot.stdout?.on("data", capture);
+      boot.stderr?.on("data", capture);
       const timer = setTimeout(() => boot.kill("SIGKILL"), 180_000);
       const abort = () => boot.kill("SIGKILL");
       signal?.addEventListener("abort", abort, { once: true });
@@ -148,6 +158,13 @@ export async function startNode(
     });
     if (fault === "after-member-add") chattr("-i", join(dir, "state"));
     if (fault === "after-state-file") rmSync(join(dir, "etc", "etcd.env"), { recursive: true, force: true });
+    if (
+      (fault === "after-member-add" && /operation not permitted/i.test(output)) ||
+      (fault === "after-state-file" && /EISDIR|illegal operation on a directory/i.test(output)) ||
+      (fault === "after-env-file" && killedByFault) ||
+      code === 0
+    )
+      armed = undefined;
     if (signal?.aborted) {
       await closeImds();
       throw new Error(`boot on ${instance.instanceId} stopped: the sandbox is going down`);
