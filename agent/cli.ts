@@ -110,6 +110,11 @@ function withCommon(y: Argv): Argv {
       type: "string",
       describe: `etcd's restore program: etcdctl (3.4) or etcdutl (3.5+), or a wrapper (default ${DEFAULTS.restoreTool})`,
     })
+    .option("restore-bump-revision", {
+      type: "string",
+      requiresArg: true,
+      describe: `restore: add this to the snapshot's revision and mark it compacted, so watchers resync (etcdutl 3.5.10+; 0 off; default ${DEFAULTS.restoreBumpRevision})`,
+    })
     .option("log-level", { type: "string", describe: "debug, info, warn or error (default info)" })
     .option("json", { type: "boolean", default: false, describe: "print the result as JSON" });
 }
@@ -302,7 +307,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           print(
             args.json
               ? `${JSON.stringify(result)}\n`
-              : `restored ${result.key} (revision ${result.revision}) into ${result.dataDir}${result.corrupt.length ? `; skipped corrupt: ${result.corrupt.join(", ")}` : ""}\n`,
+              : `restored ${result.key} (revision ${result.revision}) into ${result.dataDir}${result.corrupt.length ? `; skipped corrupt: ${result.corrupt.join(", ")}` : ""}${result.bumpRevision ? `; revision bumped by ${result.bumpRevision} and marked compacted` : ""}\n`,
           );
         }
         return EXIT.SUCCESS;

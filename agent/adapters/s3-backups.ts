@@ -8,7 +8,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import type { BackupStore } from "../ports/backups.js";
+import { BACKUP_TRANSFER_TIMEOUT_MS, type BackupStore } from "../ports/backups.js";
 
 export class S3Backups implements BackupStore {
   constructor(
@@ -25,6 +25,7 @@ export class S3Backups implements BackupStore {
         ContentType: "application/octet-stream",
         Metadata: meta,
       }),
+      { abortSignal: AbortSignal.timeout(BACKUP_TRANSFER_TIMEOUT_MS) },
     );
   }
 
@@ -44,7 +45,10 @@ export class S3Backups implements BackupStore {
   }
 
   async get(key: string): Promise<{ body: Buffer; meta: Record<string, string> }> {
-    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    const signal = AbortSignal.timeout(BACKUP_TRANSFER_TIMEOUT_MS);
+    const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+      abortSignal: signal,
+    });
     const bytes = await out.Body?.transformToByteArray();
     return { body: Buffer.from(bytes ?? []), meta: out.Metadata ?? {} };
   }

@@ -17,8 +17,12 @@ import {
   type SnapshotRef,
   snapshotKey,
 } from "../planner/backup-plan.js";
-import type { BackupStore } from "../ports/backups.js";
+import { BACKUP_TRANSFER_TIMEOUT_MS, type BackupStore } from "../ports/backups.js";
 import type { Ports } from "../ports/index.js";
+import { whileBounded } from "./keep-alive.js";
+
+/** Deadline of one snapshot stream from etcd (etcd's database is at most 8 GiB). */
+export const SNAPSHOT_TIMEOUT_MS = 300_000;
 
 export class BackupsOffError extends ConfigError {
   override name = "ConfigError";
@@ -58,14 +62,18 @@ export async function saveSnapshot(
   members: string[] = [],
 ): Promise<SavedSnapshot> {
   const { backups, backup } = store(ports, config);
-  const { data, revision } = await ports.etcd.snapshot(endpoint, 300_000);
-  if (data.length === 0) throw new Error(`etcd at ${endpoint} sent an empty snapshot`);
-  const takenAt = ports.clock.now();
-  const key = snapshotKey(backupPrefix(backup, asgName), takenAt, revision, clusterToken);
-  const sum = sha256(data);
-  await backups.put(key, data, { sha256: sum, members: members.join(",") });
-  log.info("saved a snapshot", { action: "backup", key, revision, bytes: data.length, sha256: sum });
-  return { key, takenAt: takenAt.toISOString(), revision, clusterToken, bytes: data.length, sha256: sum };
+  // Both steps have deadlines (the stream's, the S3 client's), so the watchdog may be kept alive
+  // for their sum while they run.
+  return whileBounded(ports.serviceManager, SNAPSHOT_TIMEOUT_MS + BACKUP_TRANSFER_TIMEOUT_MS, async () => {
+    const { data, revision } = await ports.etcd.snapshot(endpoint, SNAPSHOT_TIMEOUT_MS);
+    if (data.length === 0) throw new Error(`etcd at ${endpoint} sent an empty snapshot`);
+    const takenAt = ports.clock.now();
+    const key = snapshotKey(backupPrefix(backup, asgName), takenAt, revision, clusterToken);
+    const sum = sha256(data);
+    await backups.put(key, data, { sha256: sum, members: members.join(",") });
+    log.info("saved a snapshot", { action: "backup", key, revision, bytes: data.length, sha256: sum });
+    return { key, takenAt: takenAt.toISOString(), revision, clusterToken, bytes: data.length, sha256: sum };
+  });
 }
 
 /** Our snapshots under the prefix, newest first (other objects are ignored). */
@@ -98,6 +106,31 @@ export async function enforceRetention(
     });
   }
   return remove.map((r) => r.key);
+}
+
+/** Where restore records go: beside the snapshots, under the backup prefix the nodes may write. */
+export function eventsPrefix(backup: BackupConfig, asgName: string): string {
+  return `${backupPrefix(backup, asgName)}events/`;
+}
+
+/**
+ * Records an automatic restore as an object `events/restore-<time>-<instance>.json` under the
+ * backup prefix. The bucket sends its object-created events to EventBridge and the infrastructure's
+ * rule on this key prefix alarms (infra/lib/etcd-cluster.ts), so the alarm needs no permission the
+ * node does not already have. Returns the key.
+ */
+export async function recordRestoreEvent(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  event: Record<string, unknown> & { instanceId: string },
+): Promise<string> {
+  const { backups, backup } = store(ports, config);
+  const at = ports.clock.now().toISOString();
+  const key = `${eventsPrefix(backup, asgName)}restore-${at.replace(/[:.]/g, "-")}-${event.instanceId}.json`;
+  const body = Buffer.from(`${JSON.stringify({ event: "restore", at, ...event }, null, 2)}\n`);
+  await backups.put(key, body, { sha256: sha256(body) });
+  return key;
 }
 
 /** What `run` keeps between cycles about backups. */
@@ -139,6 +172,54 @@ export interface RestoreResult {
   dataDir: string;
   /** Newer snapshots skipped because their content did not match their checksum. */
   corrupt: string[];
+  /** What was added to the revision (marked compacted); null when the tool cannot (etcd 3.4) or it is off. */
+  bumpRevision: number | null;
+}
+
+/**
+ * Whether the restore tool takes --bump-revision and --mark-compacted (etcdutl 3.5.10+, 3.6),
+ * asked of the tool itself (its help), not guessed from its name: a wrapper may run either.
+ */
+export function toolBumpsRevision(tool: string): boolean {
+  const r = spawnSync(tool, ["snapshot", "restore", "--help"], {
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { ...process.env, ETCDCTL_API: "3" },
+  });
+  const help = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  return /--bump-revision/.test(help) && /--mark-compacted/.test(help);
+}
+
+/**
+ * The restore tool's arguments. With a bump, the restored revision moves past every revision the
+ * lost cluster can have handed out since the snapshot, and everything up to it is marked compacted:
+ * a watcher resuming from a revision it saw before the loss gets "compacted" and lists again,
+ * instead of waiting on revisions that now mean other writes.
+ */
+export function restoreArgs(o: {
+  file: string;
+  dataDir: string;
+  name: string;
+  peerUrl: string;
+  token: string;
+  bumpRevision: number | null;
+}): string[] {
+  return [
+    "snapshot",
+    "restore",
+    o.file,
+    "--data-dir",
+    o.dataDir,
+    "--name",
+    o.name,
+    "--initial-cluster",
+    `${o.name}=${o.peerUrl}`,
+    "--initial-advertise-peer-urls",
+    o.peerUrl,
+    "--initial-cluster-token",
+    o.token,
+    ...(o.bumpRevision ? ["--bump-revision", String(o.bumpRevision), "--mark-compacted"] : []),
+  ];
 }
 
 /**
@@ -165,6 +246,16 @@ export async function restoreSnapshot(
   if (refs.length === 0)
     throw new NoGoodSnapshotError(`no snapshot under the backup prefix in ${config.backup?.bucket}`);
   const corrupt: string[] = [];
+  const wanted = config.backup?.restoreBumpRevision ?? 0;
+  let bumpRevision: number | null = null;
+  if (wanted > 0) {
+    if (toolBumpsRevision(o.tool)) bumpRevision = wanted;
+    else
+      log.warn(
+        "the restore tool cannot bump the revision (etcd 3.4's etcdctl; etcdutl 3.5.10+ can): revisions restart at the snapshot's, so a watcher resuming from a later revision misses events until it lists again; restart the cluster's clients after this restore",
+        { action: "restore", tool: o.tool },
+      );
+  }
   for (const ref of refs) {
     const { body, meta } = await backups.get(ref.key);
     const recorded = meta.sha256 ?? null;
@@ -190,21 +281,14 @@ export async function restoreSnapshot(
       const file = join(work, "snapshot.db");
       writeFileSync(file, body, { mode: 0o600 });
       const token = o.clusterToken ?? `restored-${randomBytes(6).toString("hex")}`;
-      const args = [
-        "snapshot",
-        "restore",
+      const args = restoreArgs({
         file,
-        "--data-dir",
-        o.dataDir,
-        "--name",
-        o.name,
-        "--initial-cluster",
-        `${o.name}=${o.peerUrl}`,
-        "--initial-advertise-peer-urls",
-        o.peerUrl,
-        "--initial-cluster-token",
+        dataDir: o.dataDir,
+        name: o.name,
+        peerUrl: o.peerUrl,
         token,
-      ];
+        bumpRevision,
+      });
       const r = spawnSync(o.tool, args, { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
       if (r.error)
         throw new ConfigError(
@@ -220,8 +304,9 @@ export async function restoreSnapshot(
         key: ref.key,
         revision: ref.revision,
         path: o.dataDir,
+        ...(bumpRevision ? { bump_revision: bumpRevision } : {}),
       });
-      return { key: ref.key, revision: ref.revision, dataDir: o.dataDir, corrupt };
+      return { key: ref.key, revision: ref.revision, dataDir: o.dataDir, corrupt, bumpRevision };
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

@@ -18,7 +18,7 @@ import { emptyMemory, rememberMembers } from "../planner/memory.js";
 import type { Identity, Member } from "../planner/observation.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
-import { listSnapshots, restoreSnapshot } from "./backup.js";
+import { listSnapshots, recordRestoreEvent, restoreSnapshot } from "./backup.js";
 
 export interface BootContext {
   identity: Identity;
@@ -390,6 +390,23 @@ async function applyRestore(
     reason: decision.reason,
     ...(result.corrupt.length > 0 ? { skipped_corrupt: result.corrupt.join(",") } : {}),
   });
+  // The restore is done and etcd may start; the record (which alarms) must not undo that.
+  await recordRestoreEvent(ports, config, obs.asg?.name ?? "", {
+    instanceId: identity.instanceId,
+    key: result.key,
+    revision: result.revision,
+    clusterToken: decision.clusterToken,
+    skippedCorrupt: result.corrupt,
+    reason: decision.reason,
+    bumpRevision: result.bumpRevision,
+  }).then(
+    (key) => log.info("recorded the restore for the alarm", { action: "restore", key }),
+    (error: Error) =>
+      log.error("could not record the restore (no alarm will fire): see this log", {
+        action: "restore",
+        error: error.message,
+      }),
+  );
   return { decision: "restore", reason: decision.reason, envFile: config.envFile, memberId: null };
 }
 

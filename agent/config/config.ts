@@ -41,6 +41,8 @@ export interface BackupConfig {
   restoreAfterSeconds: number;
   /** etcd's restore program: etcdctl (3.4) or etcdutl (3.5+), or a wrapper that runs it. */
   restoreTool: string;
+  /** Added to the restored revision (etcdutl 3.5.10+ --bump-revision with --mark-compacted); 0: off. */
+  restoreBumpRevision: number;
 }
 
 export const DEFAULTS = {
@@ -60,6 +62,7 @@ export const DEFAULTS = {
   backupDailyDays: 30,
   restoreAfterSeconds: 300,
   restoreTool: "etcdctl",
+  restoreBumpRevision: 1_000_000_000,
 } as const;
 
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -205,6 +208,14 @@ export function parseConfig(raw: Raw): AgentConfig {
             86400,
           ),
           restoreTool: str(raw, "restoreTool", "restore-tool", false) ?? DEFAULTS.restoreTool,
+          restoreBumpRevision: int(
+            raw,
+            "restoreBumpRevision",
+            "restore-bump-revision",
+            DEFAULTS.restoreBumpRevision,
+            0,
+            1_000_000_000_000,
+          ),
         };
   return {
     backup,

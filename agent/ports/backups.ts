@@ -1,3 +1,6 @@
+/** A transfer (put, get) finishes or fails within this: adapters must hold to it. */
+export const BACKUP_TRANSFER_TIMEOUT_MS = 600_000;
+
 /** Where snapshots go: an S3 bucket under a prefix. */
 export interface BackupStore {
   /** Stores a snapshot with metadata: sha256 (hex) always, members (instance IDs, comma-separated). */

@@ -139,6 +139,12 @@ export class EtcdCluster extends Construct {
       ],
     });
     const backupPrefix = `backups/${asgName}/`;
+    // Object-created events go to EventBridge: the RestoredFromSnapshot rule alarms on the agent's
+    // restore records (no extra permission on the nodes: they already write the prefix). Set on the
+    // CloudFormation resource: the Bucket's eventBridgeEnabled would add a custom-resource Lambda.
+    (this.backupBucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = {
+      eventBridgeConfiguration: { eventBridgeEnabled: true },
+    };
 
     // ---- IAM for the nodes
     this.nodeRole = new iam.Role(this, "NodeRole", {
@@ -374,6 +380,19 @@ export class EtcdCluster extends Construct {
         source: ["aws.autoscaling"],
         detailType: ["EC2 Instance Terminate Successful"],
         detail: { AutoScalingGroupName: [asgName], Cause: [{ wildcard: "*health*" }] },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
+
+    new events.Rule(this, "RestoredFromSnapshot", {
+      description: `${asgName} was restored from a snapshot: every member had been lost and writes after the snapshot are gone (the record under ${backupPrefix}events/ says which snapshot and why)`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: `${backupPrefix}events/restore-` }] },
+        },
       },
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],
     });

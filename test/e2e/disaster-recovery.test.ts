@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { Etcd3 } from "etcd3";
 import { afterAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
@@ -78,6 +79,20 @@ describe("disaster recovery from S3", () => {
       });
       const all = logs(sandbox, [...seen, ...restored.map((i) => i.instanceId)]);
       expect(all.split('"msg":"restored the cluster from a snapshot').length - 1).toBe(1);
+      // etcd 3.4's etcdctl cannot bump the revision: said, not silently skipped.
+      expect(all).toContain("the restore tool cannot bump the revision");
+      // One restore record under events/, which the infrastructure's EventBridge rule alarms on.
+      const { s3 } = clients(sandbox.world.endpoint);
+      const bucket = sandbox.world.backupBucket;
+      const events = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "backups/etcd-sandbox/events/" }));
+      expect(events.Contents?.map((o) => o.Key)).toHaveLength(1);
+      const record = JSON.parse(
+        (await (
+          await s3.send(new GetObjectCommand({ Bucket: bucket, Key: events.Contents?.[0]?.Key }))
+        ).Body?.transformToString()) ?? "{}",
+      );
+      expect(restored.map((i) => i.instanceId)).toContain(record.instanceId);
+      expect(record).toMatchObject({ event: "restore", key: expect.stringMatching(/\.db$/), bumpRevision: null });
       const after = new Etcd3({ hosts: urls(restored) });
       const keys = await after.getAll().prefix("/dr/").strings();
       after.close();

@@ -216,6 +216,21 @@ describe("EtcdCluster resources", () => {
     template.hasResourceProperties("AWS::Events::Rule", {
       EventPattern: Match.objectLike({ "detail-type": ["EC2 Instance Terminate Successful"] }),
     });
+    // An automatic restore writes a record under events/; the bucket's EventBridge events alarm on it.
+    template.hasResourceProperties("AWS::S3::Bucket", {
+      NotificationConfiguration: { EventBridgeConfiguration: { EventBridgeEnabled: true } },
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: {
+          bucket: { name: [Match.objectLike({ Ref: Match.stringLikeRegexp("Backups") })] },
+          object: { key: [{ prefix: `backups/${asgName}/events/restore-` }] },
+        },
+      },
+      Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
+    });
     const outputs = Object.keys(template.findOutputs("*")).join(" ");
     for (const name of ["ClientSecurityGroupId", "ClientSrvRecord", "BastionInstanceId", "HostedZoneId"]) {
       expect(outputs).toContain(name);
