@@ -110,6 +110,52 @@ function withCommon(y: Argv): Argv {
       type: "string",
       describe: `etcd's restore program: etcdctl (3.4) or etcdutl (3.5+), or a wrapper (default ${DEFAULTS.restoreTool})`,
     })
+    .option("plaintext", {
+      type: "string",
+      describe:
+        "true: talk to etcd without TLS (the sandbox, migrations); default TLS with client certificates",
+    })
+    .option("tls-dir", {
+      type: "string",
+      describe: `where a node's CA, certificate and key live (default ${DEFAULTS.tlsDir})`,
+    })
+    .option("tls-etcd-dir", {
+      type: "string",
+      describe:
+        "the TLS directory as etcd sees it in its container (Flatcar: /etc/ssl/certs; default the same)",
+    })
+    .option("tls-key-owner", {
+      type: "string",
+      describe: "the user etcd runs as, given the node's key (Flatcar: etcd; default root only)",
+    })
+    .option("tls-extra-names", {
+      type: "string",
+      describe:
+        "more IPs or DNS names for a node's certificate, comma-separated (beside its IP, A record, domain)",
+    })
+    .option("tls-ca-file", {
+      type: "string",
+      describe: "the cluster CA's certificate (default <tls-dir>/ca.crt)",
+    })
+    .option("tls-cert-file", {
+      type: "string",
+      describe: "the client certificate to present (default <tls-dir>/node.crt)",
+    })
+    .option("tls-key-file", { type: "string", describe: "its private key (default <tls-dir>/node.key)" })
+    .option("tls-ca-secret", {
+      type: "string",
+      describe: "Secrets Manager secret of the cluster CA (default etcd-agent/<asg name>/ca)",
+    })
+    .option("tls-operator-secret", {
+      type: "string",
+      describe:
+        "Secrets Manager secret of the operators' client certificate (default etcd-agent/<asg name>/operator)",
+    })
+    .option("tls-cert-lifetime-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `lifetime of the certificates the agent issues, renewed with a third left (default ${DEFAULTS.tlsCertLifetimeSeconds})`,
+    })
     .option("restore-bump-revision", {
       type: "string",
       requiresArg: true,
@@ -164,6 +210,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       (y) => y,
       command("stdout", async ({ config, log, ports, args }) => {
         const ctx = await resolveContext(ports, config, log);
+        // Before anything talks to etcd: with TLS every call presents this node's certificate.
+        if (config.tls) await (await import("./tls/node-certs.js")).ensureNodeCert(ports, config, ctx, log);
         const result = await runBoot(ports, config, ctx, log, { signal: io.signal });
         if (args.json) print(`${JSON.stringify(result)}\n`);
         return EXIT.SUCCESS;
@@ -229,6 +277,39 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           print(`${result.decision}: ${result.reason}\nnext: ${result.nextStep}\n`);
           if (result.envFileContent) print(result.envFileContent);
         }
+        return EXIT.SUCCESS;
+      }),
+    )
+    .command(
+      "client-cert",
+      "on the bastion: fetch the operators' client certificate (kept by the leader) into --out",
+      (y) =>
+        y.option("out", {
+          type: "string",
+          requiresArg: true,
+          describe: "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
+        }),
+      command("stdout", async ({ config, ports, args }) => {
+        if (!config.tls)
+          throw new ConfigError("client-cert with --plaintext: a plaintext cluster has no certificates");
+        const { readOperatorCert } = await import("./tls/node-certs.js");
+        const { LocalCertFiles } = await import("./adapters/local-disk.js");
+        const { operatorAsgName } = await import("./commands/operator.js");
+        const out = typeof args.out === "string" ? args.out : `${io.env.HOME ?? "/root"}/.etcd-agent/tls`;
+        if (!out.startsWith("/"))
+          throw new ConfigError(`--out must be an absolute path, got ${JSON.stringify(out)}`);
+        const bundle = await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
+        const files = {
+          caFile: `${out}/ca.crt`,
+          certFile: `${out}/client.crt`,
+          keyFile: `${out}/client.key`,
+        };
+        await new LocalCertFiles(files).write(bundle);
+        print(
+          args.json
+            ? `${JSON.stringify(files)}\n`
+            : `wrote ${out}/{ca.crt,client.crt,client.key}; use them with\n  export ETCD_AGENT_TLS_CA_FILE=${files.caFile} ETCD_AGENT_TLS_CERT_FILE=${files.certFile} ETCD_AGENT_TLS_KEY_FILE=${files.keyFile}\n`,
+        );
         return EXIT.SUCCESS;
       }),
     )
@@ -313,7 +394,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return EXIT.SUCCESS;
       }),
     )
-    .demandCommand(1, "name a command: boot, run, status, plan, join, remove-member or snapshot")
+    .demandCommand(1, "name a command: boot, run, status, plan, join, remove-member, snapshot or client-cert")
     .strict()
     .version(VERSION.text)
     .help()

@@ -1,4 +1,5 @@
 // The entry point: the only place that exits the process.
+import "./process-warnings.js";
 import { runCli } from "./cli.js";
 
 const controller = new AbortController();

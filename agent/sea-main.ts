@@ -1,5 +1,6 @@
 // The entry point of the single executable: main.ts without top-level await, which a CommonJS
 // bundle (what Node's single executable applications run) cannot have.
+import "./process-warnings.js";
 import { runCli } from "./cli.js";
 
 const controller = new AbortController();

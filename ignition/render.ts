@@ -40,6 +40,7 @@ export const NODE_PATHS = {
   etcdEnv: "/etc/etcd-agent/etcd.env",
   dataDir: "/var/lib/etcd",
   stateDir: "/var/lib/etcd-agent",
+  tlsDir: "/etc/etcd-agent/tls",
   binDir: { flatcar: "/opt/bin", fcos: "/usr/local/bin" } satisfies Record<NodeOs, string>,
 } as const;
 
@@ -197,6 +198,11 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
                 // Recovery restores with the wrapper above unless told otherwise.
                 ...(o.agent.backupBucket && !o.agent.restoreTool
                   ? { restoreTool: `${NODE_PATHS.binDir[o.os]}/etcd-restore` }
+                  : {}),
+                // Flatcar's etcd-member runs etcd as the etcd user with ETCD_SSL_DIR mounted at
+                // /etc/ssl/certs; FCOS's unit (ours) mounts the directory at the same path as root.
+                ...(o.os === "flatcar" && o.agent.plaintext !== "true"
+                  ? { tlsEtcdDir: "/etc/ssl/certs", tlsKeyOwner: "etcd" }
                   : {}),
               }),
             ),

@@ -4,7 +4,8 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
 import { S3Client } from "@aws-sdk/client-s3";
-import type { AgentConfig } from "../config/config.js";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { Ports } from "../ports/index.js";
 import type { InstanceMetadata } from "../ports/metadata.js";
@@ -12,9 +13,10 @@ import { AwsAutoScaling } from "./aws-autoscaling.js";
 import { AwsEc2 } from "./aws-ec2.js";
 import { Etcd3Cluster } from "./etcd3-cluster.js";
 import { ImdsMetadata } from "./imds.js";
-import { LocalDisk } from "./local-disk.js";
+import { LocalCertFiles, LocalDisk } from "./local-disk.js";
 import { Route53Dns } from "./route53.js";
 import { S3Backups } from "./s3-backups.js";
+import { SecretsManagerStore } from "./secrets-manager.js";
 import { SystemClock } from "./system-clock.js";
 import { SystemdNotify } from "./systemd-notify.js";
 
@@ -40,7 +42,13 @@ export function createPorts(
     // A membership change is applied in milliseconds by a cluster with a leader; one sent during an
     // election hangs until its deadline. 5 s, then the caller observes again (boot resumes a member
     // added for it, by its peer URL) rather than waiting out a longer deadline.
-    etcd: new Etcd3Cluster({ callTimeoutMs: 3000, changeTimeoutMs: 5000 }),
+    etcd: new Etcd3Cluster({
+      callTimeoutMs: 3000,
+      changeTimeoutMs: 5000,
+      ...(config.tls
+        ? { tls: { caFile: config.tls.caFile, certFile: config.tls.certFile, keyFile: config.tls.keyFile } }
+        : {}),
+    }),
     local: new LocalDisk({
       dataDir: config.dataDir,
       stateDir: config.stateDir,
@@ -48,6 +56,12 @@ export function createPorts(
       clock,
     }),
     serviceManager: new SystemdNotify(process.env, log),
+    ...(config.tls
+      ? {
+          secrets: new SecretsManagerStore(new SecretsManagerClient(aws)),
+          certs: new LocalCertFiles(nodeTlsFiles(config.tls), config.tls.keyOwner),
+        }
+      : {}),
     ...(config.backup
       ? {
           backups: new S3Backups(

@@ -1,7 +1,9 @@
 // etcd's cluster and maintenance API over the etcd3 package (gRPC, v3 API only).
+
+import { readFileSync, statSync } from "node:fs";
 import { handleWhen, noop, retry } from "cockatiel";
-import { Etcd3, type IMember, isRecoverableError } from "etcd3";
-import { EtcdRequestError, EtcdUnavailableError } from "../errors.js";
+import { Etcd3, type IMember, type IOptions, isRecoverableError } from "etcd3";
+import { ConfigError, EtcdRequestError, EtcdUnavailableError } from "../errors.js";
 import type { Member, MemberStatus } from "../planner/observation.js";
 import type { EtcdCluster, MemberListAnswer } from "../ports/etcd.js";
 
@@ -12,6 +14,8 @@ export interface Etcd3Options {
   changeTimeoutMs?: number;
   /** How long to wait for a connection, in ms. */
   dialTimeoutMs?: number;
+  /** TLS: the CA to trust and the client certificate to present, PEM files; absent: plaintext. */
+  tls?: { caFile: string; certFile: string; keyFile: string };
 }
 
 function toMember(m: IMember): Member {
@@ -35,6 +39,7 @@ const REFUSALS: Array<[RegExp, EtcdRequestError["code"]]> = [
 ];
 
 function translate(error: unknown, what: string): Error {
+  if (error instanceof ConfigError) return error;
   const message = error instanceof Error ? error.message : String(error);
   for (const [pattern, code] of REFUSALS) {
     if (pattern.test(message))
@@ -58,14 +63,46 @@ export class Etcd3Cluster implements EtcdCluster {
     return { deadline: Date.now() + (this.options.changeTimeoutMs ?? 10_000) };
   }
 
-  /** One client per endpoint set, kept for the life of the adapter. Retries go to the next host. */
+  /** The certificate files as last read, and when they changed (clients are rebuilt after a renewal). */
+  private credentials: { stamp: string; value: IOptions["credentials"] } | null = null;
+
+  private currentCredentials(): IOptions["credentials"] {
+    const tls = this.options.tls;
+    if (!tls) return undefined;
+    const files = [tls.caFile, tls.certFile, tls.keyFile];
+    let stamp: string;
+    try {
+      stamp = files.map((f) => `${statSync(f).mtimeMs}`).join(",");
+    } catch (error) {
+      throw new ConfigError(
+        `TLS is on but ${(error as NodeJS.ErrnoException).path ?? files.join(", ")} cannot be read (${(error as NodeJS.ErrnoException).code}): on a node, etcd-agent boot issues it; on the bastion run etcd-agent client-cert first, or pass --tls-ca-file/--tls-cert-file/--tls-key-file; --plaintext only for a plaintext cluster`,
+      );
+    }
+    if (this.credentials?.stamp !== stamp) {
+      for (const c of this.clients.values()) c.close();
+      this.clients.clear();
+      this.credentials = {
+        stamp,
+        value: {
+          rootCertificate: readFileSync(tls.caFile),
+          certChain: readFileSync(tls.certFile),
+          privateKey: readFileSync(tls.keyFile),
+        },
+      };
+    }
+    return this.credentials.value;
+  }
+
+  /** One client per endpoint set, kept while the certificates stay the same. Retries go to the next host. */
   private client(endpoints: string[]): Etcd3 {
+    const credentials = this.currentCredentials();
     const key = [...endpoints].sort().join(",");
     let c = this.clients.get(key);
     if (c === undefined) {
       const timeout = this.options.callTimeoutMs;
       c = new Etcd3({
         hosts: endpoints,
+        ...(credentials ? { credentials } : {}),
         dialTimeout: this.options.dialTimeoutMs ?? timeout,
         defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
         faultHandling: {

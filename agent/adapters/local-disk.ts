@@ -1,8 +1,11 @@
 // This node's disk: etcd's data dir, the agent's state file and etcd's environment file.
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { ConfigError } from "../errors.js";
 import type { LocalState } from "../planner/observation.js";
+import type { CertBundle, CertFiles } from "../ports/cert-files.js";
 import type { Clock } from "../ports/clock.js";
 import type { LocalNode } from "../ports/local-node.js";
 
@@ -24,11 +27,18 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Writes a file so that readers see the old or the new content, never a part: temp, fsync, rename. */
-export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  content: string,
+  mode = 0o644,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${randomBytes(4).toString("hex")}`;
   const handle = await open(tmp, "w", mode);
   try {
+    // Owner before content: the key is never readable by anyone else, even for a moment.
+    if (owner) await handle.chown(owner.uid, owner.gid);
     await handle.writeFile(content);
     await handle.sync();
   } finally {
@@ -109,5 +119,55 @@ export class LocalDisk implements LocalNode {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw error;
     }
+  }
+}
+
+/** The node's certificate files (ca.crt, node.crt, node.key), as etcd and the agent read them. */
+/** A user's uid and gid from /etc/passwd (Node has no getpwnam; the file's format is fixed). */
+export function lookupUser(name: string, passwd = "/etc/passwd"): { uid: number; gid: number } {
+  const line = readFileSync(passwd, "utf8")
+    .split("\n")
+    .find((l) => l.split(":")[0] === name);
+  const [, , uid, gid] = line?.split(":") ?? [];
+  if (line === undefined || !/^\d+$/.test(uid ?? "") || !/^\d+$/.test(gid ?? ""))
+    throw new ConfigError(
+      `--tls-key-owner ${JSON.stringify(name)} is not a user in ${passwd}; give the user etcd runs as`,
+    );
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+export class LocalCertFiles implements CertFiles {
+  constructor(
+    private readonly files: { caFile: string; certFile: string; keyFile: string },
+    /** Who else reads the key (etcd's user), by name; null: root only. */
+    private readonly keyOwner: string | null = null,
+  ) {}
+
+  async read(): Promise<CertBundle | null> {
+    try {
+      const [ca, cert, key] = await Promise.all(
+        [this.files.caFile, this.files.certFile, this.files.keyFile].map((f) => readFile(f, "utf8")),
+      );
+      return { ca: ca as string, cert: cert as string, key: key as string };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+  }
+
+  async write(bundle: CertBundle): Promise<void> {
+    for (const f of [this.files.caFile, this.files.certFile, this.files.keyFile]) {
+      await mkdir(dirname(f), { recursive: true, mode: 0o700 });
+    }
+    // etcd reads the pair on each handshake: one that falls between these renames (microseconds)
+    // sees a new key with the old certificate and fails; the client retries on its next dial.
+    await writeFileAtomic(this.files.caFile, bundle.ca, 0o644);
+    await writeFileAtomic(
+      this.files.keyFile,
+      bundle.key,
+      0o600,
+      this.keyOwner === null ? undefined : lookupUser(this.keyOwner),
+    );
+    await writeFileAtomic(this.files.certFile, bundle.cert, 0o644);
   }
 }

@@ -1,5 +1,5 @@
 // `etcd-agent boot`: decide how this node's etcd starts, act on it, write etcd's environment file.
-import type { AgentConfig } from "../config/config.js";
+import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
 import {
   EtcdRequestError,
   EtcdUnavailableError,
@@ -64,7 +64,7 @@ export async function runBoot(
 ): Promise<BootResult> {
   const { signal } = options;
   const { identity } = ctx;
-  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort);
+  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort, config.scheme);
   const deadline = ports.clock.now().getTime() + config.bootTimeoutSeconds * 1000;
   let memory = emptyMemory();
   let lastHold: BootDecision | null = null;
@@ -184,7 +184,7 @@ async function applyJoin(
   log: Logger,
   signal?: AbortSignal,
 ): Promise<BootResult | null> {
-  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort);
+  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort, config.scheme);
   const endpoints = liveEndpoints(obs);
   if (decision.activateMarker && obs.marker.kind === "present") {
     try {
@@ -276,9 +276,10 @@ async function observeBoot(
     ports.local.hasData(),
     ports.local.readState(),
   ]);
-  const selfUrl = clientUrlFor(identity.privateIp, config.clientPort);
-  const peers = candidateEndpoints(asg, config.clientPort).filter((u) => u !== selfUrl);
-  const cluster = peers.length > 0 ? await observeCluster(ports.etcd, peers, asg, config.clientPort) : null;
+  const selfUrl = clientUrlFor(identity.privateIp, config.clientPort, config.scheme);
+  const peers = candidateEndpoints(asg, config.clientPort, [], config.scheme).filter((u) => u !== selfUrl);
+  const cluster =
+    peers.length > 0 ? await observeCluster(ports.etcd, peers, asg, config.clientPort, config.scheme) : null;
   const recovery =
     cluster === null && dns.marker.kind === "present" && dns.marker.marker.state === "active"
       ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker.token, log)
@@ -310,7 +311,7 @@ async function startAlone(
     updatedAt: ports.clock.now().toISOString(),
   });
   await writeEnv(ports, config, identity, {
-    initialCluster: `${identity.instanceId}=${peerUrlFor(identity.privateIp, config.peerPort)}`,
+    initialCluster: `${identity.instanceId}=${peerUrlFor(identity.privateIp, config.peerPort, config.scheme)}`,
     state: "new",
     token: clusterToken,
   });
@@ -370,7 +371,7 @@ async function applyRestore(
     throw error;
   }
   if (decision.moveDataAside) await moveAside(ports, log, "stale data before a restore");
-  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort);
+  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort, config.scheme);
   // etcd's tool wants a directory that does not exist; the data dir may be a mount point, so the
   // restore goes beside member/ on the same file system and member/ is moved into place.
   const staging = `${config.dataDir}/restore-${ports.clock.now().getTime()}`;
@@ -482,10 +483,11 @@ async function writeEnv(
       initialCluster: e.initialCluster,
       initialClusterState: e.state,
       initialClusterToken: e.token,
-      advertisePeerUrl: peerUrlFor(identity.privateIp, config.peerPort),
-      advertiseClientUrl: clientUrlFor(identity.privateIp, config.clientPort),
-      listenPeerUrl: peerUrlFor(identity.privateIp, config.peerPort),
-      listenClientUrls: [clientUrlFor(identity.privateIp, config.clientPort)],
+      advertisePeerUrl: peerUrlFor(identity.privateIp, config.peerPort, config.scheme),
+      advertiseClientUrl: clientUrlFor(identity.privateIp, config.clientPort, config.scheme),
+      listenPeerUrl: peerUrlFor(identity.privateIp, config.peerPort, config.scheme),
+      listenClientUrls: [clientUrlFor(identity.privateIp, config.clientPort, config.scheme)],
+      tls: config.tls ? nodeTlsFiles(config.tls, "etcd") : null,
     }),
   );
 }

@@ -40,9 +40,11 @@ export async function observeSnapshot(
   log: Logger,
 ): Promise<ClusterSnapshot> {
   const asg = await tryObserveAsg(ports.autoscaling, ports.ec2, asgName, log);
-  const endpoints = candidateEndpoints(asg, config.clientPort, config.endpoints);
+  const endpoints = candidateEndpoints(asg, config.clientPort, config.endpoints, config.scheme);
   const cluster =
-    endpoints.length > 0 ? await observeCluster(ports.etcd, endpoints, asg, config.clientPort) : null;
+    endpoints.length > 0
+      ? await observeCluster(ports.etcd, endpoints, asg, config.clientPort, config.scheme)
+      : null;
   const { records, marker } = await observeDns(ports.dns, config.domain, log);
   return { asgName, asg, cluster, dns: records, marker };
 }

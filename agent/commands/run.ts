@@ -20,6 +20,7 @@ import { RULES } from "../planner/rules.js";
 import { statusLine } from "../planner/status-line.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
+import { ensureNodeCert, ensureOperatorCert } from "../tls/node-certs.js";
 import { type BackupState, backupIfDue, saveSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
 
@@ -29,9 +30,50 @@ export function plannerSettings(config: AgentConfig): ReconcileObservation["conf
     domain: config.domain,
     peerPort: config.peerPort,
     clientPort: config.clientPort,
+    tls: config.tls !== null,
     startupGraceSeconds: config.startupGraceSeconds,
     unhealthyDeadlineSeconds: config.unhealthyDeadlineSeconds,
   };
+}
+
+/** On the leader: the operators' client certificate, looked at when due (an hour after a failure). */
+async function operatorCertIfDue(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  state: LoopState,
+  log: Logger,
+): Promise<void> {
+  if (!config.tls) return;
+  const now = ports.clock.now().getTime();
+  if (state.tls.operatorCheckAt !== null && now < state.tls.operatorCheckAt) return;
+  try {
+    state.tls.operatorCheckAt = (await ensureOperatorCert(ports, config.tls, ctx.asgName, log)).getTime();
+  } catch (error) {
+    state.tls.operatorCheckAt = now + 3_600_000;
+    log.error("could not keep the operators' client certificate; trying again in an hour", {
+      action: "tls-operator-cert",
+      error: (error as Error).message,
+    });
+  }
+}
+
+/** Every cycle, from the local files: this node's certificate renewed once a third of its life is left. */
+async function nodeCertIfDue(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  log: Logger,
+): Promise<void> {
+  if (!config.tls) return;
+  try {
+    await ensureNodeCert(ports, config, ctx, log);
+  } catch (error) {
+    log.error("could not renew this node's certificate; trying again next cycle", {
+      action: "tls-cert",
+      error: (error as Error).message,
+    });
+  }
 }
 
 /** What the loop carries from one cycle to the next. */
@@ -46,6 +88,9 @@ export interface LoopState {
   /** The holds logged last cycle: a hold is logged at info when it first appears, then at debug. */
   loggedHolds: Set<string>;
   backup: BackupState;
+  /** TLS: when this node's certificate falls due (checked from the file each cycle) and when the
+   * operators' certificate should be looked at again (by the leader; null: not yet). */
+  tls: { operatorCheckAt: number | null };
 }
 
 export function initialLoopState(): LoopState {
@@ -56,6 +101,7 @@ export function initialLoopState(): LoopState {
     launchSettled: false,
     loggedHolds: new Set(),
     backup: { lastTakenAt: undefined },
+    tls: { operatorCheckAt: null },
   };
 }
 
@@ -68,7 +114,7 @@ export async function observeReconcile(
   options: { readEverything?: boolean } = {},
 ): Promise<ReconcileObservation> {
   const { identity } = ctx;
-  const selfUrl = clientUrlFor(identity.privateIp, config.clientPort);
+  const selfUrl = clientUrlFor(identity.privateIp, config.clientPort, config.scheme);
   const target = await ports.metadata.targetLifecycleState().catch(() => null);
 
   let asg: AsgView | null = null;
@@ -86,10 +132,11 @@ export async function observeReconcile(
     [selfUrl, ...state.knownEndpoints.filter((u) => u !== selfUrl)],
     null,
     config.clientPort,
+    config.scheme,
   );
   if (cluster === null) {
-    const peers = candidateEndpoints(await readAsg(), config.clientPort, [selfUrl]);
-    cluster = await observeCluster(ports.etcd, peers, asg, config.clientPort);
+    const peers = candidateEndpoints(await readAsg(), config.clientPort, [selfUrl], config.scheme);
+    cluster = await observeCluster(ports.etcd, peers, asg, config.clientPort, config.scheme);
   }
   const me = cluster ? findSelfMember(cluster.members, identity.instanceId, identity.privateIp) : null;
   const leader = cluster !== null && me !== null && cluster.leaderId === me.id;
@@ -203,6 +250,7 @@ export async function reconcileOnce(
   if (self && obs.cluster?.leaderId === self.id && !leaving) {
     const b = backupSubject(obs, ctx, config);
     await backupIfDue(ports, config, ctx.asgName, b.endpoint, b.token, state.backup, log, b.members);
+    await operatorCertIfDue(ports, config, ctx, state, log);
   }
   return {
     plan,
@@ -257,7 +305,7 @@ async function apply(
           );
         }
         await ports.etcd.moveLeader(
-          clientUrlFor(ctx.identity.privateIp, config.clientPort),
+          clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme),
           action.toMemberId,
         );
         log.info("handed leadership away", { ...fields, member_id: action.toMemberId });
@@ -338,7 +386,7 @@ async function apply(
 /** What a snapshot from this node is of: its local endpoint, the cluster's token, the members' names. */
 function backupSubject(obs: ReconcileObservation, ctx: BootContext, config: AgentConfig) {
   return {
-    endpoint: clientUrlFor(ctx.identity.privateIp, config.clientPort),
+    endpoint: clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme),
     token: obs.marker.kind === "present" ? obs.marker.marker.token : obs.localClusterToken,
     members: (obs.cluster?.members ?? []).map((m) => m.name).filter((n) => n !== ""),
   };
@@ -392,7 +440,7 @@ export async function runLoop(
 ): Promise<number> {
   const state = initialLoopState();
   const sm = ports.serviceManager;
-  const localUrl = clientUrlFor(ctx.identity.privateIp, config.clientPort);
+  const localUrl = clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme);
   let cycles = 0;
   let ready = false;
   while (!options.signal?.aborted && (options.maxCycles === undefined || cycles < options.maxCycles)) {
@@ -401,6 +449,7 @@ export async function runLoop(
     const shape = await clusterShape(ports, localUrl);
     let changed = false;
     let status: string;
+    await nodeCertIfDue(ports, config, ctx, log);
     try {
       const result = await reconcileOnce(ports, config, ctx, state, log);
       changed = result.applied.some((a) => a.type !== "heartbeat-lifecycle");

@@ -33,7 +33,8 @@ export async function runSnapshotSave(
 ): Promise<SavedSnapshot> {
   const asg = await groupName(ports, config);
   const endpoint =
-    config.endpoints[0] ?? clientUrlFor((await ports.metadata.identity()).privateIp, config.clientPort);
+    config.endpoints[0] ??
+    clientUrlFor((await ports.metadata.identity()).privateIp, config.clientPort, config.scheme);
   const { marker } = await observeDns(ports.dns, config.domain, log);
   if (marker.kind !== "present") {
     throw new ConfigError(

@@ -14,6 +14,7 @@ export async function runStatus(ports: Ports, config: AgentConfig, log: Logger):
     domain: config.domain,
     peerPort: config.peerPort,
     clientPort: config.clientPort,
+    tls: config.tls !== null,
   });
 }
 

@@ -1,5 +1,6 @@
 // Configuration from flags and ETCD_AGENT_* variables (yargs maps one onto the other), validated
 // before anything touches the cluster. A bad value gets a message with the value and the fix.
+import { isIP } from "node:net";
 import { ConfigError } from "../errors.js";
 import type { Level } from "../log.js";
 
@@ -24,6 +25,31 @@ export interface AgentConfig {
   logLevel: Level;
   /** Snapshots to S3: null turns them off. */
   backup: BackupConfig | null;
+  /** TLS to etcd (peers and clients, with client certificates): null is --plaintext. */
+  tls: TlsConfig | null;
+  /** "https" with TLS, "http" without: the scheme of every etcd URL the agent makes. */
+  scheme: "http" | "https";
+}
+
+export interface TlsConfig {
+  /** A node's files (etcd's and its agent's): ca.crt, node.crt, node.key. */
+  dir: string;
+  /** The same directory as etcd sees it (Flatcar's etcd-member mounts ETCD_SSL_DIR at /etc/ssl/certs). */
+  etcdDir: string;
+  /** The user etcd runs as, who must read the node's key (Flatcar: etcd); null: root. */
+  keyOwner: string | null;
+  /** The cluster CA's certificate, and the client certificate and key this agent presents, PEM files. */
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** Secrets Manager secret of the CA (cert and key); null: etcd-agent/<asg name>/ca. */
+  caSecret: string | null;
+  /** Secrets Manager secret of the operators' client certificate; null: etcd-agent/<asg name>/operator. */
+  operatorSecret: string | null;
+  /** Lifetime of the certificates the agent issues; renewed when a third of it is left. */
+  certLifetimeSeconds: number;
+  /** More names for a node's certificate (IPs or DNS names), beside its IP, A record and the domain. */
+  extraNames: string[];
 }
 
 export interface BackupConfig {
@@ -63,7 +89,26 @@ export const DEFAULTS = {
   restoreAfterSeconds: 300,
   restoreTool: "etcdctl",
   restoreBumpRevision: 1_000_000_000,
+  tlsDir: "/etc/etcd-agent/tls",
+  tlsCertLifetimeSeconds: 90 * 86_400,
 } as const;
+
+/** A node's certificate files, in the TLS directory (or as etcd sees it, in its container). */
+export function nodeTlsFiles(
+  tls: TlsConfig,
+  as: "agent" | "etcd" = "agent",
+): { caFile: string; certFile: string; keyFile: string } {
+  const d = as === "etcd" ? tls.etcdDir : tls.dir;
+  return { caFile: `${d}/ca.crt`, certFile: `${d}/node.crt`, keyFile: `${d}/node.key` };
+}
+
+/** The secrets a cluster's TLS lives in, by group name, when not given. */
+export function tlsSecretNames(tls: TlsConfig, asgName: string): { ca: string; operator: string } {
+  return {
+    ca: tls.caSecret ?? `etcd-agent/${asgName}/ca`,
+    operator: tls.operatorSecret ?? `etcd-agent/${asgName}/operator`,
+  };
+}
 
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -217,7 +262,70 @@ export function parseConfig(raw: Raw): AgentConfig {
             1_000_000_000_000,
           ),
         };
+  const plaintext = flag("plaintext", "plaintext");
+  const tlsDir = path("tlsDir", "tls-dir", DEFAULTS.tlsDir);
+  const secretName = (key: string, name: string) => {
+    const v = str(raw, key, name, false);
+    if (v !== null && !/^[\w/+=.@-]{1,512}$/.test(v))
+      throw new ConfigError(
+        `${describe(name)} must be a Secrets Manager secret name (letters, digits, /_+=.@-), got ${JSON.stringify(v)}`,
+      );
+    return v;
+  };
+  const tls: TlsConfig | null = plaintext
+    ? null
+    : {
+        dir: tlsDir,
+        etcdDir: path("tlsEtcdDir", "tls-etcd-dir", tlsDir),
+        keyOwner: (() => {
+          const v = str(raw, "tlsKeyOwner", "tls-key-owner", false);
+          if (v !== null && !/^[a-z_][a-z0-9_-]{0,31}$/.test(v))
+            throw new ConfigError(
+              `${describe("tls-key-owner")} must be a user name such as etcd, got ${JSON.stringify(v)}`,
+            );
+          return v;
+        })(),
+        caFile: path("tlsCaFile", "tls-ca-file", `${tlsDir}/ca.crt`),
+        certFile: path("tlsCertFile", "tls-cert-file", `${tlsDir}/node.crt`),
+        keyFile: path("tlsKeyFile", "tls-key-file", `${tlsDir}/node.key`),
+        caSecret: secretName("tlsCaSecret", "tls-ca-secret"),
+        operatorSecret: secretName("tlsOperatorSecret", "tls-operator-secret"),
+        extraNames: (() => {
+          const v = str(raw, "tlsExtraNames", "tls-extra-names", false);
+          const names =
+            v === null
+              ? []
+              : v
+                  .split(",")
+                  .map((n) => n.trim())
+                  .filter((n) => n !== "");
+          for (const n of names) {
+            if (isIP(n) === 0 && !DOMAIN_RE.test(n.toLowerCase()))
+              throw new ConfigError(
+                `${describe("tls-extra-names")} takes IP addresses and DNS names, comma-separated; ${JSON.stringify(n)} is neither`,
+              );
+          }
+          return names;
+        })(),
+        certLifetimeSeconds: int(
+          raw,
+          "tlsCertLifetimeSeconds",
+          "tls-cert-lifetime-seconds",
+          DEFAULTS.tlsCertLifetimeSeconds,
+          60,
+          5 * 365 * 86_400,
+        ),
+      };
+  for (const e of endpoints) {
+    const want = plaintext ? "http://" : "https://";
+    if (!e.startsWith(want))
+      throw new ConfigError(
+        `${describe("endpoints")}: ${JSON.stringify(e)} does not start with ${want}, but the agent runs ${plaintext ? "in plaintext (--plaintext)" : "with TLS"}; use ${want} URLs${plaintext ? "" : " or --plaintext for a plaintext cluster"}`,
+      );
+  }
   return {
+    tls,
+    scheme: plaintext ? "http" : "https",
     backup,
     domain,
     hostedZoneId,

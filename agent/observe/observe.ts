@@ -44,10 +44,15 @@ export async function tryObserveAsg(
 }
 
 /** Client URLs to ask: every ASG instance with an address, plus any extra (such as this node). */
-export function candidateEndpoints(asg: AsgView | null, clientPort: number, extra: string[] = []): string[] {
+export function candidateEndpoints(
+  asg: AsgView | null,
+  clientPort: number,
+  extra: string[] = [],
+  scheme: "http" | "https" = "http",
+): string[] {
   const urls = new Set(extra);
   for (const i of asg?.instances ?? []) {
-    if (i.privateIp !== null) urls.add(clientUrlFor(i.privateIp, clientPort));
+    if (i.privateIp !== null) urls.add(clientUrlFor(i.privateIp, clientPort, scheme));
   }
   return [...urls];
 }
@@ -61,6 +66,7 @@ export async function observeCluster(
   endpoints: string[],
   asg: AsgView | null,
   clientPort: number,
+  scheme: "http" | "https" = "http",
 ): Promise<ClusterView | null> {
   let list: Awaited<ReturnType<EtcdCluster["memberList"]>>;
   try {
@@ -75,7 +81,7 @@ export async function observeCluster(
         m.clientUrls[0] ??
         (() => {
           const host = m.peerUrls.map(urlHost).find((h) => h !== null);
-          return host ? clientUrlFor(host, clientPort) : null;
+          return host ? clientUrlFor(host, clientPort, scheme) : null;
         })();
       const status = m.name !== "" && url ? await etcd.status(url) : null;
       // A status that answers for another member ID (address reused) is not this member's.

@@ -18,12 +18,13 @@ export function normalizeName(name: string): string {
   return name.replace(/\.$/, "").toLowerCase();
 }
 
-export function serverSrvName(domain: string): string {
-  return `_etcd-server._tcp.${normalizeName(domain)}`;
+/** etcd's discovery names: `_etcd-server-ssl._tcp` and `_etcd-client-ssl._tcp` with TLS. */
+export function serverSrvName(domain: string, tls = false): string {
+  return `_etcd-server${tls ? "-ssl" : ""}._tcp.${normalizeName(domain)}`;
 }
 
-export function clientSrvName(domain: string): string {
-  return `_etcd-client._tcp.${normalizeName(domain)}`;
+export function clientSrvName(domain: string, tls = false): string {
+  return `_etcd-client${tls ? "-ssl" : ""}._tcp.${normalizeName(domain)}`;
 }
 
 export function markerName(domain: string): string {
@@ -36,14 +37,24 @@ export function memberHostName(name: string, domain: string): string {
 
 export function desiredRecords(
   members: DnsMember[],
-  opts: { domain: string; peerPort: number; clientPort: number },
+  opts: { domain: string; peerPort: number; clientPort: number; tls: boolean },
 ): DnsRecord[] {
   if (members.length === 0) return [];
   const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const srv = (port: number) => sorted.map((m) => `0 0 ${port} ${memberHostName(m.name, opts.domain)}`);
   return [
-    { name: serverSrvName(opts.domain), type: "SRV", ttl: DNS_TTL_SECONDS, values: srv(opts.peerPort) },
-    { name: clientSrvName(opts.domain), type: "SRV", ttl: DNS_TTL_SECONDS, values: srv(opts.clientPort) },
+    {
+      name: serverSrvName(opts.domain, opts.tls),
+      type: "SRV",
+      ttl: DNS_TTL_SECONDS,
+      values: srv(opts.peerPort),
+    },
+    {
+      name: clientSrvName(opts.domain, opts.tls),
+      type: "SRV",
+      ttl: DNS_TTL_SECONDS,
+      values: srv(opts.clientPort),
+    },
     ...sorted.map(
       (m): DnsRecord => ({
         name: memberHostName(m.name, opts.domain),
@@ -55,10 +66,16 @@ export function desiredRecords(
   ];
 }
 
-/** Records this agent owns in the zone: the two SRV records and A records named after instances. */
+/**
+ * Records this agent owns in the zone: the SRV records (both kinds: a cluster moved to TLS drops its
+ * plain ones, and back) and A records named after instances.
+ */
 export function isManaged(record: DnsRecord, domain: string): boolean {
   const name = normalizeName(record.name);
-  if (record.type === "SRV") return name === serverSrvName(domain) || name === clientSrvName(domain);
+  if (record.type === "SRV")
+    return [false, true].some(
+      (tls) => name === serverSrvName(domain, tls) || name === clientSrvName(domain, tls),
+    );
   if (record.type === "A") {
     const suffix = `.${normalizeName(domain)}`;
     return name.endsWith(suffix) && looksLikeInstanceId(name.slice(0, -suffix.length));

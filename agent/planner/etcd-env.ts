@@ -11,6 +11,8 @@ export interface EtcdEnv {
   advertiseClientUrl: string;
   listenPeerUrl: string;
   listenClientUrls: string[];
+  /** TLS for clients and peers, each side presenting a certificate of the cluster CA; null: plaintext. */
+  tls: { caFile: string; certFile: string; keyFile: string } | null;
 }
 
 /**
@@ -43,6 +45,19 @@ export function renderEtcdEnv(env: EtcdEnv): string {
     ["ETCD_LISTEN_CLIENT_URLS", env.listenClientUrls.join(",")],
     ["ETCD_STRICT_RECONFIG_CHECK", "true"],
   ];
+  if (env.tls) {
+    // etcd reads the files again on every TLS handshake: a renewed certificate needs no restart.
+    lines.push(
+      ["ETCD_CERT_FILE", env.tls.certFile],
+      ["ETCD_KEY_FILE", env.tls.keyFile],
+      ["ETCD_TRUSTED_CA_FILE", env.tls.caFile],
+      ["ETCD_CLIENT_CERT_AUTH", "true"],
+      ["ETCD_PEER_CERT_FILE", env.tls.certFile],
+      ["ETCD_PEER_KEY_FILE", env.tls.keyFile],
+      ["ETCD_PEER_TRUSTED_CA_FILE", env.tls.caFile],
+      ["ETCD_PEER_CLIENT_CERT_AUTH", "true"],
+    );
+  }
   for (const [key, value] of lines) {
     if (/[\s"'\\$`]/.test(value)) {
       throw new Error(

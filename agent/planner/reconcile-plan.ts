@@ -42,6 +42,8 @@ export interface ReconcileObservation {
     domain: string;
     peerPort: number;
     clientPort: number;
+    /** TLS on: the SRV records are the -ssl ones. */
+    tls: boolean;
     startupGraceSeconds: number;
     unhealthyDeadlineSeconds: number;
   };

@@ -45,6 +45,7 @@ export function buildStatusReport(input: {
   domain: string;
   peerPort: number;
   clientPort: number;
+  tls: boolean;
 }): StatusReport {
   const { cluster, asg } = input;
   const drift: string[] = [];

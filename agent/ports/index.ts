@@ -1,11 +1,13 @@
 import type { AutoScaling } from "./autoscaling.js";
 import type { BackupStore } from "./backups.js";
+import type { CertFiles } from "./cert-files.js";
 import type { Clock } from "./clock.js";
 import type { Dns } from "./dns.js";
 import type { Ec2 } from "./ec2.js";
 import type { EtcdCluster } from "./etcd.js";
 import type { LocalNode } from "./local-node.js";
 import type { InstanceMetadata } from "./metadata.js";
+import type { SecretStore } from "./secrets.js";
 import type { ServiceManager } from "./service-manager.js";
 
 /** Everything outside the agent, one port per system. Commands take these; tests pass fakes. */
@@ -20,4 +22,8 @@ export interface Ports {
   serviceManager: ServiceManager;
   /** Snapshots in S3; absent when backups are off. */
   backups?: BackupStore;
+  /** The TLS secrets; absent with --plaintext. */
+  secrets?: SecretStore;
+  /** This node's certificate files; absent with --plaintext. */
+  certs?: CertFiles;
 }

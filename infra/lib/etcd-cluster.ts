@@ -157,7 +157,10 @@ export class EtcdCluster extends Construct {
       resourceName: `*:autoScalingGroupName/${asgName}`,
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
+    // The -ssl SRV records with TLS; the plain ones so an agent can delete them after a move to TLS.
     const recordNames = [
+      `_etcd-server-ssl._tcp.${d}`,
+      `_etcd-client-ssl._tcp.${d}`,
       `_etcd-server._tcp.${d}`,
       `_etcd-client._tcp.${d}`,
       `_etcd-cluster.${d}`,
@@ -186,8 +189,26 @@ export class EtcdCluster extends Construct {
         resources: [binary.bucket.arnForObjects(binary.s3ObjectKey)],
       }),
     ];
+    // The TLS secrets (made by the first node: the CA, then the operators' certificate). Secrets
+    // Manager appends six random characters to a secret's name in its ARN.
+    const secretArn = (name: string) =>
+      stack.formatArn({
+        service: "secretsmanager",
+        resource: "secret",
+        resourceName: `etcd-agent/${asgName}/${name}-??????`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
     const nodePolicy = new iam.Policy(this, "NodePolicy", {
       statements: [
+        new iam.PolicyStatement({
+          sid: "ThisClustersTlsSecretsOnly",
+          actions: [
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:CreateSecret",
+            "secretsmanager:PutSecretValue",
+          ],
+          resources: [secretArn("ca"), secretArn("operator")],
+        }),
         ...readStatements(),
         new iam.PolicyStatement({
           sid: "ThisGroupOnly",
@@ -334,7 +355,15 @@ export class EtcdCluster extends Construct {
     this.bastion.instance.instance.monitoring = true;
     const bastionPolicy = new iam.Policy(this, "BastionPolicy", {
       roles: [this.bastion.role],
-      statements: readStatements(),
+      statements: [
+        ...readStatements(),
+        // The operators' client certificate only: never the CA's secret.
+        new iam.PolicyStatement({
+          sid: "OperatorsCertificateOnly",
+          actions: ["secretsmanager:GetSecretValue"],
+          resources: [secretArn("operator")],
+        }),
+      ],
     });
     this.bastion.instance.addUserData(
       "set -euo pipefail",
@@ -346,6 +375,10 @@ export class EtcdCluster extends Construct {
       `export ETCD_AGENT_HOSTED_ZONE_ID=${this.hostedZone.hostedZoneId}`,
       `export ETCD_AGENT_ASG_NAME=${asgName}`,
       `export AWS_REGION=${stack.region}`,
+      // `etcd-agent client-cert` writes the operators' certificate here (from its secret).
+      'export ETCD_AGENT_TLS_CA_FILE="$HOME/.etcd-agent/tls/ca.crt"',
+      'export ETCD_AGENT_TLS_CERT_FILE="$HOME/.etcd-agent/tls/client.crt"',
+      'export ETCD_AGENT_TLS_KEY_FILE="$HOME/.etcd-agent/tls/client.key"',
       "EOF",
     );
 
@@ -403,8 +436,8 @@ export class EtcdCluster extends Construct {
       description: "Attach to etcd clients",
     });
     new CfnOutput(this, "ClientSrvRecord", {
-      value: `_etcd-client._tcp.${d}`,
-      description: "Clients discover the members here (etcdctl --discovery-srv)",
+      value: `_etcd-client-ssl._tcp.${d}`,
+      description: "Clients discover the members here (etcdctl --discovery-srv), with TLS",
     });
     new CfnOutput(this, "BastionInstanceId", {
       value: this.bastion.instanceId,

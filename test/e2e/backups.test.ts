@@ -9,20 +9,19 @@ import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { Etcd3 } from "etcd3";
 import { afterAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
 import { operatorAgent as agent } from "../support/operator-cli.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
-const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
 const work = mkdtempSync(join(tmpdir(), "etcd-agent-backups-"));
-afterAll(async () => {
-  await probe.close();
+afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function putKeys(endpoints: string[], from: number, to: number): Promise<void> {
-  const client = new Etcd3({ hosts: endpoints });
+async function putKeys(sandbox: Sandbox, endpoints: string[], from: number, to: number): Promise<void> {
+  const client = new Etcd3({ hosts: endpoints, ...sandbox.etcd3Options() });
   try {
     for (let i = from; i < to; i++)
       await client.put(`/backup-test/${String(i).padStart(4, "0")}`).value(`v${i}`);
@@ -35,7 +34,7 @@ describe("backups to S3", () => {
   it("scheduled and by hand; a corrupt newest snapshot is reported and the previous one restored", async () => {
     await withSandbox({ subnet: "127.0.39.0/24" }, async (sandbox) => {
       const instances = await worldInstances(sandbox.world);
-      const endpoints = instances.map((i) => `http://${i.ip}:2379`);
+      const endpoints = instances.map((i) => sandbox.clientUrl(i.ip));
       const endpoint = endpoints[0] as string;
 
       // The leader saves one as soon as it leads (none existed).
@@ -46,13 +45,13 @@ describe("backups to S3", () => {
         return logs.some((l) => l.includes('"msg":"saved a snapshot"')) ? true : undefined;
       });
 
-      await putKeys(endpoints, 0, 50);
+      await putKeys(sandbox, endpoints, 0, 50);
       const good = await agent(sandbox, endpoint, ["snapshot", "save"]);
       expect(good.err).not.toMatch(/error/i);
       expect(good.code).toBe(0);
       const goodKey = JSON.parse(good.out).key as string;
 
-      await putKeys(endpoints, 50, 100);
+      await putKeys(sandbox, endpoints, 50, 100);
       const newest = await agent(sandbox, endpoint, ["snapshot", "save"]);
       expect(newest.code).toBe(0);
       const newestKey = JSON.parse(newest.out).key as string;
@@ -87,6 +86,8 @@ describe("backups to S3", () => {
       expect(restore.err).toContain("snapshot is corrupt");
 
       // A real etcd on the restored data: the first 50 keys, not the 50 only the corrupt one had.
+      // Started by hand, in plaintext: what is checked is the data, not the cluster's TLS.
+      const plain = new Etcd3Cluster({ callTimeoutMs: 2000 });
       const etcd: ChildProcess = spawn(
         "etcd",
         [
@@ -103,7 +104,7 @@ describe("backups to S3", () => {
       );
       try {
         await eventually("the restored member", 30_000, async () =>
-          (await probe.status(`http://${ip}:2379`))?.leaderId !== "0" ? true : undefined,
+          (await plain.status(`http://${ip}:2379`))?.leaderId !== "0" ? true : undefined,
         );
         const client = new Etcd3({ hosts: [`http://${ip}:2379`] });
         const restored = await client.getAll().prefix("/backup-test/").strings();
@@ -111,10 +112,11 @@ describe("backups to S3", () => {
         expect(Object.keys(restored)).toHaveLength(50);
         expect(restored["/backup-test/0049"]).toBe("v49");
         expect(restored["/backup-test/0050"]).toBeUndefined();
-        const members = await probe.memberList([`http://${ip}:2379`]);
+        const members = await plain.memberList([`http://${ip}:2379`]);
         expect(members.members.map((m) => m.name)).toEqual(["restored"]);
       } finally {
         etcd.kill("SIGKILL");
+        await plain.close();
       }
 
       // A second restore into the same (now full) directory is refused by etcd's tool, loudly.

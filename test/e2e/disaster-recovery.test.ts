@@ -16,10 +16,8 @@ import { eventually } from "../support/etcd-node.js";
 import { operatorAgent } from "../support/operator-cli.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
-const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
-afterAll(() => probe.close());
-
-const urls = (instances: WorldInstance[]) => instances.map((i) => `http://${i.ip}:2379`);
+const urlsOf = (sandbox: Sandbox, instances: WorldInstance[]) =>
+  instances.map((i) => sandbox.clientUrl(i.ip));
 function logs(sandbox: Sandbox, ids: string[]): string {
   return ids
     .map((id) => {
@@ -41,6 +39,7 @@ async function markerToken(sandbox: Sandbox): Promise<string | undefined> {
 describe("disaster recovery from S3", () => {
   it("a minority lost: healed, no restore; every member lost: restored once from the snapshot", async () => {
     await withSandbox({ subnet: "127.0.40.0/24", writer: false }, async (sandbox) => {
+      const urls = (instances: WorldInstance[]) => urlsOf(sandbox, instances);
       const seen = new Set<string>();
       const track = async () => {
         const now = await worldInstances(sandbox.world);
@@ -48,10 +47,10 @@ describe("disaster recovery from S3", () => {
         return now;
       };
       const first = await track();
-      const clusterId = (await probe.memberList(urls(first))).clusterId;
+      const clusterId = (await sandbox.probe.memberList(urls(first))).clusterId;
       const tokenBefore = await markerToken(sandbox);
 
-      const client = new Etcd3({ hosts: urls(first) });
+      const client = new Etcd3({ hosts: urls(first), ...sandbox.etcd3Options() });
       for (let i = 0; i < 100; i++) await client.put(`/dr/${String(i).padStart(3, "0")}`).value(`v${i}`);
       client.close();
 
@@ -63,7 +62,7 @@ describe("disaster recovery from S3", () => {
         return s && !s.some((i) => i.instanceId === first[0]?.instanceId) ? s : undefined;
       });
       for (const i of healed) seen.add(i.instanceId);
-      expect((await probe.memberList(urls(healed))).clusterId).toBe(clusterId);
+      expect((await sandbox.probe.memberList(urls(healed))).clusterId).toBe(clusterId);
 
       // A snapshot that holds the 100 keys and names the current members (the operator's; the
       // leader's own schedule is every 15 minutes).
@@ -84,7 +83,9 @@ describe("disaster recovery from S3", () => {
       // One restore record under events/, which the infrastructure's EventBridge rule alarms on.
       const { s3 } = clients(sandbox.world.endpoint);
       const bucket = sandbox.world.backupBucket;
-      const events = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "backups/etcd-sandbox/events/" }));
+      const events = await s3.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: "backups/etcd-sandbox/events/" }),
+      );
       expect(events.Contents?.map((o) => o.Key)).toHaveLength(1);
       const record = JSON.parse(
         (await (
@@ -92,13 +93,17 @@ describe("disaster recovery from S3", () => {
         ).Body?.transformToString()) ?? "{}",
       );
       expect(restored.map((i) => i.instanceId)).toContain(record.instanceId);
-      expect(record).toMatchObject({ event: "restore", key: expect.stringMatching(/\.db$/), bumpRevision: null });
-      const after = new Etcd3({ hosts: urls(restored) });
+      expect(record).toMatchObject({
+        event: "restore",
+        key: expect.stringMatching(/\.db$/),
+        bumpRevision: null,
+      });
+      const after = new Etcd3({ hosts: urls(restored), ...sandbox.etcd3Options() });
       const keys = await after.getAll().prefix("/dr/").strings();
       after.close();
       expect(Object.keys(keys)).toHaveLength(100);
       expect(keys["/dr/099"]).toBe("v99");
-      expect((await probe.memberList(urls(restored))).clusterId).not.toBe(clusterId);
+      expect((await sandbox.probe.memberList(urls(restored))).clusterId).not.toBe(clusterId);
       await eventually("the marker active under a new token", 60_000, async () => {
         const t = await markerToken(sandbox);
         return t && t !== tokenBefore ? t : undefined;

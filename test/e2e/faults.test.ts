@@ -11,9 +11,6 @@ import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
-const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
-afterAll(() => probe.close());
-
 function agentLogs(root: string, ids: string[]): string {
   return ids
     .map((id) => {
@@ -30,8 +27,8 @@ describe("AWS faults", () => {
   it("with the ASG unreadable the leader removes no member, and heals once it can read again", async () => {
     await withSandbox({ subnet: "127.0.32.0/24" }, async (sandbox) => {
       const before = await worldInstances(sandbox.world);
-      const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
-      const status = await probe.status(`http://${before[0]?.ip}:2379`);
+      const list = await sandbox.probe.memberList(before.map((i) => sandbox.clientUrl(i.ip)));
+      const status = await sandbox.probe.status(sandbox.clientUrl(before[0]?.ip as string));
       const victim = list.members.find((m) => m.id !== status?.leaderId)?.name as string;
 
       sandbox.gaps.setFaults([{ api: "autoscaling:DescribeAutoScalingGroups", share: 1, kind: "5xx" }]);
@@ -40,8 +37,8 @@ describe("AWS faults", () => {
       );
       await new Promise((r) => setTimeout(r, 25_000));
 
-      const during = await probe.memberList(
-        before.filter((i) => i.instanceId !== victim).map((i) => `http://${i.ip}:2379`),
+      const during = await sandbox.probe.memberList(
+        before.filter((i) => i.instanceId !== victim).map((i) => sandbox.clientUrl(i.ip)),
       );
       expect(during.members.map((m) => m.name)).toContain(victim);
       const logs = agentLogs(
@@ -66,7 +63,7 @@ describe("AWS faults", () => {
       await sandbox.waitHealthy(180_000);
       const instances = await worldInstances(sandbox.world);
       const ids = await Promise.all(
-        instances.map(async (i) => (await probe.memberList([`http://${i.ip}:2379`])).clusterId),
+        instances.map(async (i) => (await sandbox.probe.memberList([sandbox.clientUrl(i.ip)])).clusterId),
       );
       const failed = [...sandbox.gaps.calls.values()].reduce((n, c) => n + c.failed, 0);
 

@@ -8,9 +8,6 @@ import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
-const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
-afterAll(() => probe.close());
-
 function settled(sandbox: Sandbox, count: number, ms: number) {
   return eventually(`${count} voters equal to the instances`, ms, () => sandbox.settledInstances(count));
 }
@@ -19,8 +16,8 @@ describe("healing in the sandbox", () => {
   it("a member that stays unhealthy past the deadline is reported, replaced and the cluster heals", async () => {
     await withSandbox({ subnet: "127.0.35.0/24" }, async (sandbox) => {
       const before = await worldInstances(sandbox.world);
-      const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
-      const leaderId = (await probe.status(`http://${before[0]?.ip}:2379`))?.leaderId;
+      const list = await sandbox.probe.memberList(before.map((i) => sandbox.clientUrl(i.ip)));
+      const leaderId = (await sandbox.probe.status(sandbox.clientUrl(before[0]?.ip as string)))?.leaderId;
       const victim = list.members.find((m) => m.id !== leaderId)?.name as string;
 
       // Frozen, not dead: the process is there but does not answer.

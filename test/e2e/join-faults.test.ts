@@ -12,9 +12,6 @@ import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js
 import { eventually } from "../support/etcd-node.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
-const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
-afterAll(() => probe.close());
-
 const count = (text: string, needle: string) => text.split(needle).length - 1;
 
 /** Crashes a non-leader instance with the next node's faults set; returns the healed instances and the replacement. */
@@ -23,8 +20,8 @@ async function replaceWith(
   faults: NodeFaults,
 ): Promise<{ after: WorldInstance[]; added: string }> {
   const before = await worldInstances(sandbox.world);
-  const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
-  const leaderId = (await probe.status(`http://${before[0]?.ip}:2379`))?.leaderId;
+  const list = await sandbox.probe.memberList(before.map((i) => sandbox.clientUrl(i.ip)));
+  const leaderId = (await sandbox.probe.status(sandbox.clientUrl(before[0]?.ip as string)))?.leaderId;
   const victim = list.members.find((m) => m.id !== leaderId)?.name as string;
   sandbox.injectNextNode(faults);
   await clients(sandbox.world.endpoint).ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim] }));
@@ -34,7 +31,7 @@ async function replaceWith(
   });
   const added = after.find((i) => !before.some((b) => b.instanceId === i.instanceId))?.instanceId as string;
   // One MemberAdd for the replacement: every boot of it names the member it has now.
-  const now = await probe.memberList(after.map((i) => `http://${i.ip}:2379`));
+  const now = await sandbox.probe.memberList(after.map((i) => sandbox.clientUrl(i.ip)));
   const memberId = now.members.find((m) => m.name === added)?.id;
   const log = readFileSync(join(sandbox.stateDir, added, "agent.log"), "utf8");
   const joined = [...log.matchAll(/"msg":"joined as a learner; etcd may start".*?"member_id":"(\d+)"/g)].map(

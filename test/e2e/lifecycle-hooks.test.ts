@@ -12,7 +12,6 @@ import { eventually } from "../support/etcd-node.js";
 import { expectEveryWriteReadable, openScenario, type Scenario } from "../support/with-sandbox.js";
 
 describe("lifecycle hooks in the sandbox", () => {
-  const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
   let sandbox: Sandbox;
   let scenario: Scenario | undefined;
   let root = "";
@@ -29,7 +28,7 @@ describe("lifecycle hooks in the sandbox", () => {
 
   afterAll(async () => {
     await scenario?.close();
-    await probe.close();
+    await sandbox.probe.close();
   });
 
   it("each instance waits in Pending:Wait until its agent completes the launch hook as a healthy voter", async () => {
@@ -47,8 +46,8 @@ describe("lifecycle hooks in the sandbox", () => {
 
   it("a graceful termination of the leader: leadership handed away, member removed, then the instance goes", async () => {
     const before = await worldInstances(sandbox.world);
-    const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
-    const leaderId = (await probe.status(`http://${before[0]?.ip}:2379`))?.leaderId;
+    const list = await sandbox.probe.memberList(before.map((i) => sandbox.clientUrl(i.ip)));
+    const leaderId = (await sandbox.probe.status(sandbox.clientUrl(before[0]?.ip as string)))?.leaderId;
     const leaving = list.members.find((m) => m.id === leaderId)?.name as string;
     const asg = new AutoScalingClient({
       endpoint: sandbox.gaps.url,
@@ -67,15 +66,15 @@ describe("lifecycle hooks in the sandbox", () => {
     expect(sandbox.gaps.waits()[leaving]).toBe("Terminating:Wait");
     // Watched from outside, every 100 ms: when the leader changed, when the member left etcd, when
     // the instance left the group. (Which agent logs what depends on timing; these do not.)
-    const others = before.filter((i) => i.instanceId !== leaving).map((i) => `http://${i.ip}:2379`);
+    const others = before.filter((i) => i.instanceId !== leaving).map((i) => sandbox.clientUrl(i.ip));
     const at: { handedOver?: number; removed?: number; gone?: number } = {};
     for (let i = 0; i < 900 && at.gone === undefined; i++) {
       const now = Date.now();
-      const status = await Promise.all(others.map((u) => probe.status(u)));
+      const status = await Promise.all(others.map((u) => sandbox.probe.status(u)));
       const leaders = status.map((st) => st?.leaderId).filter((x) => x && x !== "0");
       if (at.handedOver === undefined && leaders.length > 0 && leaders.every((x) => x !== leaderId))
         at.handedOver = now;
-      const names = (await probe.memberList(others).catch(() => null))?.members.map((m) => m.name);
+      const names = (await sandbox.probe.memberList(others).catch(() => null))?.members.map((m) => m.name);
       if (at.removed === undefined && names && !names.includes(leaving)) at.removed = now;
       if (!(await worldInstances(sandbox.world)).some((x) => x.instanceId === leaving)) at.gone = now;
       await new Promise((r) => setTimeout(r, 100));

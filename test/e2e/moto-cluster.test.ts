@@ -11,7 +11,6 @@ import { eventually } from "../support/etcd-node.js";
 import { expectEveryWriteReadable, openScenario, type Scenario } from "../support/with-sandbox.js";
 
 describe("the sandbox: three nodes from the binary on moto", () => {
-  const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
   let sandbox: Sandbox;
   let scenario: Scenario | undefined;
 
@@ -25,7 +24,7 @@ describe("the sandbox: three nodes from the binary on moto", () => {
         new ListResourceRecordSetsCommand({ HostedZoneId: sandbox.world.hostedZoneId }),
       );
       const srv = out.ResourceRecordSets?.find(
-        (r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${sandbox.world.domain}`,
+        (r) => r.Name?.replace(/\.$/, "") === `${sandbox.clientSrvPrefix()}.${sandbox.world.domain}`,
       );
       const values = (srv?.ResourceRecords ?? []).map((r) => r.Value as string).sort();
       const want = now.map((i) => `0 0 2379 ${i.instanceId}.${sandbox.world.domain}`).sort();
@@ -39,7 +38,7 @@ describe("the sandbox: three nodes from the binary on moto", () => {
 
   afterAll(async () => {
     await scenario?.close();
-    await probe.close();
+    await sandbox.probe.close();
   });
 
   it("gives every instance a loopback address", async () => {
@@ -60,8 +59,8 @@ describe("the sandbox: three nodes from the binary on moto", () => {
 
   it("heals a crash of the leader's instance: stale member removed, replacement joined, DNS updated", async () => {
     const before = await instances();
-    const status = await probe.status(`http://${before[0]?.ip}:2379`);
-    const list = await probe.memberList(before.map((i) => `http://${i.ip}:2379`));
+    const status = await sandbox.probe.status(sandbox.clientUrl(before[0]?.ip as string));
+    const list = await sandbox.probe.memberList(before.map((i) => sandbox.clientUrl(i.ip)));
     const leaderName = list.members.find((m) => m.id === status?.leaderId)?.name as string;
     const { ec2 } = clients(sandbox.world.endpoint);
 

@@ -14,9 +14,6 @@ import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
-const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
-afterAll(() => probe.close());
-
 const log = (sandbox: Sandbox, id: string) => readFileSync(join(sandbox.stateDir, id, "agent.log"), "utf8");
 const count = (text: string, needle: string) => text.split(needle).length - 1;
 
@@ -26,8 +23,8 @@ async function markerOf(sandbox: Sandbox): Promise<string | undefined> {
   return out.ResourceRecordSets?.find((r) => r.Type === "TXT")?.ResourceRecords?.[0]?.Value;
 }
 
-async function membersById(endpoints: string[]): Promise<Record<string, string>> {
-  const list = await probe.memberList(endpoints);
+async function membersById(sandbox: Sandbox, endpoints: string[]): Promise<Record<string, string>> {
+  const list = await sandbox.probe.memberList(endpoints);
   return Object.fromEntries(list.members.map((m) => [m.name, m.id]));
 }
 
@@ -36,9 +33,9 @@ describe("machines down with their disks", () => {
     await withSandbox({ subnet: "127.0.37.0/24" }, async (sandbox) => {
       const instances = await worldInstances(sandbox.world);
       const ids = instances.map((i) => i.instanceId).sort();
-      const endpoints = instances.map((i) => `http://${i.ip}:2379`);
-      const clusterId = (await probe.memberList(endpoints)).clusterId;
-      const memberIds = await membersById(endpoints);
+      const endpoints = instances.map((i) => sandbox.clientUrl(i.ip));
+      const clusterId = (await sandbox.probe.memberList(endpoints)).clusterId;
+      const memberIds = await membersById(sandbox, endpoints);
       const marker = await markerOf(sandbox);
 
       // A reboot through the EC2 API: the machine comes back with its disk and its member.
@@ -51,17 +48,17 @@ describe("machines down with their disks", () => {
       expect(log(sandbox, rebooted)).toContain("this node holds its data");
 
       // Two of three down, the ASG none the wiser (hung or rebooting machines).
-      const leaderId = (await probe.status(endpoints[0] as string))?.leaderId;
+      const leaderId = (await sandbox.probe.status(endpoints[0] as string))?.leaderId;
       const leaderName = Object.entries(memberIds).find(([, id]) => id === leaderId)?.[0] as string;
       const down = [leaderName, ids.find((id) => id !== leaderName) as string];
       const survivor = ids.find((id) => !down.includes(id)) as string;
-      const survivorUrl = `http://${instances.find((i) => i.instanceId === survivor)?.ip}:2379`;
+      const survivorUrl = sandbox.clientUrl(instances.find((i) => i.instanceId === survivor)?.ip as string);
       await Promise.all(down.map((id) => sandbox.halt(id)));
 
       // Longer than the sandbox's unhealthy deadline (30 s) plus a reconcile interval (10 s).
       await new Promise((r) => setTimeout(r, 45_000));
 
-      expect(await membersById([survivorUrl])).toEqual(memberIds);
+      expect(await membersById(sandbox, [survivorUrl])).toEqual(memberIds);
       expect(sandbox.gaps.replaced).toEqual([]);
       const { asg } = clients(sandbox.world.endpoint);
       const group = await asg.send(
@@ -78,8 +75,8 @@ describe("machines down with their disks", () => {
         sandbox.settledInstances(3),
       );
       expect(back.map((i) => i.instanceId).sort()).toEqual(ids);
-      expect((await probe.memberList(endpoints)).clusterId).toBe(clusterId);
-      expect(await membersById(endpoints)).toEqual(memberIds);
+      expect((await sandbox.probe.memberList(endpoints)).clusterId).toBe(clusterId);
+      expect(await membersById(sandbox, endpoints)).toEqual(memberIds);
       const all = ids.map((id) => log(sandbox, id)).join("\n");
       expect(count(all, '"msg":"boot decision: bootstrap"')).toBe(1);
       for (const id of down) expect(log(sandbox, id)).toContain("this node holds its data");

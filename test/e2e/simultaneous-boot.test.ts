@@ -32,14 +32,13 @@ describe("simultaneous boot", () => {
     const root = mkdtempSync(join(tmpdir(), "etcd-agent-boot-"));
     const subnet = `127.0.${70 + (nodes === 3 ? 0 : 50) + run}.0/24`;
     const sandbox = await Sandbox.create({ nodes, stateDir: root, subnetCidr: subnet, bootJitterMs: 3000 });
-    const probe = new Etcd3Cluster({ callTimeoutMs: 2000 });
     try {
       sandbox.startHypervisor();
       await sandbox.waitHealthy(180_000);
       const instances = await worldInstances(sandbox.world);
-      const endpoints = instances.map((i) => `http://${i.ip}:2379`);
+      const endpoints = instances.map((i) => sandbox.clientUrl(i.ip));
 
-      const answers = await Promise.all(endpoints.map((e) => probe.memberList([e])));
+      const answers = await Promise.all(endpoints.map((e) => sandbox.probe.memberList([e])));
       const clusterIds = new Set(answers.map((a) => a.clusterId));
       const members = answers[0]?.members ?? [];
       const bootstraps = instances.filter((i) =>
@@ -54,7 +53,7 @@ describe("simultaneous boot", () => {
           new ListResourceRecordSetsCommand({ HostedZoneId: sandbox.world.hostedZoneId }),
         );
         const srv = out.ResourceRecordSets?.find(
-          (r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${sandbox.world.domain}`,
+          (r) => r.Name?.replace(/\.$/, "") === `${sandbox.clientSrvPrefix()}.${sandbox.world.domain}`,
         );
         const values = (srv?.ResourceRecords ?? []).map((r) => r.Value as string).sort();
         return JSON.stringify(values) === JSON.stringify(want) ? true : undefined;
@@ -66,7 +65,7 @@ describe("simultaneous boot", () => {
       expect(bootstraps).toHaveLength(1);
     } finally {
       await sandbox.stop();
-      await probe.close();
+      await sandbox.probe.close();
       if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
     }
   });

@@ -162,6 +162,7 @@ describe("EtcdCluster resources", () => {
       "FetchTheAgentBinary",
       "ListBackupsOfThisCluster",
       "ReadThisZone",
+      "ThisClustersTlsSecretsOnly",
       "ThisGroupOnly",
     ]);
     const star = statements.filter((s) => s.Resource === "*");
@@ -173,6 +174,8 @@ describe("EtcdCluster resources", () => {
     expect(bySid.ChangeThisClustersRecordsOnly.Condition).toEqual({
       "ForAllValues:StringLike": {
         "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+          "_etcd-server-ssl._tcp.etcd.internal",
+          "_etcd-client-ssl._tcp.etcd.internal",
           "_etcd-server._tcp.etcd.internal",
           "_etcd-client._tcp.etcd.internal",
           "_etcd-cluster.etcd.internal",
@@ -187,6 +190,19 @@ describe("EtcdCluster resources", () => {
       StringLike: { "s3:prefix": [`backups/${asgName}/*`] },
     });
     expect(bySid.FetchTheAgentBinary.Action).toBe("s3:GetObject");
+    // The TLS secrets: this cluster's two, by name (Secrets Manager's 6-character suffix), no more.
+    const tlsArns = JSON.stringify(bySid.ThisClustersTlsSecretsOnly.Resource);
+    expect(tlsArns).toContain(`:secret:etcd-agent/${asgName}/ca-??????`);
+    expect(tlsArns).toContain(`:secret:etcd-agent/${asgName}/operator-??????`);
+    expect(bySid.ThisClustersTlsSecretsOnly.Resource).toHaveLength(2);
+    // The bastion reads the operators' certificate, never the CA.
+    const bastion = Object.entries(policies).find(([id]) => id.startsWith("EtcdBastionPolicy"))?.[1] as any;
+    const bastionSecrets = (bastion.Properties.PolicyDocument.Statement as any[]).filter((st) =>
+      [st.Action].flat().some((a: string) => a.startsWith("secretsmanager:")),
+    );
+    expect(bastionSecrets.map((st) => st.Action)).toEqual(["secretsmanager:GetSecretValue"]);
+    expect(JSON.stringify(bastionSecrets[0].Resource)).toContain(`etcd-agent/${asgName}/operator-??????`);
+    expect(JSON.stringify(bastion)).not.toContain(`etcd-agent/${asgName}/ca-`);
     // No action wildcard anywhere in the nodes' policy.
     expect(statements.flatMap((s) => [s.Action].flat()).some((a: string) => a.includes("*"))).toBe(false);
   });
@@ -235,7 +251,7 @@ describe("EtcdCluster resources", () => {
     for (const name of ["ClientSecurityGroupId", "ClientSrvRecord", "BastionInstanceId", "HostedZoneId"]) {
       expect(outputs).toContain(name);
     }
-    template.hasOutput("*", { Value: "_etcd-client._tcp.etcd.internal" });
+    template.hasOutput("*", { Value: "_etcd-client-ssl._tcp.etcd.internal" });
   });
 });
 

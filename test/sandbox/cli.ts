@@ -32,9 +32,10 @@ async function runForeground(
   stateDir: string,
   live: boolean,
   subnet: string,
+  plaintext: boolean,
 ): Promise<number> {
   const f = files(stateDir);
-  const sandbox = await Sandbox.create({ nodes, stateDir, subnetCidr: subnet });
+  const sandbox = await Sandbox.create({ nodes, stateDir, subnetCidr: subnet, plaintext });
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= sandbox.stop();
@@ -67,6 +68,9 @@ async function runForeground(
         `  AWS_ENDPOINT_URL=${view.awsEndpoint} AWS_REGION=${view.region} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \\\n` +
         `    aws ec2 terminate-instances --instance-ids ${view.nodes[0]?.instanceId}\n` +
         `  npx etcd-agent status --asg-name ${view.asgName} --domain ${view.domain} --hosted-zone-id ${view.hostedZoneId} (same AWS_* variables)\n` +
+        (view.tls
+          ? `    with the operators' certificate: ETCD_AGENT_TLS_CA_FILE=${view.tls.ca} ETCD_AGENT_TLS_CERT_FILE=${view.tls.cert} ETCD_AGENT_TLS_KEY_FILE=${view.tls.key}\n`
+          : "") +
         `Ctrl-C stops everything.\n\n`,
     );
     const timer = setInterval(async () => {
@@ -86,7 +90,13 @@ async function runForeground(
   return 0;
 }
 
-async function up(nodes: number, stateDir: string, detach: boolean, subnet: string): Promise<number> {
+async function up(
+  nodes: number,
+  stateDir: string,
+  detach: boolean,
+  subnet: string,
+  plaintext: boolean,
+): Promise<number> {
   const f = files(stateDir);
   mkdirSync(stateDir, { recursive: true });
   if (existsSync(f.pid) && alive(Number(readFileSync(f.pid, "utf8")))) {
@@ -100,12 +110,23 @@ async function up(nodes: number, stateDir: string, detach: boolean, subnet: stri
     if (/^i-[0-9a-f]+$/.test(entry) || entry === "moto.log")
       rmSync(join(stateDir, entry), { recursive: true, force: true });
   }
-  if (!detach) return runForeground(nodes, stateDir, true, subnet);
+  if (!detach) return runForeground(nodes, stateDir, true, subnet, plaintext);
   rmSync(f.view, { force: true });
   const out = openSync(f.log, "a");
   const child = spawn(
     process.execPath,
-    [SELF, "up", "--nodes", String(nodes), "--state-dir", stateDir, "--subnet", subnet, "--daemon"],
+    [
+      SELF,
+      "up",
+      "--nodes",
+      String(nodes),
+      "--state-dir",
+      stateDir,
+      "--subnet",
+      subnet,
+      "--daemon",
+      ...(plaintext ? ["--plaintext"] : []),
+    ],
     {
       detached: true,
       stdio: ["ignore", out, out],
@@ -135,14 +156,15 @@ async function status(stateDir: string, json: boolean): Promise<number> {
     return 1;
   }
   const view = JSON.parse(readFileSync(f.view, "utf8")) as SandboxView;
-  const instances = await worldInstances({ ...view, endpoint: view.awsEndpoint, subnetId: "" });
+  const instances = await worldInstances({ ...view, endpoint: view.awsEndpoint, subnetId: "", tls: null });
+  const scheme = view.tls ? "https" : "http";
   const current: SandboxView = {
     ...view,
     nodes: instances.map((i) => ({
       instanceId: i.instanceId,
       ip: i.ip,
-      clientUrl: `http://${i.ip}:2379`,
-      peerUrl: `http://${i.ip}:2380`,
+      clientUrl: `${scheme}://${i.ip}:2379`,
+      peerUrl: `${scheme}://${i.ip}:2380`,
     })),
   };
   process.stdout.write(
@@ -188,6 +210,11 @@ export async function main(argv: string[]): Promise<number> {
             default: "127.0.1.0/24",
             describe: "the VPC subnet, inside 127.0.0.0/16: node addresses come from it",
           })
+          .option("plaintext", {
+            type: "boolean",
+            default: false,
+            describe: "no TLS: the agents run with --plaintext (the default is TLS with client certificates)",
+          })
           .option("daemon", { type: "boolean", default: false, hidden: true }),
       async (a) => {
         const dir = resolve(a.stateDir);
@@ -199,8 +226,8 @@ export async function main(argv: string[]): Promise<number> {
           return;
         }
         code = a.daemon
-          ? await runForeground(a.nodes, dir, false, a.subnet)
-          : await up(a.nodes, dir, a.detach, a.subnet);
+          ? await runForeground(a.nodes, dir, false, a.subnet, a.plaintext)
+          : await up(a.nodes, dir, a.detach, a.subnet, a.plaintext);
       },
     )
     .command(

@@ -75,6 +75,19 @@ function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEn
     // Recovery after every member is lost: the sandbox waits 20 s (300 s on a node); Debian's etcdctl restores.
     ETCD_AGENT_RESTORE_AFTER_SECONDS: process.env.ETCD_SANDBOX_RESTORE_AFTER_SECONDS ?? "20",
     ETCD_AGENT_RESTORE_TOOL: "/usr/bin/etcdctl",
+    // TLS by default, as on a node: the CA in moto's Secrets Manager, certificates under the node's dir.
+    ...(world.tls
+      ? {
+          ETCD_AGENT_TLS_DIR: join(dir, "tls"),
+          // etcd checks a connecting peer's address against its certificate; on loopback every
+          // node connects from 127.0.0.1 (on EC2 from its own IP, which the certificate names).
+          // Without it etcd would look the certificate's DNS names up with the system resolver.
+          ETCD_AGENT_TLS_EXTRA_NAMES: "127.0.0.1",
+          ...(world.tls.certLifetimeSeconds
+            ? { ETCD_AGENT_TLS_CERT_LIFETIME_SECONDS: String(world.tls.certLifetimeSeconds) }
+            : {}),
+        }
+      : { ETCD_AGENT_PLAINTEXT: "true" }),
     // The sandbox reports a member that stays unhealthy after 30 s (600 s on a real node).
     ETCD_AGENT_UNHEALTHY_DEADLINE_SECONDS: process.env.ETCD_SANDBOX_UNHEALTHY_DEADLINE_SECONDS ?? "30",
     // For benchmarks that try V8 flags on the agent (npm run bench:binary -- --node-options ...).

@@ -3,14 +3,16 @@
 // `etcd-agent boot`, etcd, `etcd-agent run`, all from the x64 binary) and takes the processes of
 // an instance away when the instance is gone, as a crash would. Any AWS client pointed at the
 // endpoint drives it.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DescribeAutoScalingGroupsCommand, PutLifecycleHookCommand } from "@aws-sdk/client-auto-scaling";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
+import type { IOptions } from "etcd3";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { type AwsGaps, type HookConfig, startAwsGaps } from "./aws-gaps.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
 import { type NodeFaults, type NodeProcess, startNode } from "./node-process.js";
+import { filesIn, harnessCert, operatorCert, type TlsFiles } from "./tls.js";
 import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
 
 export interface SandboxNodeView {
@@ -28,13 +30,20 @@ export interface SandboxView {
   domain: string;
   /** The S3 bucket the agents save snapshots to (path-style at awsEndpoint). */
   backupBucket: string;
+  /** The operators' client certificate (PEM files); null with --plaintext. */
+  tls: { ca: string; cert: string; key: string } | null;
   nodes: SandboxNodeView[];
 }
 
 export class Sandbox {
   private readonly nodes = new Map<string, NodeProcess>();
   private readonly starting = new Map<string, Promise<void>>();
-  private readonly probe = new Etcd3Cluster({ callTimeoutMs: 1500 });
+  /** The harness's etcd client (TLS with the harness certificate, unless plaintext). */
+  readonly probe: Etcd3Cluster;
+  /** The harness's client certificate files; null with --plaintext. */
+  readonly clientTls: TlsFiles | null;
+  readonly scheme: "http" | "https";
+  private harnessOk = false;
   private stopped = false;
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
@@ -46,7 +55,47 @@ export class Sandbox {
     readonly world: World,
     readonly stateDir: string,
     private readonly bootJitterMs: number,
-  ) {}
+  ) {
+    this.scheme = world.tls ? "https" : "http";
+    this.clientTls = world.tls ? filesIn(join(stateDir, "harness-tls"), "client") : null;
+    this.probe = new Etcd3Cluster({
+      callTimeoutMs: 1500,
+      ...(this.clientTls ? { tls: this.clientTls } : {}),
+    });
+  }
+
+  clientUrl(ip: string): string {
+    return `${this.scheme}://${ip}:2379`;
+  }
+
+  peerUrl(ip: string): string {
+    return `${this.scheme}://${ip}:2380`;
+  }
+
+  /** Whether the harness can talk to etcd yet: with TLS, once a node has made the CA. */
+  async harnessReady(): Promise<boolean> {
+    if (!this.world.tls || this.harnessOk) return true;
+    this.harnessOk = await harnessCert(this.world, join(this.stateDir, "harness-tls"));
+    return this.harnessOk;
+  }
+
+  /** Options for an etcd3 client of the harness (the writer, tests): its certificate with TLS. */
+  etcd3Options(): Pick<IOptions, "credentials"> {
+    if (!this.clientTls) return {};
+    return {
+      credentials: {
+        rootCertificate: readFileSync(this.clientTls.caFile),
+        certChain: readFileSync(this.clientTls.certFile),
+        privateKey: readFileSync(this.clientTls.keyFile),
+      },
+    };
+  }
+
+  /** The operators' client certificate (made by the leader), written under the state dir; waits up to `ms`. */
+  async operatorTls(ms = 60_000): Promise<TlsFiles | null> {
+    if (!this.world.tls) return null;
+    return operatorCert(this.world, join(this.stateDir, "operator-tls"), ms);
+  }
 
   static async create(options: {
     nodes: number;
@@ -56,6 +105,10 @@ export class Sandbox {
     bootJitterMs?: number;
     /** Launch and terminate lifecycle hooks (emulated by the gap filler). */
     hooks?: { launch: HookConfig; terminate: HookConfig };
+    /** No TLS (the agents run with --plaintext). */
+    plaintext?: boolean;
+    /** Lifetime of the certificates the agents issue (default the agent's: 90 days). */
+    certLifetimeSeconds?: number;
   }): Promise<Sandbox> {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
       throw new Error(`--nodes must be a whole number from 1 to 7, got ${options.nodes}`);
@@ -68,6 +121,8 @@ export class Sandbox {
       const created = await createWorld(moto.url, {
         nodes: options.nodes,
         ...(options.subnetCidr ? { subnetCidr: options.subnetCidr } : {}),
+        ...(options.plaintext ? { plaintext: true } : {}),
+        ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
       });
       const world = { ...created, agentEndpoint: gaps.url };
       if (options.hooks) {
@@ -206,7 +261,8 @@ export class Sandbox {
   async settledInstances(count?: number): Promise<WorldInstance[] | undefined> {
     const instances = await worldInstances(this.world);
     if (count !== undefined && instances.length !== count) return undefined;
-    const endpoints = instances.map((i) => `http://${i.ip}:2379`);
+    if (!(await this.harnessReady())) return undefined;
+    const endpoints = instances.map((i) => this.clientUrl(i.ip));
     const list = await this.probe.memberList(endpoints);
     const names = list.members.map((m) => m.name).sort();
     if (JSON.stringify(names) !== JSON.stringify(instances.map((i) => i.instanceId).sort())) return undefined;
@@ -232,13 +288,20 @@ export class Sandbox {
     );
   }
 
-  /** The instance names `_etcd-client._tcp.<domain>` points at, sorted. */
+  /** `_etcd-client-ssl._tcp` with TLS, `_etcd-client._tcp` without. */
+  clientSrvPrefix(): string {
+    return this.world.tls ? "_etcd-client-ssl._tcp" : "_etcd-client._tcp";
+  }
+
+  /** The instance names the client SRV record (`_etcd-client-ssl._tcp.<domain>` with TLS) points at, sorted. */
   async clientSrvTargets(): Promise<string[]> {
     const { r53 } = clients(this.world.endpoint);
     const records = (
       await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: this.world.hostedZoneId }))
     ).ResourceRecordSets;
-    const srv = records?.find((r) => r.Name?.replace(/\.$/, "") === `_etcd-client._tcp.${this.world.domain}`);
+    const srv = records?.find(
+      (r) => r.Name?.replace(/\.$/, "") === `${this.clientSrvPrefix()}.${this.world.domain}`,
+    );
     return (srv?.ResourceRecords ?? [])
       .map((r) => (r.Value ?? "").split(" ")[3]?.split(".")[0] ?? "?")
       .sort();
@@ -253,11 +316,14 @@ export class Sandbox {
       hostedZoneId: this.world.hostedZoneId,
       domain: this.world.domain,
       backupBucket: this.world.backupBucket,
+      tls: await this.operatorTls().then((f) =>
+        f ? { ca: f.caFile, cert: f.certFile, key: f.keyFile } : null,
+      ),
       nodes: instances.map((i) => ({
         instanceId: i.instanceId,
         ip: i.ip,
-        clientUrl: `http://${i.ip}:2379`,
-        peerUrl: `http://${i.ip}:2380`,
+        clientUrl: this.clientUrl(i.ip),
+        peerUrl: this.peerUrl(i.ip),
       })),
     };
   }
@@ -273,7 +339,8 @@ export class Sandbox {
     lines.push(`ASG ${this.world.asgName}: desired ${group?.DesiredCapacity}, ${instances.length} running`);
     let members: Awaited<ReturnType<Etcd3Cluster["memberList"]>>["members"] = [];
     try {
-      members = (await this.probe.memberList(instances.map((i) => `http://${i.ip}:2379`))).members;
+      if (!(await this.harnessReady())) throw new Error("no CA yet");
+      members = (await this.probe.memberList(instances.map((i) => this.clientUrl(i.ip)))).members;
     } catch {
       lines.push("etcd: no member answers");
     }
@@ -298,7 +365,7 @@ export class Sandbox {
     const voters = members.filter((m) => !m.isLearner && m.name !== "").map((m) => m.name);
     const same = targets.length === voters.length && targets.every((t) => voters.includes(t));
     lines.push(
-      `DNS _etcd-client._tcp: ${targets.length} target(s)${same ? ", equal to the voters" : `: ${targets.join(", ") || "none"}`}`,
+      `DNS ${this.clientSrvPrefix()}: ${targets.length} target(s)${same ? ", equal to the voters" : `: ${targets.join(", ") || "none"}`}`,
     );
     for (const e of this.errors.slice(-3)) lines.push(`  error: ${e}`);
     return lines;

@@ -31,6 +31,8 @@ export interface World {
   subnetId: string;
   /** The S3 bucket for the agents' snapshots. */
   backupBucket: string;
+  /** TLS (the default): the lifetime of the certificates the agents issue; null: --plaintext. */
+  tls: { certLifetimeSeconds: number | null } | null;
 }
 
 export interface WorldInstance {
@@ -53,7 +55,14 @@ export function clients(endpoint: string) {
 
 export async function createWorld(
   endpoint: string,
-  opts: { nodes: number; domain?: string; asgName?: string; subnetCidr?: string },
+  opts: {
+    nodes: number;
+    domain?: string;
+    asgName?: string;
+    subnetCidr?: string;
+    plaintext?: boolean;
+    certLifetimeSeconds?: number;
+  },
 ): Promise<World> {
   const { ec2, asg, r53, s3 } = clients(endpoint);
   const domain = opts.domain ?? "etcd.sandbox";
@@ -110,7 +119,8 @@ export async function createWorld(
       CreateBucketConfiguration: { LocationConstraint: REGION },
     }),
   );
-  return { endpoint, region: REGION, asgName, hostedZoneId, domain, subnetId, backupBucket };
+  const tls = opts.plaintext ? null : { certLifetimeSeconds: opts.certLifetimeSeconds ?? null };
+  return { endpoint, region: REGION, asgName, hostedZoneId, domain, subnetId, backupBucket, tls };
 }
 
 /** The ASG's instances with their addresses; refuses any address outside 127.0.0.0/8. */

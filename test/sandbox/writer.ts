@@ -3,7 +3,7 @@
 // that failed or timed out may or may not have been applied, so only acknowledged ones are owed.
 // It follows the ASG: the client's endpoints are the running instances, refreshed every second.
 import { randomBytes } from "node:crypto";
-import { Etcd3 } from "etcd3";
+import { Etcd3, type IOptions } from "etcd3";
 
 export interface WriterReport {
   /** Puts acknowledged by etcd. */
@@ -27,7 +27,12 @@ export class ContinuousWriter {
 
   constructor(
     private readonly endpoints: () => Promise<string[]>,
-    private readonly options: { intervalMs?: number; maxMinutes?: number } = {},
+    private readonly options: {
+      intervalMs?: number;
+      maxMinutes?: number;
+      /** The client certificate to present (TLS): read at each reconnect. */
+      clientOptions?: () => Pick<IOptions, "credentials">;
+    } = {},
   ) {}
 
   private async connect(): Promise<Etcd3 | null> {
@@ -37,6 +42,7 @@ export class ContinuousWriter {
       const old = this.client;
       this.client = new Etcd3({
         hosts,
+        ...(this.options.clientOptions?.() ?? {}),
         dialTimeout: 1000,
         defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 2000 }),
       });

@@ -118,6 +118,7 @@ export function reconcileObs(self: number, over: Partial<ReconcileObservation> =
       domain: "etcd.internal",
       peerPort: 2380,
       clientPort: 2379,
+      tls: false,
       startupGraceSeconds: 300,
       unhealthyDeadlineSeconds: 600,
     },

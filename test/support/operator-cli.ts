@@ -7,11 +7,13 @@ import type { Sandbox } from "../sandbox/sandbox.js";
  * The binary as an operator on the bastion runs it, against the sandbox. Asynchronous: the
  * sandbox's AWS proxy lives in this process and must answer while the binary runs.
  */
-export function operatorAgent(
+export async function operatorAgent(
   sandbox: Sandbox,
   endpoint: string,
   args: string[],
 ): Promise<{ code: number | null; out: string; err: string }> {
+  // The operators' certificate the leader keeps in its secret, as `etcd-agent client-cert` fetches it.
+  const tls = await sandbox.operatorTls();
   return new Promise((resolve) => {
     const child = spawn(AGENT_BINARY, [...args, "--json"], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -27,6 +29,13 @@ export function operatorAgent(
         ETCD_AGENT_ENDPOINTS: endpoint,
         ETCD_AGENT_BACKUP_BUCKET: sandbox.world.backupBucket,
         ETCD_AGENT_BACKUP_S3_PATH_STYLE: "true",
+        ...(tls
+          ? {
+              ETCD_AGENT_TLS_CA_FILE: tls.caFile,
+              ETCD_AGENT_TLS_CERT_FILE: tls.certFile,
+              ETCD_AGENT_TLS_KEY_FILE: tls.keyFile,
+            }
+          : { ETCD_AGENT_PLAINTEXT: "true" }),
       },
     });
     let out = "";

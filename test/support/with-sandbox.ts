@@ -11,8 +11,9 @@ import { ContinuousWriter, type WriterReport } from "../sandbox/writer.js";
 
 /** A writer that follows the sandbox's running instances. */
 export function startWriter(sandbox: Sandbox): ContinuousWriter {
-  const writer = new ContinuousWriter(async () =>
-    (await worldInstances(sandbox.world)).map((i) => `http://${i.ip}:2379`),
+  const writer = new ContinuousWriter(
+    async () => (await worldInstances(sandbox.world)).map((i) => sandbox.clientUrl(i.ip)),
+    { clientOptions: () => sandbox.etcd3Options() },
   );
   writer.start();
   return writer;
@@ -31,6 +32,8 @@ export interface ScenarioOptions {
   subnet: string;
   nodes?: number;
   hooks?: { launch: HookConfig; terminate: HookConfig };
+  /** Lifetime of the certificates the agents issue (default 90 days). */
+  certLifetimeSeconds?: number;
   /** Run the continuous writer through the scenario (default true). */
   writer?: boolean;
 }
@@ -50,6 +53,7 @@ export async function openScenario(options: ScenarioOptions): Promise<Scenario> 
     stateDir: root,
     subnetCidr: options.subnet,
     ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
   });
   const scenario: Scenario = {
     sandbox,

@@ -26,7 +26,14 @@ describe("whileBounded", () => {
     vi.useFakeTimers();
     const sm = counting();
     let finish: (v: string) => void = () => {};
-    const done = whileBounded(sm, 600_000, () => new Promise<string>((r) => (finish = r)));
+    const done = whileBounded(
+      sm,
+      600_000,
+      () =>
+        new Promise<string>((r) => {
+          finish = r;
+        }),
+    );
     await vi.advanceTimersByTimeAsync(KEEP_ALIVE_EVERY_MS * 4 + 1);
     expect(sm.pings).toBe(4);
     finish("saved");

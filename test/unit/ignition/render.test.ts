@@ -125,6 +125,33 @@ describe("units and the agent agree", () => {
   });
 });
 
+describe("TLS on the node", () => {
+  const agentEnvOf = (os: NodeOs, agent: Record<string, string> = {}) => {
+    const cfg = renderNodeConfig({ ...base, os, agent: { ...base.agent, ...agent } } as never) as {
+      storage: { files: Array<{ path: string; contents: { source: string } }> };
+    };
+    const file = cfg.storage.files.find((f) => f.path === NODE_PATHS.agentEnv);
+    const text = decodeURIComponent((file?.contents.source ?? "").replace(/^data:[^,]*,/, ""));
+    return parseEnvFile(text);
+  };
+
+  it("the agent's TLS directory is the node's, and each OS's etcd sees it", () => {
+    expect(DEFAULTS.tlsDir).toBe(NODE_PATHS.tlsDir);
+    // Flatcar's etcd-wrapper mounts ETCD_SSL_DIR at /etc/ssl/certs and runs etcd as the etcd user.
+    expect(unit("flatcar", "etcd-member.service")).toContain(`ETCD_SSL_DIR=${NODE_PATHS.tlsDir}`);
+    expect(agentEnvOf("flatcar")).toMatchObject({
+      ETCD_AGENT_TLS_ETCD_DIR: "/etc/ssl/certs",
+      ETCD_AGENT_TLS_KEY_OWNER: "etcd",
+    });
+    // FCOS: our podman unit mounts it at the same path; etcd runs as root in the container.
+    expect(unit("fcos", "etcd-member.service")).toContain(
+      `--volume ${NODE_PATHS.tlsDir}:${NODE_PATHS.tlsDir}:ro`,
+    );
+    expect(agentEnvOf("fcos").ETCD_AGENT_TLS_ETCD_DIR).toBeUndefined();
+    expect(agentEnvOf("flatcar", { plaintext: "true" }).ETCD_AGENT_TLS_KEY_OWNER).toBeUndefined();
+  });
+});
+
 describe("renderNodeConfig refuses bad input with the value and the fix", () => {
   it.each([
     [{ binarySha512: "abc" }, /--binary-sha512 must be 128 lowercase hex digits.*"abc" \(3 characters\)/],

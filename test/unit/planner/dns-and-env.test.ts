@@ -3,7 +3,7 @@ import { desiredRecords, dnsChanges, isManaged } from "../../../agent/planner/dn
 import { initialClusterFor, parseEnvFile, renderEtcdEnv } from "../../../agent/planner/etcd-env.js";
 import { decodeMarker, encodeMarker } from "../../../agent/planner/marker.js";
 
-const opts = { domain: "etcd.internal", peerPort: 2380, clientPort: 2379 };
+const opts = { domain: "etcd.internal", peerPort: 2380, clientPort: 2379, tls: false };
 
 describe("DNS records", () => {
   it("publishes one SRV target per member on the peer and client ports", () => {
@@ -30,6 +30,22 @@ describe("DNS records", () => {
     ]);
   });
 
+  it("with TLS, the SRV records are the -ssl ones and the plain ones left from before are deleted", () => {
+    const want = desiredRecords([{ name: "i-00000001", ip: "127.0.1.1" }], { ...opts, tls: true });
+    expect(want.filter((r) => r.type === "SRV").map((r) => r.name)).toEqual([
+      "_etcd-server-ssl._tcp.etcd.internal",
+      "_etcd-client-ssl._tcp.etcd.internal",
+    ]);
+    const plain = desiredRecords([{ name: "i-00000001", ip: "127.0.1.1" }], opts);
+    const changes = dnsChanges(plain, want, "etcd.internal");
+    expect(changes.map((c) => `${c.action} ${c.record.name}`).sort()).toEqual([
+      "DELETE _etcd-client._tcp.etcd.internal",
+      "DELETE _etcd-server._tcp.etcd.internal",
+      "UPSERT _etcd-client-ssl._tcp.etcd.internal",
+      "UPSERT _etcd-server-ssl._tcp.etcd.internal",
+    ]);
+  });
+
   it("treats names with a trailing dot and other case as the same record", () => {
     const want = desiredRecords([{ name: "i-00000001", ip: "127.0.1.1" }], opts);
     const have = want.map((r) => ({ ...r, name: `${r.name.toUpperCase()}.` }));
@@ -38,6 +54,7 @@ describe("DNS records", () => {
 
   it.each([
     [{ name: "_etcd-server._tcp.etcd.internal", type: "SRV" as const }, true],
+    [{ name: "_etcd-client-ssl._tcp.etcd.internal", type: "SRV" as const }, true],
     [{ name: "i-0123456789abcdef0.etcd.internal", type: "A" as const }, true],
     [{ name: "db.etcd.internal", type: "A" as const }, false],
     [{ name: "_etcd-cluster.etcd.internal", type: "TXT" as const }, false],
@@ -69,12 +86,40 @@ describe("etcd environment file", () => {
       advertiseClientUrl: "http://127.0.1.1:2379",
       listenPeerUrl: "http://127.0.1.1:2380",
       listenClientUrls: ["http://127.0.1.1:2379"],
+      tls: null,
     });
     expect(parseEnvFile(text)).toMatchObject({
       ETCD_NAME: "i-1",
       ETCD_INITIAL_CLUSTER_STATE: "new",
       ETCD_STRICT_RECONFIG_CHECK: "true",
       ETCD_DATA_DIR: "/var/lib/etcd",
+    });
+  });
+
+  it("with TLS, etcd requires client certificates of the cluster CA on both ports", () => {
+    const env = parseEnvFile(
+      renderEtcdEnv({
+        name: "i-1",
+        dataDir: "/var/lib/etcd",
+        initialCluster: "i-1=https://127.0.1.1:2380",
+        initialClusterState: "new",
+        initialClusterToken: "t",
+        advertisePeerUrl: "https://127.0.1.1:2380",
+        advertiseClientUrl: "https://127.0.1.1:2379",
+        listenPeerUrl: "https://127.0.1.1:2380",
+        listenClientUrls: ["https://127.0.1.1:2379"],
+        tls: { caFile: "/tls/ca.crt", certFile: "/tls/node.crt", keyFile: "/tls/node.key" },
+      }),
+    );
+    expect(env).toMatchObject({
+      ETCD_CERT_FILE: "/tls/node.crt",
+      ETCD_KEY_FILE: "/tls/node.key",
+      ETCD_TRUSTED_CA_FILE: "/tls/ca.crt",
+      ETCD_CLIENT_CERT_AUTH: "true",
+      ETCD_PEER_CERT_FILE: "/tls/node.crt",
+      ETCD_PEER_KEY_FILE: "/tls/node.key",
+      ETCD_PEER_TRUSTED_CA_FILE: "/tls/ca.crt",
+      ETCD_PEER_CLIENT_CERT_AUTH: "true",
     });
   });
 
@@ -90,6 +135,7 @@ describe("etcd environment file", () => {
         advertiseClientUrl: "c",
         listenPeerUrl: "p",
         listenClientUrls: ["c"],
+        tls: null,
       }),
     ).toThrow(/ETCD_NAME would contain.*"bad name"/);
   });

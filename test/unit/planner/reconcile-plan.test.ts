@@ -19,7 +19,7 @@ const rules = (p: Plan) => p.holds.map((h) => h.rule);
 const dnsFor = (ns: number[]) =>
   desiredRecords(
     ns.map((n) => ({ name: iid(n), ip: ip(n) })),
-    { domain: "etcd.internal", peerPort: 2380, clientPort: 2379 },
+    { domain: "etcd.internal", peerPort: 2380, clientPort: 2379, tls: false },
   );
 
 describe("planReconcile: stale members (leader only)", () => {

@@ -1,0 +1,201 @@
+// The agent's side of TLS: the cluster CA in Secrets Manager (made once, by whichever node gets
+// there first: CreateSecret is the atomic create-if-absent), each node's own certificate issued at
+// boot and renewed by `run` with a third of its life left, and the operators' client certificate
+// kept by the leader in a second secret the bastion may read. The CA's key is read only to sign,
+// and never written to disk or to a log.
+import { type AgentConfig, type TlsConfig, tlsSecretNames } from "../config/config.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { memberHostName } from "../planner/dns-plan.js";
+import type { Identity } from "../planner/observation.js";
+import type { CertBundle } from "../ports/cert-files.js";
+import type { Ports } from "../ports/index.js";
+import { type CertFacts, type CertKey, certFacts, createCa, issue, signedBy } from "./pki.js";
+
+/** The CA's lifetime: ten years; rotating it is a documented manual step (docs/security.md). */
+export const CA_DAYS = 3650;
+/** Issued certificates start a minute early: clocks across nodes are not exact. */
+const SKEW_MS = 60_000;
+
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined)
+    throw new ConfigError(`TLS is on but ${what} is not set up (a bug: createPorts makes it)`);
+  return value;
+}
+
+/** A renewal is due with a third of the certificate's life left (or less), or once it has expired. */
+export function renewalDue(facts: Pick<CertFacts, "notBefore" | "notAfter">, now: Date): boolean {
+  const total = facts.notAfter.getTime() - facts.notBefore.getTime();
+  return facts.notAfter.getTime() - now.getTime() < total / 3;
+}
+
+/** When a certificate's renewal falls due. */
+export function renewalAt(facts: Pick<CertFacts, "notBefore" | "notAfter">): Date {
+  const total = facts.notAfter.getTime() - facts.notBefore.getTime();
+  return new Date(facts.notAfter.getTime() - total / 3);
+}
+
+function parsePair(raw: string, secret: string, withCa: boolean): CertKey & { ca?: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    v = null;
+  }
+  const o = v as Record<string, unknown> | null;
+  const ok =
+    o !== null &&
+    typeof o === "object" &&
+    typeof o.cert === "string" &&
+    typeof o.key === "string" &&
+    o.cert.includes("BEGIN CERTIFICATE") &&
+    o.key.includes("PRIVATE KEY") &&
+    (!withCa || typeof o.ca === "string");
+  if (!ok) {
+    throw new ConfigError(
+      `secret ${secret} is not what etcd-agent keeps there (JSON with PEM "cert" and "key"${withCa ? ' and "ca"' : ""}); delete it only if no cluster uses it, or point --tls-ca-secret elsewhere`,
+    );
+  }
+  return { cert: o.cert as string, key: o.key as string, ...(withCa ? { ca: o.ca as string } : {}) };
+}
+
+/** The cluster CA: read, or made and stored if no node has yet. Two at once: one wins, both use it. */
+export async function ensureCa(ports: Ports, tls: TlsConfig, asgName: string, log: Logger): Promise<CertKey> {
+  const secrets = need(ports.secrets, "the secret store");
+  const name = tlsSecretNames(tls, asgName).ca;
+  let raw = await secrets.get(name);
+  if (raw === null) {
+    const ca = await createCa(`etcd-agent CA ${asgName}`, ports.clock.now(), CA_DAYS);
+    const body = JSON.stringify({ ...ca, createdAt: ports.clock.now().toISOString() });
+    if (await secrets.createIfAbsent(name, body, `etcd-agent: the CA of the etcd cluster in ${asgName}`)) {
+      log.warn("created the cluster CA", {
+        action: "tls-ca",
+        secret: name,
+        not_after: certFacts(ca.cert).notAfter.toISOString(),
+      });
+      return ca;
+    }
+    raw = await secrets.get(name);
+    if (raw === null) throw new Error(`secret ${name} exists (CreateSecret said so) but cannot be read yet`);
+  }
+  return parsePair(raw, name, false);
+}
+
+/** The names a node's certificate carries: its IP, its A record, the cluster domain. */
+export function nodeNames(identity: Pick<Identity, "instanceId" | "privateIp">, domain: string): string[] {
+  return [identity.privateIp, memberHostName(identity.instanceId, domain), domain];
+}
+
+export type NodeCertOutcome = { kind: "kept" | "issued" | "renewed"; facts: CertFacts; reason: string };
+
+/**
+ * This node's certificate: kept while it is signed by the CA beside it, names this node and has more
+ * than a third of its life left; otherwise issued from the CA (read from the secret) and written.
+ */
+export async function ensureNodeCert(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: { identity: Pick<Identity, "instanceId" | "privateIp">; asgName: string },
+  log: Logger,
+): Promise<NodeCertOutcome> {
+  const tls = config.tls;
+  if (!tls) throw new ConfigError("ensureNodeCert with --plaintext (a bug)");
+  const files = need(ports.certs, "the certificate files");
+  const now = ports.clock.now();
+  const names = [...new Set([...nodeNames(ctx.identity, config.domain), ...tls.extraNames])];
+  const have = await files.read();
+  let reason = "no certificate yet";
+  if (have !== null) {
+    const facts = certFacts(have.cert);
+    const missing = names.filter((n) => !facts.names.includes(n));
+    if (!signedBy(have.cert, have.ca)) reason = "the certificate is not signed by the CA beside it";
+    else if (missing.length > 0) reason = `the certificate does not name ${missing.join(", ")}`;
+    else if (renewalDue(facts, now))
+      reason = `a third or less of its life is left (expires ${facts.notAfter.toISOString()})`;
+    else return { kind: "kept", facts, reason: "valid" };
+  }
+  const ca = await ensureCa(ports, tls, ctx.asgName, log);
+  const leaf = await issue(ca, {
+    commonName: ctx.identity.instanceId,
+    names,
+    usage: "node",
+    notBefore: new Date(now.getTime() - SKEW_MS),
+    notAfter: new Date(now.getTime() + tls.certLifetimeSeconds * 1000),
+  });
+  const bundle: CertBundle = { ca: ca.cert, cert: leaf.cert, key: leaf.key };
+  await files.write(bundle);
+  const facts = certFacts(leaf.cert);
+  const kind = have === null ? "issued" : "renewed";
+  log.info(kind === "issued" ? "issued this node's certificate" : "renewed this node's certificate", {
+    action: "tls-cert",
+    reason,
+    serial: facts.serial,
+    not_after: facts.notAfter.toISOString(),
+  });
+  return { kind, facts, reason };
+}
+
+export const OPERATOR_CN = "etcd-operator";
+
+/**
+ * The operators' client certificate in its secret (with the CA's certificate, not its key): made
+ * when missing, renewed with a third of its life left. The leader calls this; returns when to look again.
+ */
+export async function ensureOperatorCert(
+  ports: Ports,
+  tls: TlsConfig,
+  asgName: string,
+  log: Logger,
+): Promise<Date> {
+  const secrets = need(ports.secrets, "the secret store");
+  const name = tlsSecretNames(tls, asgName).operator;
+  const now = ports.clock.now();
+  const raw = await secrets.get(name);
+  if (raw !== null) {
+    const have = parsePair(raw, name, true);
+    const facts = certFacts(have.cert);
+    if (signedBy(have.cert, have.ca as string) && !renewalDue(facts, now)) return renewalAt(facts);
+  }
+  const ca = await ensureCa(ports, tls, asgName, log);
+  const leaf = await issue(ca, {
+    commonName: OPERATOR_CN,
+    names: [],
+    usage: "client",
+    notBefore: new Date(now.getTime() - SKEW_MS),
+    notAfter: new Date(now.getTime() + tls.certLifetimeSeconds * 1000),
+  });
+  const body = JSON.stringify({ ca: ca.cert, cert: leaf.cert, key: leaf.key });
+  if (raw === null) {
+    const created = await secrets.createIfAbsent(
+      name,
+      body,
+      `etcd-agent: operators' client certificate for ${asgName}`,
+    );
+    if (!created) return now; // another leader made it a moment ago: read it next time
+  } else await secrets.put(name, body);
+  const facts = certFacts(leaf.cert);
+  log.info(
+    raw === null ? "issued the operators' client certificate" : "renewed the operators' client certificate",
+    {
+      action: "tls-operator-cert",
+      secret: name,
+      serial: facts.serial,
+      not_after: facts.notAfter.toISOString(),
+    },
+  );
+  return renewalAt(facts);
+}
+
+/** The operators' client certificate, for `etcd-agent client-cert` on the bastion. */
+export async function readOperatorCert(ports: Ports, tls: TlsConfig, asgName: string): Promise<CertBundle> {
+  const secrets = need(ports.secrets, "the secret store");
+  const name = tlsSecretNames(tls, asgName).operator;
+  const raw = await secrets.get(name);
+  if (raw === null) {
+    throw new ConfigError(
+      `secret ${name} does not exist yet: the cluster's leader makes it within a cycle of running with TLS; check the cluster is up (systemctl status etcd-agent on a node), or give --tls-operator-secret`,
+    );
+  }
+  const p = parsePair(raw, name, true);
+  return { ca: p.ca as string, cert: p.cert, key: p.key };
+}
