@@ -71,10 +71,10 @@ async function newSandbox(nodes: number): Promise<Sandbox> {
   });
 }
 
-async function leaderName(instances: WorldInstance[]): Promise<string> {
-  const endpoints = instances.map((i) => `http://${i.ip}:2379`);
-  const list = await probe.memberList(endpoints);
-  const status = await probe.status(endpoints[0] as string);
+async function leaderName(sandbox: Sandbox, instances: WorldInstance[]): Promise<string> {
+  const endpoints = instances.map((i) => sandbox.clientUrl(i.ip));
+  const list = await sandbox.probe.memberList(endpoints);
+  const status = await sandbox.probe.status(endpoints[0] as string);
   const name = list.members.find((m) => m.id === status?.leaderId)?.name;
   if (!name) throw new Error("no leader to pick");
   return name;
@@ -233,7 +233,7 @@ async function agentLifecycle(n: number, withChanges: boolean): Promise<AgentRun
 
     // Crash of the leader's instance: stale member removed, replacement joined and promoted, DNS.
     const now = await worldInstances(sandbox.world);
-    const victim = await leaderName(now);
+    const victim = await leaderName(sandbox, now);
     const tCrash = Date.now();
     await clients(sandbox.gaps.url).ec2.send(new TerminateInstancesCommand({ InstanceIds: [victim] }));
     await until("the replacement", 300_000, async () => {

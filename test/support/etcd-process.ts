@@ -4,26 +4,60 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { LocalCertFiles } from "../../agent/adapters/local-disk.js";
+import { createCa, issue } from "../../agent/tls/pki.js";
 import { ETCD_BIN, eventually } from "./etcd-node.js";
 
 export interface SingleEtcd {
   clientUrl: string;
+  /** With TLS: the CA and a client certificate of it, PEM files. */
+  clientTls: { caFile: string; certFile: string; keyFile: string } | null;
   stop(): Promise<void>;
 }
 
-export async function startSingleEtcd(ip: string): Promise<SingleEtcd> {
+/** A CA, a certificate for etcd at `ip` and a client certificate, written to `dir`. */
+async function testPki(dir: string, ip: string) {
+  const now = Date.now();
+  const ca = await createCa("test CA", new Date(now), 1);
+  const window = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000) };
+  const server = await issue(ca, { commonName: "solo", names: [ip], usage: "node", ...window });
+  const client = await issue(ca, { commonName: "test client", names: [], usage: "client", ...window });
+  await new LocalCertFiles({
+    caFile: join(dir, "ca.crt"),
+    certFile: join(dir, "server.crt"),
+    keyFile: join(dir, "server.key"),
+  }).write({ ca: ca.cert, ...server });
+  const clientTls = {
+    caFile: join(dir, "ca.crt"),
+    certFile: join(dir, "client.crt"),
+    keyFile: join(dir, "client.key"),
+  };
+  await new LocalCertFiles(clientTls).write({ ca: ca.cert, ...client });
+  return clientTls;
+}
+
+export async function startSingleEtcd(ip: string, options: { tls?: boolean } = {}): Promise<SingleEtcd> {
   const dir = mkdtempSync(join(tmpdir(), "etcd-single-"));
+  const scheme = options.tls ? "https" : "http";
+  const clientTls = options.tls ? await testPki(join(dir, "tls"), ip) : null;
+  const tlsFlags = clientTls
+    ? [
+        ...["--cert-file", join(dir, "tls", "server.crt"), "--key-file", join(dir, "tls", "server.key")],
+        ...["--trusted-ca-file", clientTls.caFile, "--client-cert-auth"],
+      ]
+    : [];
   const child: ChildProcess = spawn(
     ETCD_BIN,
     [
+      ...tlsFlags,
       "--name",
       "solo",
       "--data-dir",
       join(dir, "data"),
       "--listen-client-urls",
-      `http://${ip}:2379`,
+      `${scheme}://${ip}:2379`,
       "--advertise-client-urls",
-      `http://${ip}:2379`,
+      `${scheme}://${ip}:2379`,
       "--listen-peer-urls",
       `http://${ip}:2380`,
       "--initial-advertise-peer-urls",
@@ -33,14 +67,15 @@ export async function startSingleEtcd(ip: string): Promise<SingleEtcd> {
     ],
     { stdio: "ignore" },
   );
-  const clientUrl = `http://${ip}:2379`;
-  const probe = new Etcd3Cluster({ callTimeoutMs: 1000 });
+  const clientUrl = `${scheme}://${ip}:2379`;
+  const probe = new Etcd3Cluster({ callTimeoutMs: 1000, ...(clientTls ? { tls: clientTls } : {}) });
   await eventually(`etcd on ${ip}`, 30_000, async () =>
     (await probe.status(clientUrl))?.leaderId !== "0" ? true : undefined,
   );
   await probe.close();
   return {
     clientUrl,
+    clientTls,
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGKILL");
