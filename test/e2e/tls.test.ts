@@ -217,7 +217,9 @@ describe("TLS", () => {
       // Without a certificate the operator gets the fix, not a hang.
       const none = await runBinary(["status"], {
         ...aws,
+        ETCD_AGENT_TLS_CA_FILE: files.caFile,
         ETCD_AGENT_TLS_CERT_FILE: join(out, "missing.crt"),
+        ETCD_AGENT_TLS_KEY_FILE: files.keyFile,
       });
       expect(none.code).toBe(3); // INVALID_INPUT
       expect(none.err).toMatch(/missing\.crt cannot be read \(ENOENT\).*etcd-agent client-cert/);
