@@ -2,7 +2,6 @@
 // records, refusals of a client with no certificate and of one from another CA, the CA's key on no
 // node's disk, certificates renewed with etcd still running (same process, new serial served), a
 // node back after its certificate expired, and the operators' certificate fetched with the binary.
-import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -11,10 +10,10 @@ import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-sec
 import { Etcd3, type IOptions } from "etcd3";
 import { describe, expect, it } from "vitest";
 import { createCa, issue } from "../../agent/tls/pki.js";
-import { AGENT_BINARY } from "../sandbox/node-process.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
+import { operatorAwsEnv, runAgentBinary } from "../support/operator-cli.js";
 import { withSandbox } from "../support/with-sandbox.js";
 
 // Certificates live 60 s here (renewed with 20 s left); the node that is powered off for longer
@@ -70,31 +69,6 @@ async function canList(hosts: string[], options: Pick<IOptions, "credentials">):
   } finally {
     client.close();
   }
-}
-
-function runBinary(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(AGENT_BINARY, args, {
-      env: { PATH: "/usr/bin:/bin", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (c: Buffer) => {
-      out += c.toString("utf8");
-    });
-    child.stderr?.on("data", (c: Buffer) => {
-      err += c.toString("utf8");
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
 }
 
 describe("TLS", () => {
@@ -194,20 +168,12 @@ describe("TLS", () => {
 
       // The operators' certificate, fetched with the binary as on the bastion, then used by status.
       const out = join(sandbox.stateDir, "bastion-tls");
-      const aws = {
-        AWS_ENDPOINT_URL: sandbox.gaps.url,
-        AWS_REGION: sandbox.world.region,
-        AWS_ACCESS_KEY_ID: "operator",
-        AWS_SECRET_ACCESS_KEY: "operator",
-        ETCD_AGENT_DOMAIN: sandbox.world.domain,
-        ETCD_AGENT_HOSTED_ZONE_ID: sandbox.world.hostedZoneId,
-        ETCD_AGENT_ASG_NAME: sandbox.world.asgName,
-      };
-      const fetched = await runBinary(["client-cert", "--out", out, "--json"], aws);
+      const aws = operatorAwsEnv(sandbox);
+      const fetched = await runAgentBinary(["client-cert", "--out", out, "--json"], aws);
       expect(fetched.code, fetched.err).toBe(0);
       const files = JSON.parse(fetched.out) as { caFile: string; certFile: string; keyFile: string };
       expect(statSync(files.keyFile).mode & 0o777).toBe(0o600);
-      const status = await runBinary(["status", "--json"], {
+      const status = await runAgentBinary(["status", "--json"], {
         ...aws,
         ETCD_AGENT_TLS_CA_FILE: files.caFile,
         ETCD_AGENT_TLS_CERT_FILE: files.certFile,
@@ -215,7 +181,7 @@ describe("TLS", () => {
       });
       expect(status.code, status.err).toBe(0);
       // Without a certificate the operator gets the fix, not a hang.
-      const none = await runBinary(["status"], {
+      const none = await runAgentBinary(["status"], {
         ...aws,
         ETCD_AGENT_TLS_CA_FILE: files.caFile,
         ETCD_AGENT_TLS_CERT_FILE: join(out, "missing.crt"),

@@ -11,11 +11,11 @@ import {
   sha256,
   toolBumpsRevision,
 } from "../../../agent/commands/backup.js";
-import { parseConfig } from "../../../agent/config/config.js";
 import { createLogger } from "../../../agent/log.js";
 import { snapshotKey } from "../../../agent/planner/backup-plan.js";
 import type { BackupStore } from "../../../agent/ports/backups.js";
 import type { Ports } from "../../../agent/ports/index.js";
+import { nodeConfig } from "../../support/etcd-node.js";
 
 const root = mkdtempSync(join(tmpdir(), "etcd-agent-restore-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -61,16 +61,7 @@ function fakeEtcdutl(dir: string): string {
 function setup(name: string, over: Record<string, unknown> = {}) {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
-  const config = parseConfig({
-    domain: "etcd.test",
-    hostedZoneId: "ZTEST",
-    asgName: "etcd",
-    dataDir: join(dir, "data"),
-    stateDir: join(dir, "state"),
-    envFile: join(dir, "etcd.env"),
-    backupBucket: "etcd-backups",
-    ...over,
-  });
+  const config = nodeConfig(dir, { backupBucket: "etcd-backups", ...over });
   const backups = new MapStore();
   const body = Buffer.from("an etcd snapshot");
   const key = snapshotKey("backups/etcd/", new Date("2026-11-22T12:00:00Z"), "42", "tok-1");
@@ -89,6 +80,17 @@ function setup(name: string, over: Record<string, unknown> = {}) {
   return { dir, config, ports, backups, log, lines, key };
 }
 
+/** restoreSnapshot of the setup's snapshot into <dir>/restored as member i-1, with `tool`. */
+function restoreWith(s: ReturnType<typeof setup>, tool: string, clusterToken?: string) {
+  return restoreSnapshot(s.ports, s.config, "etcd", s.log, {
+    dataDir: join(s.dir, "restored"),
+    name: "i-1",
+    peerUrl: "http://127.0.0.1:2380",
+    tool,
+    ...(clusterToken ? { clusterToken } : {}),
+  });
+}
+
 describe("restore: the revision bump", () => {
   it("etcd 3.4's etcdctl has no --bump-revision; a tool whose help names both flags has", () => {
     expect(toolBumpsRevision("etcdctl")).toBe(false);
@@ -99,13 +101,7 @@ describe("restore: the revision bump", () => {
   it("passes --bump-revision N --mark-compacted to a tool that takes them", async () => {
     const s = setup("bump");
     const tool = fakeEtcdutl(s.dir);
-    const result = await restoreSnapshot(s.ports, s.config, "etcd", s.log, {
-      dataDir: join(s.dir, "restored"),
-      name: "i-1",
-      peerUrl: "http://127.0.0.1:2380",
-      tool,
-      clusterToken: "tok-2",
-    });
+    const result = await restoreWith(s, tool, "tok-2");
     expect(result).toMatchObject({ key: s.key, bumpRevision: 1_000_000_000, corrupt: [] });
     expect(readFileSync(join(s.dir, "args"), "utf8")).toMatch(
       /--initial-cluster-token tok-2 --bump-revision 1000000000 --mark-compacted\n$/,
@@ -116,14 +112,7 @@ describe("restore: the revision bump", () => {
     const s = setup("no-bump");
     // etcdctl 3.4 is real here; the snapshot is not, so only the refusal of the body matters:
     // the arguments were decided before, and the warning names the consequence.
-    await expect(
-      restoreSnapshot(s.ports, s.config, "etcd", s.log, {
-        dataDir: join(s.dir, "restored"),
-        name: "i-1",
-        peerUrl: "http://127.0.0.1:2380",
-        tool: "etcdctl",
-      }),
-    ).rejects.toThrow(/etcdctl snapshot restore of .* failed/);
+    await expect(restoreWith(s, "etcdctl")).rejects.toThrow(/etcdctl snapshot restore of .* failed/);
     const warn = s.lines.map((l) => JSON.parse(l)).find((l) => l.level === "warn");
     expect(warn?.msg).toMatch(/cannot bump the revision .* restart the cluster's clients/);
   });
@@ -131,12 +120,7 @@ describe("restore: the revision bump", () => {
   it("--restore-bump-revision 0 turns it off, even where the tool could", async () => {
     const s = setup("off", { restoreBumpRevision: 0 });
     const tool = fakeEtcdutl(s.dir);
-    const result = await restoreSnapshot(s.ports, s.config, "etcd", s.log, {
-      dataDir: join(s.dir, "restored"),
-      name: "i-1",
-      peerUrl: "http://127.0.0.1:2380",
-      tool,
-    });
+    const result = await restoreWith(s, tool);
     expect(result.bumpRevision).toBeNull();
     expect(readFileSync(join(s.dir, "args"), "utf8")).not.toContain("--bump-revision");
   });
