@@ -1,6 +1,6 @@
 // etcd's cluster and maintenance API over the etcd3 package (gRPC, v3 API only).
 
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { handleWhen, noop, retry } from "cockatiel";
 import { Etcd3, type IMember, type IOptions, isRecoverableError } from "etcd3";
 import { ConfigError, EtcdRequestError, EtcdUnavailableError } from "../errors.js";
@@ -63,34 +63,27 @@ export class Etcd3Cluster implements EtcdCluster {
     return { deadline: Date.now() + (this.options.changeTimeoutMs ?? 10_000) };
   }
 
-  /** The certificate files as last read, and when they changed (clients are rebuilt after a renewal). */
-  private credentials: { stamp: string; value: IOptions["credentials"] } | null = null;
+  /** The certificate files as read by the first call after construction or close() (a renewal closes). */
+  private credentials: IOptions["credentials"] | null = null;
 
   private currentCredentials(): IOptions["credentials"] {
     const tls = this.options.tls;
     if (!tls) return undefined;
-    const files = [tls.caFile, tls.certFile, tls.keyFile];
-    let stamp: string;
-    try {
-      stamp = files.map((f) => `${statSync(f).mtimeMs}`).join(",");
-    } catch (error) {
-      throw new ConfigError(
-        `TLS is on but ${(error as NodeJS.ErrnoException).path ?? files.join(", ")} cannot be read (${(error as NodeJS.ErrnoException).code}): on a node, etcd-agent boot issues it; on the bastion run etcd-agent client-cert first, or pass --tls-ca-file/--tls-cert-file/--tls-key-file; --plaintext only for a plaintext cluster`,
-      );
-    }
-    if (this.credentials?.stamp !== stamp) {
-      for (const c of this.clients.values()) c.close();
-      this.clients.clear();
-      this.credentials = {
-        stamp,
-        value: {
+    if (this.credentials === null) {
+      try {
+        this.credentials = {
           rootCertificate: readFileSync(tls.caFile),
           certChain: readFileSync(tls.certFile),
           privateKey: readFileSync(tls.keyFile),
-        },
-      };
+        };
+      } catch (error) {
+        const e = error as NodeJS.ErrnoException;
+        throw new ConfigError(
+          `TLS is on but ${e.path ?? tls.certFile} cannot be read (${e.code}): on a node, etcd-agent boot issues it; on the bastion run etcd-agent client-cert first, or pass --tls-ca-file/--tls-cert-file/--tls-key-file; --plaintext only for a plaintext cluster`,
+        );
+      }
     }
-    return this.credentials.value;
+    return this.credentials;
   }
 
   /** One client per endpoint set, kept while the certificates stay the same. Retries go to the next host. */
@@ -163,11 +156,14 @@ export class Etcd3Cluster implements EtcdCluster {
     }
   }
 
-  async memberRemove(endpoints: string[], memberId: string): Promise<void> {
+  async memberRemove(endpoints: string[], memberId: string): Promise<boolean> {
     try {
       await this.client(endpoints).cluster.memberRemove({ ID: memberId }, this.changeDeadline());
+      return true;
     } catch (error) {
-      throw translate(error, `MemberRemove ${memberId}`);
+      const e = translate(error, `MemberRemove ${memberId}`);
+      if (e instanceof EtcdRequestError && e.code === "member-not-found") return false;
+      throw e;
     }
   }
 
@@ -214,8 +210,10 @@ export class Etcd3Cluster implements EtcdCluster {
     }
   }
 
+  /** Closes every connection; the next call reads the certificate files again (after a renewal). */
   async close(): Promise<void> {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+    this.credentials = null;
   }
 }

@@ -210,11 +210,7 @@ async function applyJoin(
       member_id: decision.removeFirst.memberId,
       reason: decision.removeFirst.reason,
     });
-    try {
-      await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId);
-    } catch (error) {
-      // The leader's run loop removes the same dead member: gone is what this step wanted.
-      if (!(error instanceof EtcdRequestError && error.code === "member-not-found")) throw error;
+    if (!(await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId))) {
       log.info("the member was already removed (by the leader or another joiner); observing again", {
         action: "remove-member",
         member_id: decision.removeFirst.memberId,

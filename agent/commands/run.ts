@@ -20,7 +20,7 @@ import { RULES } from "../planner/rules.js";
 import { statusLine } from "../planner/status-line.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
-import { ensureNodeCert, ensureOperatorCert } from "../tls/node-certs.js";
+import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
 import { type BackupState, backupIfDue, saveSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
 
@@ -58,16 +58,24 @@ async function operatorCertIfDue(
   }
 }
 
-/** Every cycle, from the local files: this node's certificate renewed once a third of its life is left. */
+/**
+ * This node's certificate, looked at when its renewal falls due (boot issued it, so the first look
+ * is at start); after a renewal the etcd connections are closed so the next ones present it.
+ */
 async function nodeCertIfDue(
   ports: Ports,
   config: AgentConfig,
   ctx: BootContext,
+  state: LoopState,
   log: Logger,
 ): Promise<void> {
   if (!config.tls) return;
+  const now = ports.clock.now().getTime();
+  if (state.tls.nodeCheckAt !== null && now < state.tls.nodeCheckAt) return;
   try {
-    await ensureNodeCert(ports, config, ctx, log);
+    const out = await ensureNodeCert(ports, config, ctx, log);
+    state.tls.nodeCheckAt = renewalAt(out.facts).getTime();
+    if (out.kind !== "kept") await ports.etcd.close();
   } catch (error) {
     log.error("could not renew this node's certificate; trying again next cycle", {
       action: "tls-cert",
@@ -88,9 +96,8 @@ export interface LoopState {
   /** The holds logged last cycle: a hold is logged at info when it first appears, then at debug. */
   loggedHolds: Set<string>;
   backup: BackupState;
-  /** TLS: when this node's certificate falls due (checked from the file each cycle) and when the
-   * operators' certificate should be looked at again (by the leader; null: not yet). */
-  tls: { operatorCheckAt: number | null };
+  /** TLS: when this node's certificate and (on the leader) the operators' one are due a look; null: now. */
+  tls: { nodeCheckAt: number | null; operatorCheckAt: number | null };
 }
 
 export function initialLoopState(): LoopState {
@@ -101,7 +108,7 @@ export function initialLoopState(): LoopState {
     launchSettled: false,
     loggedHolds: new Set(),
     backup: { lastTakenAt: undefined },
-    tls: { operatorCheckAt: null },
+    tls: { nodeCheckAt: null, operatorCheckAt: null },
   };
 }
 
@@ -312,12 +319,11 @@ async function apply(
         break;
       }
       case "remove-member":
-        try {
-          await ports.etcd.memberRemove(endpoints, action.memberId);
-        } catch (error) {
-          // A joiner making room removed it first: the member is gone, which is what was wanted.
-          if (!(error instanceof EtcdRequestError && error.code === "member-not-found")) throw error;
-          log.info("member already removed", { ...fields, member_id: action.memberId });
+        if (!(await ports.etcd.memberRemove(endpoints, action.memberId))) {
+          log.info("member already removed (a joiner made room first)", {
+            ...fields,
+            member_id: action.memberId,
+          });
           break;
         }
         log.warn("removed member", {
@@ -449,7 +455,7 @@ export async function runLoop(
     const shape = await clusterShape(ports, localUrl);
     let changed = false;
     let status: string;
-    await nodeCertIfDue(ports, config, ctx, log);
+    await nodeCertIfDue(ports, config, ctx, state, log);
     try {
       const result = await reconcileOnce(ports, config, ctx, state, log);
       changed = result.applied.some((a) => a.type !== "heartbeat-lifecycle");

@@ -17,7 +17,11 @@ export interface EtcdCluster {
     peerUrls: string[],
     isLearner: boolean,
   ): Promise<{ member: Member; members: Member[] }>;
-  memberRemove(endpoints: string[], memberId: string): Promise<void>;
+  /**
+   * Removes the member; false when it was already gone (another agent removed it first: the leader
+   * and a joiner making room race for the same dead member). Either way it is not a member now.
+   */
+  memberRemove(endpoints: string[], memberId: string): Promise<boolean>;
   memberPromote(endpoints: string[], memberId: string): Promise<void>;
   /** A snapshot of exactly this member's backend (the db file with etcd's own sha256 at its end), and its revision. */
   snapshot(endpoint: string, timeoutMs: number): Promise<{ data: Buffer; revision: string }>;

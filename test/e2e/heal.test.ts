@@ -1,8 +1,7 @@
 // Healing in the sandbox: a member that cannot get healthy is reported and replaced; the group
 // scales out and in with the members following. The continuous writer runs through both.
 import { SetDesiredCapacityCommand } from "@aws-sdk/client-auto-scaling";
-import { afterAll, describe, expect, it } from "vitest";
-import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { describe, expect, it } from "vitest";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";

@@ -4,8 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
-import { afterAll, describe, expect, it } from "vitest";
-import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { describe, expect, it } from "vitest";
 import type { NodeFaults } from "../sandbox/node-process.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";

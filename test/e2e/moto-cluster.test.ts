@@ -4,7 +4,6 @@
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";

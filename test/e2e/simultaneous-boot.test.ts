@@ -6,7 +6,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import { describe, expect, it } from "vitest";
-import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";

@@ -229,7 +229,7 @@ describe("a cluster's life with real etcd", () => {
           memberRemove: async (...args: Parameters<typeof p.etcd.memberRemove>) => {
             removals++;
             await p.etcd.memberRemove(...args); // the leader, first
-            await p.etcd.memberRemove(...args); // this joiner: member not found
+            return p.etcd.memberRemove(...args); // this joiner: member not found
           },
         }),
       }),
