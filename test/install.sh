@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine, and nothing that is already there:
 #   - the npm dependencies (npm ci, from package-lock.json);
-#   - etcd from Debian's etcd-server package (3.4.23 on bookworm): real etcd for the integration tests.
+#   - etcd from Debian's etcd-server package (3.4.23 on bookworm): real etcd for the integration tests;
+#   - etcdctl from Debian's etcd-client package: the sandbox's restore tool and the tests' probes.
 # Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-if ! command -v etcd >/dev/null 2>&1; then
-  apt_install etcd-server
-fi
+etcd_missing=()
+command -v etcd >/dev/null 2>&1 || etcd_missing+=(etcd-server)
+# etcd-server has no etcdctl: the restore tool (`etcdctl snapshot restore`) and the tests need it.
+command -v etcdctl >/dev/null 2>&1 || etcd_missing+=(etcd-client)
+if [ ${#etcd_missing[@]} -gt 0 ]; then apt_install "${etcd_missing[@]}"; fi
 # The package may start its own etcd where a service manager runs; the tests use other
 # addresses (127.0.2x.y), so it does not get in the way, but say so.
 log "etcd: $(etcd --version | head -1)"

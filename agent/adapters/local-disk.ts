@@ -60,6 +60,10 @@ export class LocalDisk implements LocalNode {
     return join(this.options.stateDir, "state.json");
   }
 
+  private get memoryPath(): string {
+    return join(this.options.stateDir, "memory.json");
+  }
+
   async hasData(): Promise<boolean> {
     return exists(join(this.options.dataDir, "member"));
   }
@@ -119,6 +123,26 @@ export class LocalDisk implements LocalNode {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw error;
     }
+  }
+
+  async readMemory(): Promise<unknown | null> {
+    let text: string;
+    try {
+      text = await readFile(this.memoryPath, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      // A torn or foreign file: the clocks start again (later, never earlier: the safe direction).
+      return null;
+    }
+  }
+
+  async writeMemory(memory: unknown): Promise<void> {
+    await writeFileAtomic(this.memoryPath, `${JSON.stringify(memory)}\n`, 0o600);
   }
 }
 

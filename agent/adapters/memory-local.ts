@@ -6,6 +6,7 @@ import type { LocalNode } from "../ports/local-node.js";
 export class MemoryLocalNode implements LocalNode {
   state: LocalState | null = null;
   envFile: string | null = null;
+  memory: unknown | null = null;
 
   constructor(private data = false) {}
 
@@ -31,5 +32,11 @@ export class MemoryLocalNode implements LocalNode {
   }
   async readEnvFile(): Promise<string | null> {
     return this.envFile;
+  }
+  async readMemory(): Promise<unknown | null> {
+    return this.memory === null ? null : structuredClone(this.memory);
+  }
+  async writeMemory(memory: unknown): Promise<void> {
+    this.memory = structuredClone(memory);
   }
 }

@@ -1,11 +1,38 @@
-// The cluster marker: a TXT record outside etcd that says a cluster was claimed or exists. Pure.
+// The cluster marker: a TXT record outside etcd that says a cluster was claimed, is being restored,
+// or exists. Pure.
+//
+// States:
+// - claimed:   an instance won the bootstrap and may be starting a one-member cluster;
+// - restoring: an instance took the marker from a lost cluster and is restoring a snapshot into a new
+//              one; it stays so until the restored member serves (a takeover restores again, never
+//              bootstraps an empty cluster);
+// - active:    the cluster exists; only a restore can replace it.
+// `cluster` is etcd's cluster ID, once known (written with `active`): joiners join only that cluster.
 import type { ClusterMarker, DnsRecord } from "./observation.js";
 
 const PREFIX = "etcd-agent-marker v1";
 
-export function encodeMarker(m: Omit<ClusterMarker, "raw">): string {
-  return `"${PREFIX} state=${m.state} token=${m.token} claimant=${m.claimant}"`;
+/** Route53 (like DNS) takes TXT character-strings of at most 255 characters. */
+export const TXT_STRING_MAX = 255;
+
+export type MarkerFields = Omit<ClusterMarker, "raw">;
+
+export class MarkerTooLongError extends Error {
+  override name = "MarkerTooLongError";
 }
+
+export function encodeMarker(m: MarkerFields): string {
+  const cluster = m.cluster ? ` cluster=${m.cluster}` : "";
+  const text = `${PREFIX} state=${m.state} token=${m.token} claimant=${m.claimant}${cluster}`;
+  if (text.length > TXT_STRING_MAX) {
+    throw new MarkerTooLongError(
+      `the cluster marker would be ${text.length} characters, over the ${TXT_STRING_MAX} a TXT string may hold (token ${m.token}); use a shorter ASG name`,
+    );
+  }
+  return `"${text}"`;
+}
+
+const STATES = new Set(["claimed", "active", "restoring"]);
 
 /** Parses a marker TXT value (as Route53 stores it, quoted); null when it is not a marker. */
 export function decodeMarker(raw: string): ClusterMarker | null {
@@ -24,10 +51,17 @@ export function decodeMarker(raw: string): ClusterMarker | null {
   const state = fields.get("state");
   const token = fields.get("token");
   const claimant = fields.get("claimant");
-  if ((state !== "claimed" && state !== "active") || !token || !claimant) return null;
-  return { state, token, claimant, raw };
+  const cluster = fields.get("cluster");
+  if (state === undefined || !STATES.has(state) || !token || !claimant) return null;
+  return {
+    state: state as ClusterMarker["state"],
+    token,
+    claimant,
+    ...(cluster ? { cluster } : {}),
+    raw,
+  };
 }
 
-export function markerRecord(name: string, m: Omit<ClusterMarker, "raw">): DnsRecord {
+export function markerRecord(name: string, m: MarkerFields): DnsRecord {
   return { name, type: "TXT", ttl: 60, values: [encodeMarker(m)] };
 }

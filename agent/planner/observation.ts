@@ -89,12 +89,14 @@ export interface ClusterView {
   leaderId: string | null;
 }
 
-/** The record outside etcd that says a cluster was claimed or exists (Route53 TXT). */
+/** The record outside etcd that says a cluster was claimed, is being restored, or exists (Route53 TXT). */
 export interface ClusterMarker {
-  state: "claimed" | "active";
+  state: "claimed" | "active" | "restoring";
   token: string;
-  /** The instance that claimed the bootstrap. */
+  /** The instance that claimed the bootstrap (or the restore). */
   claimant: string;
+  /** etcd's cluster ID (decimal uint64) once the cluster is active and known; absent before. */
+  cluster?: string;
   /** The exact TXT value as stored, needed for compare-and-swap. */
   raw: string;
 }

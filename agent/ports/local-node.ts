@@ -12,4 +12,11 @@ export interface LocalNode {
   /** Writes etcd's environment file atomically (temp file, fsync, rename). */
   writeEnvFile(content: string): Promise<void>;
   readEnvFile(): Promise<string | null>;
+  /**
+   * The agent's safety clocks (when it first saw a member unstarted, unhealthy or unreachable, ...),
+   * kept beside its state so that a restart of the agent does not start them again. The value is
+   * the planner's `Memory` as JSON; `parseMemory` reads it back, tolerating older files.
+   */
+  readMemory(): Promise<unknown | null>;
+  writeMemory(memory: unknown): Promise<void>;
 }
