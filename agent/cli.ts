@@ -7,7 +7,13 @@ import { formatPlan, runPlan } from "./commands/plan.js";
 import { runRemoveMember } from "./commands/remove-member.js";
 import { runLoop } from "./commands/run.js";
 import { assertHealthy, formatStatus, runStatus } from "./commands/status.js";
-import { type AgentConfig, DEFAULTS, parseConfig } from "./config/config.js";
+import {
+  type AgentConfig,
+  checkUnitSettings,
+  DEFAULTS,
+  MAX_INTERVAL_SECONDS,
+  parseConfig,
+} from "./config/config.js";
 import { ConfigError } from "./errors.js";
 import { EXIT, exitNameFor } from "./exit-codes.js";
 import { createLogger, type Logger } from "./log.js";
@@ -52,7 +58,7 @@ function withCommon(y: Argv): Argv {
     .option("interval-seconds", {
       type: "string",
       requiresArg: true,
-      describe: `run: seconds between cycles (default ${DEFAULTS.intervalSeconds})`,
+      describe: `run: seconds between cycles, 1 to ${MAX_INTERVAL_SECONDS} and at most half the unit's WatchdogSec (default ${DEFAULTS.intervalSeconds})`,
     })
     .option("startup-grace-seconds", {
       type: "string",
@@ -234,9 +240,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             `--max-cycles must be a whole number of at least 1, got ${JSON.stringify(raw)}`,
           );
         }
+        // Before anything else: settings the unit's watchdog cannot honour are refused here.
+        const { watchdogMs } = checkUnitSettings(config, io.env);
         const ctx = await resolveContext(ports, config, log);
         await runLoop(ports, config, ctx, log.child({ instance_id: ctx.identity.instanceId }), {
           signal: io.signal,
+          watchdogMs,
           ...(maxCycles !== undefined ? { maxCycles } : {}),
         });
         return EXIT.SUCCESS;

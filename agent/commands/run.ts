@@ -23,6 +23,7 @@ import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
 import { type BackupState, backupIfDue, saveSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
+import { KEEP_ALIVE_EVERY_MS } from "./keep-alive.js";
 
 /** The part of the agent's configuration the reconcile planner reads. */
 export function plannerSettings(config: AgentConfig): ReconcileObservation["config"] {
@@ -419,7 +420,8 @@ export async function clusterShape(ports: Ports, localUrl: string): Promise<stri
  * Waits for the next cycle: at most `ms`, but a cycle runs as soon as the local etcd shows the
  * cluster's shape differ from `before` (taken when the last cycle started) (a member added, started, promoted or removed, a new leader), so DNS and
  * hooks follow a join within about a second. Only the local etcd is asked, once a second; the
- * AWS calls stay once per cycle.
+ * AWS calls stay once per cycle. With `pingEveryMs`, systemd's watchdog is pinged that often while
+ * waiting: a long interval never outlasts WatchdogSec.
  */
 export async function waitForChange(
   ports: Ports,
@@ -427,14 +429,25 @@ export async function waitForChange(
   before: string | null,
   ms: number,
   signal?: AbortSignal,
+  pingEveryMs?: number,
 ): Promise<void> {
   const steps = Math.max(1, Math.ceil(ms / 1000));
+  let pingedAt = ports.clock.now().getTime();
   for (let i = 0; i < steps && !signal?.aborted; i++) {
     await ports.clock.sleep(Math.min(1000, ms - i * 1000), signal);
+    if (pingEveryMs !== undefined && ports.clock.now().getTime() - pingedAt >= pingEveryMs) {
+      await ports.serviceManager.watchdog();
+      pingedAt = ports.clock.now().getTime();
+    }
     if (before === null) continue;
     const now = await clusterShape(ports, localUrl);
     if (now !== null && now !== before) return;
   }
+}
+
+/** How often the loop pings systemd's watchdog while it waits: a third of WatchdogSec, at most 30 s. */
+export function pingEveryMs(watchdogMs: number | null | undefined): number {
+  return watchdogMs ? Math.min(KEEP_ALIVE_EVERY_MS, Math.floor(watchdogMs / 3)) : KEEP_ALIVE_EVERY_MS;
 }
 
 export async function runLoop(
@@ -442,7 +455,7 @@ export async function runLoop(
   config: AgentConfig,
   ctx: BootContext,
   log: Logger,
-  options: { signal?: AbortSignal; maxCycles?: number } = {},
+  options: { signal?: AbortSignal; maxCycles?: number; watchdogMs?: number | null } = {},
 ): Promise<number> {
   const state = initialLoopState();
   const sm = ports.serviceManager;
@@ -471,7 +484,15 @@ export async function runLoop(
     } else await sm.status(status);
     await sm.watchdog();
     if (changed) await ports.clock.sleep(1000, options.signal);
-    else await waitForChange(ports, localUrl, shape, config.intervalSeconds * 1000, options.signal);
+    else
+      await waitForChange(
+        ports,
+        localUrl,
+        shape,
+        config.intervalSeconds * 1000,
+        options.signal,
+        pingEveryMs(options.watchdogMs),
+      );
   }
   await sm.stopping();
   log.info("stopped", { cycles });

@@ -110,6 +110,12 @@ export function tlsSecretNames(tls: TlsConfig, asgName: string): { ca: string; o
   };
 }
 
+/**
+ * The longest interval between cycles: the default startup grace. A longer one would reach the
+ * in-memory deadlines (grace, unhealthy) only in steps of the interval.
+ */
+export const MAX_INTERVAL_SECONDS = 300;
+
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 type Raw = Record<string, unknown>;
@@ -337,7 +343,14 @@ export function parseConfig(raw: Raw): AgentConfig {
     envFile: path("envFile", "env-file", DEFAULTS.envFile),
     clientPort,
     peerPort,
-    intervalSeconds: int(raw, "intervalSeconds", "interval-seconds", DEFAULTS.intervalSeconds, 1, 3600),
+    intervalSeconds: int(
+      raw,
+      "intervalSeconds",
+      "interval-seconds",
+      DEFAULTS.intervalSeconds,
+      1,
+      MAX_INTERVAL_SECONDS,
+    ),
     startupGraceSeconds: int(
       raw,
       "startupGraceSeconds",
@@ -372,4 +385,51 @@ export function parseConfig(raw: Raw): AgentConfig {
     ),
     logLevel: logLevel as Level,
   };
+}
+
+/** What the service manager running `run` allows: systemd's watchdog, when it set one. */
+export interface UnitLimits {
+  /** WatchdogSec in milliseconds (from WATCHDOG_USEC); null: no watchdog (run by hand, or off). */
+  watchdogMs: number | null;
+}
+
+/**
+ * Settings checked against the unit that runs them, at start: with systemd's watchdog on
+ * (WATCHDOG_USEC, from WatchdogSec=), the interval between cycles must leave room for a cycle's
+ * own work (at most half the watchdog), and one instance-metadata call at most a quarter of it,
+ * so a cycle that waits on everything still pings in time. The loop also pings while it waits
+ * (every third of the watchdog at most): the interval bound is about seeing the cluster often
+ * enough, not about the ping alone.
+ */
+export function checkUnitSettings(config: AgentConfig, env: NodeJS.ProcessEnv): UnitLimits {
+  const raw = env.WATCHDOG_USEC;
+  if (raw === undefined || raw === "") return { watchdogMs: null };
+  if (!/^\d+$/.test(raw) || Number(raw) === 0) {
+    throw new ConfigError(
+      `WATCHDOG_USEC (set by systemd from the unit's WatchdogSec=) must be a whole number of microseconds, got ${JSON.stringify(raw)}; check WatchdogSec= in etcd-agent.service`,
+    );
+  }
+  const watchdogMs = Math.floor(Number(raw) / 1000);
+  const watchdogS = watchdogMs / 1000;
+  const fits = (flag: string, value: number, share: number, why: string) => {
+    const most = Math.floor(watchdogS / share);
+    if (value > most) {
+      throw new ConfigError(
+        `${describe(flag)} is ${value} but the unit's watchdog (WatchdogSec=, WATCHDOG_USEC=${raw}) is ${watchdogS} s: ${why}; set ${describe(flag)} to at most ${most}, or raise WatchdogSec= in etcd-agent.service to at least ${value * share}s`,
+      );
+    }
+  };
+  fits(
+    "interval-seconds",
+    config.intervalSeconds,
+    2,
+    "a cycle must run within half the watchdog so a stuck loop is caught and the deadlines are seen",
+  );
+  fits(
+    "metadata-timeout-seconds",
+    config.metadataTimeoutSeconds,
+    4,
+    "one cycle waits on instance metadata for up to this, beside its other calls",
+  );
+  return { watchdogMs };
 }
