@@ -1,6 +1,8 @@
 // etcd's cluster and maintenance API over the etcd3 package (gRPC, v3 API only).
 
 import { readFileSync } from "node:fs";
+import { Transform, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { handleWhen, noop, retry } from "cockatiel";
 import { Etcd3, type IMember, type IOptions, isRecoverableError } from "etcd3";
 import { ConfigError, EtcdRequestError, EtcdUnavailableError } from "../errors.js";
@@ -186,26 +188,29 @@ export class Etcd3Cluster implements EtcdCluster {
     }
   }
 
-  async snapshot(endpoint: string, timeoutMs: number): Promise<{ data: Buffer; revision: string }> {
+  async snapshot(endpoint: string, timeoutMs: number, into: Writable): Promise<{ revision: string }> {
     try {
       const client = this.client([endpoint]);
       // The revision the snapshot holds at least: etcd 3.4 leaves the stream's header empty.
       const range = await client.kv.range({ key: Buffer.from([0]), count_only: true });
       const atLeast = String(range.header.revision);
       const stream = await client.maintenance.snapshot({ deadline: Date.now() + timeoutMs });
-      return await new Promise((resolve, reject) => {
-        const chunks: Buffer[] = [];
-        let revision: string | null = null;
-        // Only the first message carries a header (the snapshot's point in time), when any does.
-        stream.on("data", (res) => {
+      let revision: string | null = null;
+      // Each message's blob goes on as it comes, with the writer's backpressure: nothing is held.
+      const blobs = new Transform({
+        readableObjectMode: false,
+        writableObjectMode: true,
+        transform(res: { header?: { revision?: unknown }; blob?: Uint8Array }, _encoding, done) {
+          // Only the first message carries a header (the snapshot's point in time), when any does.
           if (revision === null && res.header && String(res.header.revision) !== "0")
             revision = String(res.header.revision);
-          if (res.blob) chunks.push(Buffer.from(res.blob));
-        });
-        stream.on("error", reject);
-        stream.on("end", () => resolve({ data: Buffer.concat(chunks), revision: revision ?? atLeast }));
+          done(null, res.blob && res.blob.length > 0 ? Buffer.from(res.blob) : undefined);
+        },
       });
+      await pipeline(stream as unknown as NodeJS.ReadableStream, blobs, into);
+      return { revision: revision ?? atLeast };
     } catch (error) {
+      into.destroy(error as Error);
       throw translate(error, `Snapshot from ${endpoint}`);
     }
   }

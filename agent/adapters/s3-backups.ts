@@ -1,5 +1,7 @@
 // Snapshots in S3 (@aws-sdk/client-s3). The sha256 the agent computed goes in the object's
-// metadata and is checked again on every read.
+// metadata and is checked again on every read. A snapshot is uploaded from its file with the SDK's
+// own multipart uploader (@aws-sdk/lib-storage): a few parts in memory at a time, no 5 GiB cap.
+import { createReadStream } from "node:fs";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -8,7 +10,12 @@ import {
   PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import { BACKUP_TRANSFER_TIMEOUT_MS, type BackupStore } from "../ports/backups.js";
+import { Upload } from "@aws-sdk/lib-storage";
+import { BACKUP_TRANSFER_TIMEOUT_MS, type BackupStore, type SnapshotFile } from "../ports/backups.js";
+
+/** 8 MiB parts, two in flight: about 16 MiB of memory; 10,000 parts cover 78 GiB (etcd's cap is 8). */
+export const PART_BYTES = 8 * 1024 * 1024;
+export const PARTS_IN_FLIGHT = 2;
 
 export class S3Backups implements BackupStore {
   constructor(
@@ -16,7 +23,40 @@ export class S3Backups implements BackupStore {
     private readonly bucket: string,
   ) {}
 
-  async put(key: string, body: Buffer, meta: Record<string, string>): Promise<void> {
+  async put(
+    key: string,
+    body: Buffer | SnapshotFile,
+    meta: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const deadline = AbortSignal.timeout(BACKUP_TRANSFER_TIMEOUT_MS);
+    const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    if (!Buffer.isBuffer(body)) {
+      // A failed or aborted upload is aborted at S3 too (leavePartsOnError false): no object, no parts.
+      const abortController = new AbortController();
+      const onAbort = () => abortController.abort();
+      abortSignal.addEventListener("abort", onAbort, { once: true });
+      try {
+        await new Upload({
+          client: this.s3,
+          params: {
+            Bucket: this.bucket,
+            Key: key,
+            Body: createReadStream(body.file, { highWaterMark: 1024 * 1024 }),
+            ContentLength: body.bytes,
+            ContentType: "application/octet-stream",
+            Metadata: meta,
+          },
+          partSize: PART_BYTES,
+          queueSize: PARTS_IN_FLIGHT,
+          leavePartsOnError: false,
+          abortController,
+        }).done();
+      } finally {
+        abortSignal.removeEventListener("abort", onAbort);
+      }
+      return;
+    }
     await this.s3.send(
       new PutObjectCommand({
         Bucket: this.bucket,
@@ -25,7 +65,7 @@ export class S3Backups implements BackupStore {
         ContentType: "application/octet-stream",
         Metadata: meta,
       }),
-      { abortSignal: AbortSignal.timeout(BACKUP_TRANSFER_TIMEOUT_MS) },
+      { abortSignal },
     );
   }
 

@@ -4,8 +4,13 @@
 // before any restore, so a corrupt or truncated object is reported and skipped, never restored.
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { type AfterStep, Steps } from "../apply/steps.js";
 import type { AgentConfig, BackupConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -19,7 +24,6 @@ import {
 } from "../planner/backup-plan.js";
 import { BACKUP_TRANSFER_TIMEOUT_MS, type BackupStore } from "../ports/backups.js";
 import type { Ports } from "../ports/index.js";
-import { whileBounded } from "./keep-alive.js";
 
 /** Deadline of one snapshot stream from etcd (etcd's database is at most 8 GiB). */
 export const SNAPSHOT_TIMEOUT_MS = 300_000;
@@ -51,7 +55,78 @@ export interface SavedSnapshot extends SnapshotRef {
   sha256: string;
 }
 
-/** Takes a snapshot from `endpoint` and stores it under the cluster's prefix. */
+/** The steps of a snapshot upload, in order; a crash after any of them leaves no partial snapshot. */
+export const SNAPSHOT_STEPS = [
+  // etcd's snapshot streamed to a file in the state dir, its sha256 computed on the way.
+  "snapshot:to-file",
+  // The file to S3 (multipart past a part's size); the object appears whole or not at all.
+  "snapshot:upload",
+  "snapshot:remove-file",
+] as const;
+/** After a scheduled snapshot: the retention policy. */
+export const BACKUP_STEPS = [...SNAPSHOT_STEPS, "snapshot:retention"] as const;
+
+/** Files of snapshots being taken, in the state dir; one left by a crash is removed by the next save. */
+const PARTIAL_PREFIX = "snapshot-";
+const PARTIAL_SUFFIX = ".db.partial";
+
+/** Where a snapshot is streamed to: the state dir (the unit's private /tmp is small), else the temp dir. */
+async function snapshotDir(config: AgentConfig): Promise<string> {
+  const dir = join(config.stateDir, "snapshots");
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  } catch {
+    // An operator's `snapshot save` away from a node: no state dir there.
+    return tmpdir();
+  }
+}
+
+/** Removes snapshot files a crash left behind (each may be as large as etcd's database). */
+async function removeLeftovers(dir: string, log: Logger): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(PARTIAL_PREFIX) || !name.endsWith(PARTIAL_SUFFIX)) continue;
+    await rm(join(dir, name), { force: true });
+    log.info("removed a snapshot file left by an interrupted save", {
+      action: "backup",
+      path: join(dir, name),
+    });
+  }
+}
+
+/** etcd's snapshot into `file`, its sha256 and size computed on the way: nothing held in memory. */
+async function snapshotToFile(
+  ports: Ports,
+  endpoint: string,
+  file: string,
+  signal: AbortSignal | undefined,
+): Promise<{ revision: string; bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const written = pipeline(tap, createWriteStream(file, { mode: 0o600 }), signal ? { signal } : {});
+  const [{ revision }] = await Promise.all([
+    ports.etcd.snapshot(endpoint, SNAPSHOT_TIMEOUT_MS, tap).catch((error: Error) => {
+      tap.destroy(error);
+      throw error;
+    }),
+    written,
+  ]);
+  return { revision, bytes, sha256: hash.digest("hex") };
+}
+
+/**
+ * Takes a snapshot from `endpoint` and stores it under the cluster's prefix: streamed from etcd
+ * to a file in the state dir (sha256 on the way), then uploaded from the file (multipart), then
+ * the file removed. Memory stays at a few upload parts whatever the database's size.
+ */
 export async function saveSnapshot(
   ports: Ports,
   config: AgentConfig,
@@ -60,20 +135,54 @@ export async function saveSnapshot(
   clusterToken: string,
   log: Logger,
   members: string[] = [],
+  options: { afterStep?: AfterStep; signal?: AbortSignal } = {},
 ): Promise<SavedSnapshot> {
   const { backups, backup } = store(ports, config);
-  // Both steps have deadlines (the stream's, the S3 client's), so the watchdog may be kept alive
-  // for their sum while they run.
-  return whileBounded(ports.serviceManager, SNAPSHOT_TIMEOUT_MS + BACKUP_TRANSFER_TIMEOUT_MS, async () => {
-    const { data, revision } = await ports.etcd.snapshot(endpoint, SNAPSHOT_TIMEOUT_MS);
-    if (data.length === 0) throw new Error(`etcd at ${endpoint} sent an empty snapshot`);
+  const steps = new Steps(log, options.afterStep);
+  const dir = await snapshotDir(config);
+  await removeLeftovers(dir, log);
+  const file = join(
+    dir,
+    `${PARTIAL_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}${PARTIAL_SUFFIX}`,
+  );
+  try {
+    const taken = await steps.run("snapshot:to-file", () =>
+      snapshotToFile(ports, endpoint, file, options.signal),
+    );
+    if (taken.bytes === 0) throw new Error(`etcd at ${endpoint} sent an empty snapshot`);
     const takenAt = ports.clock.now();
-    const key = snapshotKey(backupPrefix(backup, asgName), takenAt, revision, clusterToken);
-    const sum = sha256(data);
-    await backups.put(key, data, { sha256: sum, members: members.join(",") });
-    log.info("saved a snapshot", { action: "backup", key, revision, bytes: data.length, sha256: sum });
-    return { key, takenAt: takenAt.toISOString(), revision, clusterToken, bytes: data.length, sha256: sum };
-  });
+    const key = snapshotKey(backupPrefix(backup, asgName), takenAt, taken.revision, clusterToken);
+    await steps.run(
+      "snapshot:upload",
+      () =>
+        backups.put(
+          key,
+          { file, bytes: taken.bytes },
+          { sha256: taken.sha256, members: members.join(",") },
+          options.signal,
+        ),
+      { key },
+    );
+    await steps.run("snapshot:remove-file", () => rm(file, { force: true }));
+    log.info("saved a snapshot", {
+      action: "backup",
+      key,
+      revision: taken.revision,
+      bytes: taken.bytes,
+      sha256: taken.sha256,
+    });
+    return {
+      key,
+      takenAt: takenAt.toISOString(),
+      revision: taken.revision,
+      clusterToken,
+      bytes: taken.bytes,
+      sha256: taken.sha256,
+    };
+  } catch (error) {
+    await rm(file, { force: true }).catch(() => {});
+    throw error;
+  }
 }
 
 /** Our snapshots under the prefix, newest first (other objects are ignored). */
@@ -133,13 +242,77 @@ export async function recordRestoreEvent(
   return key;
 }
 
+/** A snapshot running beside the run loop (one at a time), and how it ended. */
+export interface BackgroundSnapshot {
+  kind: "scheduled" | "last-word";
+  /** Milliseconds since the epoch, by the agent's clock. */
+  startedAt: number;
+  outcome: "running" | "saved" | "failed" | "abandoned" | "skipped";
+  /** Settles (never rejects) when the task ends or is abandoned at its deadline. */
+  done: Promise<void>;
+}
+
 /** What `run` keeps between cycles about backups. */
 export interface BackupState {
   /** When the newest snapshot was taken, as far as this agent knows; undefined: not read yet. */
   lastTakenAt: string | null | undefined;
+  /** The snapshot running beside the loop, or the last one to run; null: none yet. */
+  current?: BackgroundSnapshot | null;
+  /** This leave's last-word snapshot (started at most once per leave); null: not started. */
+  lastWord?: BackgroundSnapshot | null;
 }
 
-/** On the leader, once a cycle: a snapshot when one is due, then retention. Errors are logged, not thrown. */
+export function initialBackupState(): BackupState {
+  return { lastTakenAt: undefined, current: null, lastWord: null };
+}
+
+/** A background snapshot outliving this is abandoned (aborted and logged): etcd's stream, then the upload. */
+export const BACKGROUND_DEADLINE_MS = SNAPSHOT_TIMEOUT_MS + BACKUP_TRANSFER_TIMEOUT_MS;
+
+/**
+ * Starts `task` beside the loop unless one already runs; the task gets a signal that aborts at
+ * `deadlineMs`, when it is abandoned and logged. Returns the task, or null when one was running.
+ */
+export function startBeside(
+  state: BackupState,
+  kind: BackgroundSnapshot["kind"],
+  log: Logger,
+  now: number,
+  task: (signal: AbortSignal) => Promise<"saved" | "skipped">,
+  deadlineMs: number = BACKGROUND_DEADLINE_MS,
+): BackgroundSnapshot | null {
+  if (state.current?.outcome === "running") return null;
+  const abort = new AbortController();
+  const bg: BackgroundSnapshot = { kind, startedAt: now, outcome: "running", done: Promise.resolve() };
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<"abandoned">((resolve) => {
+    timer = setTimeout(() => resolve("abandoned"), deadlineMs);
+    timer.unref();
+  });
+  const work = task(abort.signal).catch((error: Error) => {
+    log.error(kind === "last-word" ? "backup before leaving failed; leaving anyway" : "backup failed", {
+      action: "backup",
+      error: error.message,
+    });
+    return "failed" as const;
+  });
+  bg.done = Promise.race([work, deadline]).then((outcome) => {
+    clearTimeout(timer);
+    if (outcome === "abandoned") {
+      abort.abort(new Error(`abandoned after ${deadlineMs} ms`));
+      log.error("snapshot abandoned: it outlived its deadline; the next one starts when due", {
+        action: "backup",
+        kind,
+        deadline_ms: deadlineMs,
+      });
+    }
+    bg.outcome = outcome;
+  });
+  state.current = bg;
+  return bg;
+}
+
+/** On the leader, a snapshot when one is due, then retention. Errors are thrown to the caller. */
 export async function backupIfDue(
   ports: Ports,
   config: AgentConfig,
@@ -149,21 +322,88 @@ export async function backupIfDue(
   state: BackupState,
   log: Logger,
   members: string[] = [],
+  options: { afterStep?: AfterStep; signal?: AbortSignal } = {},
 ): Promise<boolean> {
   if (!config.backup || !ports.backups || clusterToken === null) return false;
-  try {
-    if (state.lastTakenAt === undefined) {
-      state.lastTakenAt = (await listSnapshots(ports, config, asgName))[0]?.takenAt ?? null;
-    }
-    if (!backupDue(state.lastTakenAt, ports.clock.now(), config.backup.intervalMinutes)) return false;
-    const saved = await saveSnapshot(ports, config, asgName, endpoint, clusterToken, log, members);
-    state.lastTakenAt = saved.takenAt;
-    await enforceRetention(ports, config, asgName, log);
-    return true;
-  } catch (error) {
-    log.error("backup failed", { action: "backup", error: (error as Error).message });
-    return false;
+  if (state.lastTakenAt === undefined) {
+    state.lastTakenAt = (await listSnapshots(ports, config, asgName))[0]?.takenAt ?? null;
   }
+  if (!backupDue(state.lastTakenAt, ports.clock.now(), config.backup.intervalMinutes)) return false;
+  const saved = await saveSnapshot(ports, config, asgName, endpoint, clusterToken, log, members, options);
+  state.lastTakenAt = saved.takenAt;
+  await new Steps(log, options.afterStep).run("snapshot:retention", () =>
+    enforceRetention(ports, config, asgName, log),
+  );
+  return true;
+}
+
+/**
+ * Once a cycle on the leader that is not leaving: starts a scheduled snapshot beside the loop when
+ * one is due and none runs. Never waits for it; failures are logged by the task.
+ */
+export function backupBesideIfDue(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  endpoint: string,
+  clusterToken: string | null,
+  state: BackupState,
+  log: Logger,
+  members: string[] = [],
+): void {
+  if (!config.backup || !ports.backups || clusterToken === null) return;
+  if (state.lastTakenAt !== undefined && state.lastTakenAt !== null) {
+    if (!backupDue(state.lastTakenAt, ports.clock.now(), config.backup.intervalMinutes)) return;
+  }
+  startBeside(state, "scheduled", log, ports.clock.now().getTime(), async (signal) =>
+    (await backupIfDue(ports, config, asgName, endpoint, clusterToken, state, log, members, { signal }))
+      ? "saved"
+      : "skipped",
+  );
+}
+
+/** How long a leaving leader holds its hand-over for its last-word snapshot: half the 10-minute hook. */
+export const LAST_WORD_WAIT_MS = 300_000;
+
+/**
+ * A leaving leader's last word: one snapshot per leave, beside the loop (a scheduled one already
+ * running serves). Returns "wait" while it runs and the wait is within `LAST_WORD_WAIT_MS`,
+ * else "go": saved, failed, abandoned, backups off, or waited long enough. Never blocks.
+ */
+export function lastWordSnapshot(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  endpoint: string,
+  clusterToken: string | null,
+  state: BackupState,
+  log: Logger,
+  members: string[] = [],
+): "wait" | "go" {
+  if (!config.backup || !ports.backups || clusterToken === null) return "go";
+  const now = ports.clock.now().getTime();
+  if (!state.lastWord) {
+    state.lastWord =
+      state.current?.outcome === "running"
+        ? state.current
+        : startBeside(state, "last-word", log, now, async (signal) => {
+            const saved = await saveSnapshot(ports, config, asgName, endpoint, clusterToken, log, members, {
+              signal,
+            });
+            state.lastTakenAt = saved.takenAt;
+            return "saved";
+          });
+  }
+  const lw = state.lastWord;
+  if (lw === null || lw.outcome !== "running") return "go";
+  if (now - lw.startedAt >= LAST_WORD_WAIT_MS) {
+    log.warn("handing over before the last-word snapshot ended: waited long enough", {
+      action: "backup",
+      waited_ms: now - lw.startedAt,
+    });
+    return "go";
+  }
+  return "wait";
 }
 
 export interface RestoreResult {

@@ -1,19 +1,13 @@
-// systemd's watchdog (WatchdogSec=120s) is pinged once a cycle; a snapshot of a large database and
-// its upload can outlast that. While such a bounded operation runs, the watchdog is pinged every
-// 30 s, but only until the operation's own bound: past it, pings stop and a hang is still caught.
-import type { ServiceManager } from "../ports/service-manager.js";
+// systemd's watchdog (WatchdogSec=120s) must hear from the run loop, and only from it: the loop
+// pings once a cycle and while it waits between cycles. Long work (a snapshot and its upload)
+// runs beside the loop and never pings, so a stuck loop is still caught whatever runs beside it.
 
+/** The longest the loop goes between pings when no watchdog is known. */
 export const KEEP_ALIVE_EVERY_MS = 30_000;
 
-export async function whileBounded<T>(sm: ServiceManager, boundMs: number, fn: () => Promise<T>): Promise<T> {
-  const started = Date.now();
-  const timer = setInterval(() => {
-    if (Date.now() - started > boundMs) clearInterval(timer);
-    else void sm.watchdog();
-  }, KEEP_ALIVE_EVERY_MS);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(timer);
-  }
+/** How often the loop pings while it waits: a third of WatchdogSec, at most every 30 s. */
+export function pingEveryMs(watchdogMs: number | null | undefined): number {
+  return watchdogMs
+    ? Math.min(KEEP_ALIVE_EVERY_MS, Math.max(1000, Math.floor(watchdogMs / 3)))
+    : KEEP_ALIVE_EVERY_MS;
 }

@@ -21,9 +21,9 @@ import { statusLine } from "../planner/status-line.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
-import { type BackupState, backupIfDue, saveSnapshot } from "./backup.js";
+import { type BackupState, backupBesideIfDue, initialBackupState, lastWordSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
-import { KEEP_ALIVE_EVERY_MS } from "./keep-alive.js";
+import { pingEveryMs } from "./keep-alive.js";
 
 /** The part of the agent's configuration the reconcile planner reads. */
 export function plannerSettings(config: AgentConfig): ReconcileObservation["config"] {
@@ -108,7 +108,7 @@ export function initialLoopState(): LoopState {
     hooks: null,
     launchSettled: false,
     loggedHolds: new Set(),
-    backup: { lastTakenAt: undefined },
+    backup: initialBackupState(),
     tls: { nodeCheckAt: null, operatorCheckAt: null },
   };
 }
@@ -244,20 +244,21 @@ export async function reconcileOnce(
       if (membershipChanged) continue;
       membershipChanged = true;
     }
-    const ok = await apply(ports, config, ctx, obs, action, log);
+    const ok = await apply(ports, config, ctx, obs, action, log, state.backup);
     if (ok) {
       applied.push(action);
       if (action.type === "set-instance-unhealthy") state.memory.reportedUnhealthy.push(action.instanceId);
     }
   }
-  // Backups: the leader's, while it is not leaving (a leaving leader saved one before handing over).
+  // Backups: the leader's, while it is not leaving (a leaving leader saves one before handing over).
+  // Started beside the loop, never waited for: the loop keeps cycling, heartbeating and pinging.
   const self = obs.cluster
     ? findSelfMember(obs.cluster.members, ctx.identity.instanceId, ctx.identity.privateIp)
     : null;
   const leaving = obs.self.targetLifecycleState !== null && obs.self.targetLifecycleState !== "InService";
   if (self && obs.cluster?.leaderId === self.id && !leaving) {
     const b = backupSubject(obs, ctx, config);
-    await backupIfDue(ports, config, ctx.asgName, b.endpoint, b.token, state.backup, log, b.members);
+    backupBesideIfDue(ports, config, ctx.asgName, b.endpoint, b.token, state.backup, log, b.members);
     await operatorCertIfDue(ports, config, ctx, state, log);
   }
   return {
@@ -289,6 +290,7 @@ async function apply(
   obs: ReconcileObservation,
   action: Action,
   log: Logger,
+  backup: BackupState = initialBackupState(),
 ): Promise<boolean> {
   const endpoints = (obs.cluster?.members ?? [])
     .filter((m) => m.status !== null)
@@ -301,16 +303,23 @@ async function apply(
         log.info("promoted this learner to a voting member", { ...fields, member_id: action.memberId });
         break;
       case "move-leader": {
-        // The last word of a leaving leader: a snapshot before it hands over (when backups are on).
+        // The last word of a leaving leader: one snapshot per leave (when backups are on), beside
+        // the loop. The hand-over waits for it across cycles (bounded), never within one: the
+        // plan's heartbeat that follows goes out this cycle whatever the snapshot does.
         const b = backupSubject(obs, ctx, config);
-        if (config.backup && ports.backups && b.token !== null) {
-          await saveSnapshot(ports, config, ctx.asgName, b.endpoint, b.token, log, b.members).catch(
-            (error: Error) =>
-              log.error("backup before leaving failed; leaving anyway", {
-                action: "backup",
-                error: error.message,
-              }),
-          );
+        const word = lastWordSnapshot(
+          ports,
+          config,
+          ctx.asgName,
+          b.endpoint,
+          b.token,
+          backup,
+          log,
+          b.members,
+        );
+        if (word === "wait") {
+          log.info(`held back: ${RULES["last-word-snapshot"]}`, { ...fields, rule: "last-word-snapshot" });
+          return false;
         }
         await ports.etcd.moveLeader(
           clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme),
@@ -443,11 +452,6 @@ export async function waitForChange(
     const now = await clusterShape(ports, localUrl);
     if (now !== null && now !== before) return;
   }
-}
-
-/** How often the loop pings systemd's watchdog while it waits: a third of WatchdogSec, at most 30 s. */
-export function pingEveryMs(watchdogMs: number | null | undefined): number {
-  return watchdogMs ? Math.min(KEEP_ALIVE_EVERY_MS, Math.floor(watchdogMs / 3)) : KEEP_ALIVE_EVERY_MS;
 }
 
 export async function runLoop(

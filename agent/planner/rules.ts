@@ -3,6 +3,8 @@
 
 export const RULES = {
   "quorum-after-removal": "removing the member would leave the healthy voters below quorum",
+  "last-word-snapshot":
+    "a leaving leader hands over once its last snapshot is saved (or failed, or after 5 minutes); it keeps heartbeating meanwhile",
   "cluster-has-no-quorum": "the cluster has no quorum now; membership changes wait until it has",
   "no-leader":
     "the cluster has no live leader (an election is under way); a membership change now would hang until its deadline",

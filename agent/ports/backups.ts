@@ -1,10 +1,25 @@
 /** A transfer (put, get) finishes or fails within this: adapters must hold to it. */
 export const BACKUP_TRANSFER_TIMEOUT_MS = 600_000;
 
+/** A snapshot on local disk, uploaded from the file (streamed, multipart past a part's size). */
+export interface SnapshotFile {
+  file: string;
+  bytes: number;
+}
+
 /** Where snapshots go: an S3 bucket under a prefix. */
 export interface BackupStore {
-  /** Stores a snapshot with metadata: sha256 (hex) always, members (instance IDs, comma-separated). */
-  put(key: string, body: Buffer, meta: Record<string, string>): Promise<void>;
+  /**
+   * Stores an object with metadata: sha256 (hex) always, members (instance IDs, comma-separated).
+   * A snapshot comes as a file and is streamed; small records as a buffer. The object appears
+   * whole or not at all (S3 shows a multipart upload only once it is completed).
+   */
+  put(
+    key: string,
+    body: Buffer | SnapshotFile,
+    meta: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<void>;
   /** Every key under the prefix. */
   list(prefix: string): Promise<string[]>;
   /** The body and the metadata recorded when it was stored. */

@@ -1,3 +1,4 @@
+import type { Writable } from "node:stream";
 import type { Member, MemberStatus } from "../planner/observation.js";
 
 export interface MemberListAnswer {
@@ -23,8 +24,12 @@ export interface EtcdCluster {
    */
   memberRemove(endpoints: string[], memberId: string): Promise<boolean>;
   memberPromote(endpoints: string[], memberId: string): Promise<void>;
-  /** A snapshot of exactly this member's backend (the db file with etcd's own sha256 at its end), and its revision. */
-  snapshot(endpoint: string, timeoutMs: number): Promise<{ data: Buffer; revision: string }>;
+  /**
+   * A snapshot of exactly this member's backend (the db file with etcd's own sha256 at its end),
+   * streamed into `into` (ended when the snapshot is complete, destroyed on a failure), and its
+   * revision. Never held whole in memory: etcd's database may be 8 GiB.
+   */
+  snapshot(endpoint: string, timeoutMs: number, into: Writable): Promise<{ revision: string }>;
   /** Must be sent to the leader's endpoint. */
   moveLeader(leaderEndpoint: string, toMemberId: string): Promise<void>;
   close(): Promise<void>;
