@@ -5,7 +5,7 @@ import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ConfigError } from "../errors.js";
 import type { LocalState } from "../planner/observation.js";
-import type { CertBundle, CertFiles } from "../ports/cert-files.js";
+import type { CertBundle, CertFile, CertFiles } from "../ports/cert-files.js";
 import type { Clock } from "../ports/clock.js";
 import type { LocalNode } from "../ports/local-node.js";
 
@@ -179,19 +179,24 @@ export class LocalCertFiles implements CertFiles {
     }
   }
 
-  async write(bundle: CertBundle): Promise<void> {
+  async write(bundle: CertBundle, afterFile?: (file: CertFile) => Promise<void>): Promise<void> {
     for (const f of [this.files.caFile, this.files.certFile, this.files.keyFile]) {
       await mkdir(dirname(f), { recursive: true, mode: 0o700 });
     }
     // etcd reads the pair on each handshake: one that falls between these renames (microseconds)
     // sees a new key with the old certificate and fails; the client retries on its next dial.
+    // A crash between them leaves a key that does not match the certificate: the next
+    // ensureNodeCert sees the mismatch and issues a new pair.
     await writeFileAtomic(this.files.caFile, bundle.ca, 0o644);
+    await afterFile?.("ca");
     await writeFileAtomic(
       this.files.keyFile,
       bundle.key,
       0o600,
       this.keyOwner === null ? undefined : lookupUser(this.keyOwner),
     );
+    await afterFile?.("key");
     await writeFileAtomic(this.files.certFile, bundle.cert, 0o644);
+    await afterFile?.("cert");
   }
 }

@@ -3,6 +3,8 @@
 // boot and renewed by `run` with a third of its life left, and the operators' client certificate
 // kept by the leader in a second secret the bastion may read. The CA's key is read only to sign,
 // and never written to disk or to a log.
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import { type AfterStep, Steps } from "../apply/steps.js";
 import { type AgentConfig, type TlsConfig, tlsSecretNames } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -59,15 +61,57 @@ function parsePair(raw: string, secret: string, withCa: boolean): CertKey & { ca
   return { cert: o.cert as string, key: o.key as string, ...(withCa ? { ca: o.ca as string } : {}) };
 }
 
+/**
+ * The steps of making the cluster CA when no node has: made in memory, then stored with the
+ * atomic create-if-absent. A crash before the store leaves nothing; after it, the next run reads it.
+ */
+export const CA_STEPS = ["ca:generate", "ca:store"] as const;
+
+/**
+ * The steps of issuing or renewing a node's certificate, in order. The files are written ca, key,
+ * cert: a crash between key and cert leaves a pair that does not match, which the next run sees
+ * and replaces (a mismatched pair is never kept).
+ */
+export const NODE_CERT_STEPS = [
+  "cert:ca",
+  "cert:issue",
+  "cert:write-ca",
+  "cert:write-key",
+  "cert:write-cert",
+] as const;
+
+/** Whether `keyPem` is the private key of `certPem`'s public key. */
+export function keyMatchesCert(certPem: string, keyPem: string): boolean {
+  try {
+    const fromCert = new X509Certificate(certPem).publicKey.export({ type: "spki", format: "der" });
+    const fromKey = createPublicKey(createPrivateKey(keyPem)).export({ type: "spki", format: "der" });
+    return fromCert.equals(fromKey);
+  } catch {
+    return false;
+  }
+}
+
 /** The cluster CA: read, or made and stored if no node has yet. Two at once: one wins, both use it. */
-export async function ensureCa(ports: Ports, tls: TlsConfig, asgName: string, log: Logger): Promise<CertKey> {
+export async function ensureCa(
+  ports: Ports,
+  tls: TlsConfig,
+  asgName: string,
+  log: Logger,
+  options: { afterStep?: AfterStep } = {},
+): Promise<CertKey> {
   const secrets = need(ports.secrets, "the secret store");
+  const steps = new Steps(log, options.afterStep);
   const name = tlsSecretNames(tls, asgName).ca;
   let raw = await secrets.get(name);
   if (raw === null) {
-    const ca = await createCa(`etcd-agent CA ${asgName}`, ports.clock.now(), CA_DAYS);
+    const ca = await steps.run("ca:generate", () =>
+      createCa(`etcd-agent CA ${asgName}`, ports.clock.now(), CA_DAYS),
+    );
     const body = JSON.stringify({ ...ca, createdAt: ports.clock.now().toISOString() });
-    if (await secrets.createIfAbsent(name, body, `etcd-agent: the CA of the etcd cluster in ${asgName}`)) {
+    const created = await steps.run("ca:store", () =>
+      secrets.createIfAbsent(name, body, `etcd-agent: the CA of the etcd cluster in ${asgName}`),
+    );
+    if (created) {
       log.warn("created the cluster CA", {
         action: "tls-ca",
         secret: name,
@@ -97,6 +141,7 @@ export async function ensureNodeCert(
   config: AgentConfig,
   ctx: { identity: Pick<Identity, "instanceId" | "privateIp">; asgName: string },
   log: Logger,
+  options: { afterStep?: AfterStep } = {},
 ): Promise<NodeCertOutcome> {
   const tls = config.tls;
   if (!tls) throw new ConfigError("ensureNodeCert with --plaintext (a bug)");
@@ -109,21 +154,26 @@ export async function ensureNodeCert(
     const facts = certFacts(have.cert);
     const missing = names.filter((n) => !facts.names.includes(n));
     if (!signedBy(have.cert, have.ca)) reason = "the certificate is not signed by the CA beside it";
+    else if (!keyMatchesCert(have.cert, have.key))
+      reason = "the key does not match the certificate (an interrupted write)";
     else if (missing.length > 0) reason = `the certificate does not name ${missing.join(", ")}`;
     else if (renewalDue(facts, now))
       reason = `a third or less of its life is left (expires ${facts.notAfter.toISOString()})`;
     else return { kind: "kept", facts, reason: "valid" };
   }
-  const ca = await ensureCa(ports, tls, ctx.asgName, log);
-  const leaf = await issue(ca, {
-    commonName: ctx.identity.instanceId,
-    names,
-    usage: "node",
-    notBefore: new Date(now.getTime() - SKEW_MS),
-    notAfter: new Date(now.getTime() + tls.certLifetimeSeconds * 1000),
-  });
+  const steps = new Steps(log, options.afterStep);
+  const ca = await steps.run("cert:ca", () => ensureCa(ports, tls, ctx.asgName, log, options));
+  const leaf = await steps.run("cert:issue", () =>
+    issue(ca, {
+      commonName: ctx.identity.instanceId,
+      names,
+      usage: "node",
+      notBefore: new Date(now.getTime() - SKEW_MS),
+      notAfter: new Date(now.getTime() + tls.certLifetimeSeconds * 1000),
+    }),
+  );
   const bundle: CertBundle = { ca: ca.cert, cert: leaf.cert, key: leaf.key };
-  await files.write(bundle);
+  await files.write(bundle, (file) => steps.run(`cert:write-${file}`, async () => {}));
   const facts = certFacts(leaf.cert);
   const kind = have === null ? "issued" : "renewed";
   log.info(kind === "issued" ? "issued this node's certificate" : "renewed this node's certificate", {
