@@ -135,7 +135,12 @@ export class EtcdCluster extends Construct {
       enforceSSL: true,
       removalPolicy: RemovalPolicy.RETAIN,
       lifecycleRules: [
-        { expiration: Duration.days(s.backupExpireAfterDays), noncurrentVersionExpiration: Duration.days(7) },
+        {
+          expiration: Duration.days(s.backupExpireAfterDays),
+          noncurrentVersionExpiration: Duration.days(7),
+          // Snapshots go up as multipart uploads: the parts of one a killed agent left are dropped.
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
       ],
     });
     const backupPrefix = `backups/${asgName}/`;
@@ -234,7 +239,8 @@ export class EtcdCluster extends Construct {
         }),
         new iam.PolicyStatement({
           sid: "BackupsOfThisCluster",
-          actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+          // PutObject covers the multipart calls; aborting a failed one needs its own action.
+          actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
           resources: [this.backupBucket.arnForObjects(`${backupPrefix}*`)],
         }),
         new iam.PolicyStatement({
