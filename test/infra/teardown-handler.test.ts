@@ -5,7 +5,9 @@ import type { AddressInfo } from "node:net";
 import {
   ChangeResourceRecordSetsCommand,
   ListResourceRecordSetsCommand,
+  type ResourceRecordSet,
   Route53Client,
+  type RRType,
 } from "@aws-sdk/client-route-53";
 import { DeleteSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
@@ -20,7 +22,12 @@ afterEach(() => {
 });
 
 const D = "etcd.internal";
-const rr = (Name: string, Type: string) => ({ Name, Type, TTL: 60, ResourceRecords: [{ Value: "x" }] });
+const rr = (Name: string, Type: RRType): ResourceRecordSet => ({
+  Name,
+  Type,
+  TTL: 60,
+  ResourceRecords: [{ Value: "x" }],
+});
 
 describe("agentOwned: the names and types the nodes' IAM condition allows, nothing else", () => {
   it.each([
