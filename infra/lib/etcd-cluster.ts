@@ -15,6 +15,7 @@ import {
   aws_events as events,
   aws_events_targets as eventTargets,
   aws_iam as iam,
+  aws_logs as logs,
   RemovalPolicy,
   aws_route53 as route53,
   Stack,
@@ -490,6 +491,10 @@ export class EtcdCluster extends Construct {
       "The operators' client certificate (etcd-agent client-cert fetches it on the bastion)",
     );
     output("CaSecretName", secretName("ca"), "The cluster's CA (the nodes only); deleted with the stack");
+    // The new VPC's flow-log group (CDK keeps log groups on delete): its name, to remove it later.
+    const flowLogGroup = this.vpc.node.tryFindChild("all")?.node.tryFindChild("LogGroup");
+    if (flowLogGroup instanceof logs.LogGroup)
+      output("FlowLogGroupName", flowLogGroup.logGroupName, "The VPC's flow logs; kept on delete");
 
     this.acknowledge(nodePolicy, {
       "AwsSolutions::AwsSolutions-IAM5[Resource::*]": DESCRIBE_STAR,

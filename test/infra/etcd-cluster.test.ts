@@ -493,6 +493,7 @@ describe("outputs the doc uses, under fixed keys", () => {
         "EtcdCaSecretName",
         "EtcdClientSecurityGroupId",
         "EtcdClientSrvRecord",
+        "EtcdFlowLogGroupName",
         "EtcdHostedZoneId",
         "EtcdOperatorSecretName",
         "EtcdServerSrvRecord",
