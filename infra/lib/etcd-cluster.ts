@@ -385,15 +385,6 @@ export class EtcdCluster extends Construct {
       `aws s3 cp ${binary.s3ObjectUrl} /usr/local/bin/etcd-agent`,
       `echo "${s.agentBinarySha512}  /usr/local/bin/etcd-agent" | sha512sum -c -`,
       "chmod 755 /usr/local/bin/etcd-agent",
-      // etcdctl from etcd's release, checked against the release's SHA256SUMS (fetched over TLS).
-      `v=${s.etcdVersion ?? ETCD_IMAGE.tag}; a=${s.architecture === "arm64" ? "arm64" : "amd64"}; t=etcd-$v-linux-$a`,
-      "cd /tmp",
-      'curl -fsSLO "https://github.com/etcd-io/etcd/releases/download/$v/$t.tar.gz"',
-      'curl -fsSLO "https://github.com/etcd-io/etcd/releases/download/$v/SHA256SUMS"',
-      'grep " $t.tar.gz$" SHA256SUMS | sha256sum -c -',
-      'tar -xzf "$t.tar.gz" "$t/etcdctl"',
-      'install -m 755 "$t/etcdctl" /usr/local/bin/etcdctl',
-      'rm -rf "$t" "$t.tar.gz" SHA256SUMS',
       "cat > /etc/profile.d/etcd-agent.sh <<'EOF'",
       `export ETCD_AGENT_DOMAIN=${d}`,
       `export ETCD_AGENT_HOSTED_ZONE_ID=${this.hostedZone.hostedZoneId}`,
@@ -410,6 +401,16 @@ export class EtcdCluster extends Construct {
       'export ETCDCTL_CERT="$ETCD_AGENT_TLS_CERT_FILE"',
       'export ETCDCTL_KEY="$ETCD_AGENT_TLS_KEY_FILE"',
       "EOF",
+      // etcdctl from etcd's release, checked against the release's SHA256SUMS (fetched over TLS);
+      // last, so an outage of GitHub leaves the agent and its settings in place.
+      `v=${s.etcdVersion ?? ETCD_IMAGE.tag}; a=${s.architecture === "arm64" ? "arm64" : "amd64"}; t=etcd-$v-linux-$a`,
+      "cd /tmp",
+      'curl -fsSLO "https://github.com/etcd-io/etcd/releases/download/$v/$t.tar.gz"',
+      'curl -fsSLO "https://github.com/etcd-io/etcd/releases/download/$v/SHA256SUMS"',
+      'grep " $t.tar.gz$" SHA256SUMS | sha256sum -c -',
+      'tar -xzf "$t.tar.gz" "$t/etcdctl"',
+      'install -m 755 "$t/etcdctl" /usr/local/bin/etcdctl',
+      'rm -rf "$t" "$t.tar.gz" SHA256SUMS',
     );
 
     // ---- alarms
