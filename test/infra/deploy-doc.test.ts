@@ -109,6 +109,29 @@ describe("docs/deploy.md, run", () => {
     }
   });
 
+  it("the bastion's profile names what client-cert writes and flags etcdctl has", () => {
+    const template = readFileSync(join(ROOT, "cdk.out/EtcdCluster.template.json"), "utf8");
+    for (const [name, file] of [
+      ["CA", "ca.crt"],
+      ["CERT", "client.crt"],
+      ["KEY", "client.key"],
+    ]) {
+      expect(template).toContain(`export ETCD_AGENT_TLS_${name}_FILE=\\"$HOME/.etcd-agent/tls/${file}\\"`);
+    }
+    const help = spawnSync(join(ROOT, "dist/etcd-agent-linux-x64"), ["client-cert", "--help"], {
+      encoding: "utf8",
+    });
+    expect(help.stdout.replace(/\s+/g, " ")).toContain(
+      "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
+    );
+    const etcdctlHelp = spawnSync("etcdctl", ["--help"], { encoding: "utf8" }).stdout;
+    const vars = [...template.matchAll(/export ETCDCTL_(\w+)=/g)].map((m) => m[1] as string);
+    expect(vars.sort()).toEqual(["API", "CACERT", "CERT", "DISCOVERY_SRV", "KEY"]);
+    for (const v of vars.filter((x) => x !== "API")) {
+      expect(etcdctlHelp).toContain(`--${v.toLowerCase().replaceAll("_", "-")}`);
+    }
+  });
+
   it("a region missing from etcd:amis, and a lookup with no account: exit 3's message, no stack trace", () => {
     const amis = `-c etcd:amis='{"eu-west-1":"ami-0123456789abcdef0"}'`;
     const region = sh(`npm run -s synth -- -c etcd:region=us-east-1 ${amis} -o ${work}/out1`);
