@@ -270,6 +270,7 @@ SYS=\${ETCD_DATA_SYS:-/sys/block}
 DEV=\${ETCD_DATA_DEV:-/dev}
 MAPPING=\${DEV}${mappingName.replace(/^\/dev/, "")}
 LABEL=${DATA_LABEL}
+udevadm settle --timeout=30 || true
 if [ -e "$DEV/disk/by-label/$LABEL" ]; then echo "data volume: $LABEL is there"; exit 0; fi
 dev=""
 if [ -e "$MAPPING" ]; then
@@ -317,7 +318,7 @@ function dataVolumeUnit(os: NodeOs): { name: string; enabled: boolean; contents:
       // Before local-fs (the mount is part of it), after the file systems its program lives on
       // (Fedora CoreOS: /usr/local is /var/usrlocal).
       "DefaultDependencies=no",
-      "After=local-fs-pre.target systemd-udevd.service",
+      "After=local-fs-pre.target systemd-udevd.service systemd-udev-trigger.service",
       `RequiresMountsFor=/var ${NODE_PATHS.binDir[os]}`,
       "Before=var-lib-etcd.mount local-fs.target",
       "StartLimitIntervalSec=300",
