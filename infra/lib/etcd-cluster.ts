@@ -386,20 +386,12 @@ export class EtcdCluster extends Construct {
       `echo "${s.agentBinarySha512}  /usr/local/bin/etcd-agent" | sha512sum -c -`,
       "chmod 755 /usr/local/bin/etcd-agent",
       "cat > /etc/profile.d/etcd-agent.sh <<'EOF'",
-      `export ETCD_AGENT_DOMAIN=${d}`,
-      `export ETCD_AGENT_HOSTED_ZONE_ID=${this.hostedZone.hostedZoneId}`,
-      `export ETCD_AGENT_ASG_NAME=${asgName}`,
-      `export AWS_REGION=${stack.region}`,
-      // `etcd-agent client-cert` writes the operators' certificate here (from its secret).
-      'export ETCD_AGENT_TLS_CA_FILE="$HOME/.etcd-agent/tls/ca.crt"',
-      'export ETCD_AGENT_TLS_CERT_FILE="$HOME/.etcd-agent/tls/client.crt"',
-      'export ETCD_AGENT_TLS_KEY_FILE="$HOME/.etcd-agent/tls/client.key"',
-      // etcdctl finds the members by the client SRV record and presents the same certificate.
-      "export ETCDCTL_API=3",
-      `export ETCDCTL_DISCOVERY_SRV=${d}`,
-      'export ETCDCTL_CACERT="$ETCD_AGENT_TLS_CA_FILE"',
-      'export ETCDCTL_CERT="$ETCD_AGENT_TLS_CERT_FILE"',
-      'export ETCDCTL_KEY="$ETCD_AGENT_TLS_KEY_FILE"',
+      ...bastionProfile({
+        domain: d,
+        hostedZoneId: this.hostedZone.hostedZoneId,
+        asgName,
+        region: stack.region,
+      }),
       "EOF",
       // etcdctl from etcd's release, checked against the release's SHA256SUMS (fetched over TLS);
       // last, so an outage of GitHub leaves the agent and its settings in place.
@@ -533,6 +525,33 @@ export class EtcdCluster extends Construct {
     for (const [id, reason] of Object.entries(findings))
       Validations.of(construct).acknowledge({ id, reason });
   }
+}
+
+/**
+ * The bastion's /etc/profile.d/etcd-agent.sh, line by line: the cluster for `etcd-agent`, and the
+ * operators' certificate (where `etcd-agent client-cert` writes it) for both it and etcdctl, which
+ * finds the members by the client SRV record. The e2e doc test runs the doc's commands with it.
+ */
+export function bastionProfile(c: {
+  domain: string;
+  hostedZoneId: string;
+  asgName: string;
+  region: string;
+}): string[] {
+  return [
+    `export ETCD_AGENT_DOMAIN=${c.domain}`,
+    `export ETCD_AGENT_HOSTED_ZONE_ID=${c.hostedZoneId}`,
+    `export ETCD_AGENT_ASG_NAME=${c.asgName}`,
+    `export AWS_REGION=${c.region}`,
+    'export ETCD_AGENT_TLS_CA_FILE="$HOME/.etcd-agent/tls/ca.crt"',
+    'export ETCD_AGENT_TLS_CERT_FILE="$HOME/.etcd-agent/tls/client.crt"',
+    'export ETCD_AGENT_TLS_KEY_FILE="$HOME/.etcd-agent/tls/client.key"',
+    "export ETCDCTL_API=3",
+    `export ETCDCTL_DISCOVERY_SRV=${c.domain}`,
+    'export ETCDCTL_CACERT="$ETCD_AGENT_TLS_CA_FILE"',
+    'export ETCDCTL_CERT="$ETCD_AGENT_TLS_CERT_FILE"',
+    'export ETCDCTL_KEY="$ETCD_AGENT_TLS_KEY_FILE"',
+  ];
 }
 
 const DESCRIBE_STAR =
