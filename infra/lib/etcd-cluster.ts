@@ -430,6 +430,19 @@ export class EtcdCluster extends Construct {
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],
     });
 
+    new events.Rule(this, "ForeignClusterFound", {
+      description: `Two etcd clusters answer for ${asgName}: a leader found the cluster marker naming another cluster and stopped writing DNS (the record under ${backupPrefix}events/ names both; see docs/architecture.md, "Why exactly one cluster forms")`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: `${backupPrefix}events/foreign-cluster-` }] },
+        },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
+
     // ---- outputs
     new CfnOutput(this, "ClientSecurityGroupId", {
       value: this.clientSecurityGroup.securityGroupId,

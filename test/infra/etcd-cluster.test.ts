@@ -247,6 +247,18 @@ describe("EtcdCluster resources", () => {
       },
       Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
     });
+    // A leader that finds another cluster behind the marker writes a record of its own there.
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: {
+          bucket: { name: [Match.objectLike({ Ref: Match.stringLikeRegexp("Backups") })] },
+          object: { key: [{ prefix: `backups/${asgName}/events/foreign-cluster-` }] },
+        },
+      },
+      Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
+    });
     const outputs = Object.keys(template.findOutputs("*")).join(" ");
     for (const name of ["ClientSecurityGroupId", "ClientSrvRecord", "BastionInstanceId", "HostedZoneId"]) {
       expect(outputs).toContain(name);
