@@ -70,7 +70,8 @@ function unitRoot(os: NodeOs, config: IgnitionConfig): string {
       writeFileSync(join(etc, `${u.name}.d`, d.name), d.contents);
     }
   }
-  const executables = [`${NODE_PATHS.binDir[os]}/etcd-agent`];
+  // The etcd unit's ExecStartPre runs boot through /bin/sh, which both OSes ship.
+  const executables = [`${NODE_PATHS.binDir[os]}/etcd-agent`, "/bin/sh"];
   if (os === "flatcar") {
     cpSync(
       new URL("../fixtures/flatcar/etcd-member.service", import.meta.url).pathname,
