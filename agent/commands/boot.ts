@@ -75,6 +75,9 @@ export const JOIN_STEPS = [
   "join:write-env",
 ] as const;
 
+/** The steps of a resumed join (the member was added by an earlier boot that stopped before etcd started). */
+export const RESUME_STEPS = ["join:move-aside", "join:write-state", "join:write-env"] as const;
+
 const MAX_ROUNDS = 500;
 /** Between boot rounds that wait: 1 s for the first rounds (a join waits on seconds-long steps), 3 s after. */
 const waitMs = (round: number) => (round <= 15 ? 1000 : 3000);
