@@ -23,6 +23,7 @@ import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
 import { type BackupState, backupBesideIfDue, initialBackupState, lastWordSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
+import { recordForeignClusterEvent } from "./cluster-alarm.js";
 import { pingEveryMs } from "./keep-alive.js";
 
 /** The part of the agent's configuration the reconcile planner reads. */
@@ -99,6 +100,8 @@ export interface LoopState {
   backup: BackupState;
   /** TLS: when this node's certificate and (on the leader) the operators' one are due a look; null: now. */
   tls: { nodeCheckAt: number | null; operatorCheckAt: number | null };
+  /** Foreign-cluster alarms raised by this process (cluster and marker), so each is raised once. */
+  alarmsRaised?: Set<string>;
 }
 
 export function initialLoopState(): LoopState {
@@ -244,6 +247,20 @@ export async function reconcileOnce(
       if (membershipChanged) continue;
       membershipChanged = true;
     }
+    if (action.type === "raise-foreign-cluster-alarm") {
+      // Logged at error every cycle it lasts; the event object (the alarm) once.
+      log.error(`held back: ${RULES["foreign-cluster"]}`, {
+        action: action.type,
+        rule: "foreign-cluster",
+        reason: action.reason,
+        cluster_id: action.clusterId,
+      });
+      const key = `${action.clusterId} ${action.markerCluster ?? action.markerToken}`;
+      state.alarmsRaised ??= new Set();
+      if (state.alarmsRaised.has(key)) continue;
+      if (await apply(ports, config, ctx, obs, action, log, state.backup)) state.alarmsRaised.add(key);
+      continue;
+    }
     const ok = await apply(ports, config, ctx, obs, action, log, state.backup);
     if (ok) {
       applied.push(action);
@@ -256,7 +273,9 @@ export async function reconcileOnce(
     ? findSelfMember(obs.cluster.members, ctx.identity.instanceId, ctx.identity.privateIp)
     : null;
   const leaving = obs.self.targetLifecycleState !== null && obs.self.targetLifecycleState !== "InService";
-  if (self && obs.cluster?.leaderId === self.id && !leaving) {
+  // A leader of a cluster the marker does not name saves nothing under the marker's token.
+  const foreign = plan.holds.some((h) => h.rule === "foreign-cluster");
+  if (self && obs.cluster?.leaderId === self.id && !leaving && !foreign) {
     const b = backupSubject(obs, ctx, config);
     backupBesideIfDue(ports, config, ctx.asgName, b.endpoint, b.token, state.backup, log, b.members);
     await operatorCertIfDue(ports, config, ctx, state, log);
@@ -382,9 +401,21 @@ async function apply(
         await ports.dns.swapTxt(
           name,
           previous,
-          markerRecord(name, { state: "active", token: action.token, claimant }),
+          markerRecord(name, { state: "active", token: action.token, claimant, cluster: action.clusterId }),
         );
-        log.info("marked the cluster active", fields);
+        log.info("marked the cluster active", { ...fields, cluster_id: action.clusterId });
+        break;
+      }
+      case "raise-foreign-cluster-alarm": {
+        const key = await recordForeignClusterEvent(ports, config, ctx.asgName, {
+          instanceId: ctx.identity.instanceId,
+          clusterId: action.clusterId,
+          markerToken: action.markerToken,
+          markerCluster: action.markerCluster,
+          reason: action.reason,
+        });
+        if (key === null) log.error("backups are off: no alarm event could be written; see this log", fields);
+        else log.error("recorded the foreign cluster for the alarm", { ...fields, key });
         break;
       }
     }

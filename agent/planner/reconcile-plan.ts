@@ -1,5 +1,5 @@
 // What `etcd-agent run` does next, and why. Pure: observation in, plan out.
-import type { MarkerRead } from "./boot-plan.js";
+import { foreignClusterHold, type MarkerRead } from "./boot-plan.js";
 import { type DnsChange, type DnsMember, desiredRecords, dnsChanges } from "./dns-plan.js";
 import {
   findSelfMember,
@@ -63,7 +63,23 @@ export type Action =
   | { type: "heartbeat-lifecycle"; hook: string; reason: string }
   | { type: "set-instance-unhealthy"; instanceId: string; memberId: string; reason: string }
   | { type: "update-dns"; changes: DnsChange[]; reason: string }
-  | { type: "write-marker"; state: "active"; token: string; previous: MarkerRead; reason: string };
+  | {
+      type: "write-marker";
+      state: "active";
+      token: string;
+      /** etcd's ID of this leader's cluster: the marker names the cluster it stands for. */
+      clusterId: string;
+      previous: MarkerRead;
+      reason: string;
+    }
+  | {
+      /** Two clusters serve the same records: an event object for the alarm, once. */
+      type: "raise-foreign-cluster-alarm";
+      clusterId: string;
+      markerToken: string;
+      markerCluster: string | null;
+      reason: string;
+    };
 
 export const MEMBERSHIP_ACTIONS: ReadonlySet<Action["type"]> = new Set(["promote-self", "remove-member"]);
 
@@ -147,7 +163,23 @@ export function planReconcile(obs: ReconcileObservation): Plan {
     return { role: me.isLearner ? "learner" : "follower", actions, holds };
   }
 
-  planMarker(obs, actions, holds);
+  // A leader of a cluster the marker does not name holds everything a leader writes (DNS, the
+  // marker, removals, reports): another cluster may be the real one. It raises the alarm instead.
+  const foreign = foreignLeaderHold(obs, cluster);
+  if (foreign !== null) {
+    holds.push(foreign);
+    if (obs.marker.kind === "present") {
+      actions.push({
+        type: "raise-foreign-cluster-alarm",
+        clusterId: cluster.clusterId,
+        markerToken: obs.marker.marker.token,
+        markerCluster: obs.marker.marker.cluster ?? null,
+        reason: foreign.detail,
+      });
+    }
+    return { role: "leader", actions, holds };
+  }
+  planMarker(obs, cluster, actions, holds);
   if (!actions.some((a) => MEMBERSHIP_ACTIONS.has(a.type))) planRemoval(obs, cluster, me, actions, holds);
   planHealthReports(obs, cluster, me, actions, holds);
   planDns(obs, cluster, actions, holds);
@@ -220,13 +252,46 @@ function planLeave(
     actions.push({ type: "heartbeat-lifecycle", hook, reason: "waiting for etcd to let this member go" });
 }
 
-function planMarker(obs: ReconcileObservation, actions: Action[], holds: Hold[]): void {
+/**
+ * This leader's cluster is not the one the marker stands for: the marker names another cluster ID,
+ * or (without an ID) another token than this node's state, or a claimant that is no member here.
+ */
+export function foreignLeaderHold(obs: ReconcileObservation, cluster: ClusterView): Hold | null {
+  const m = obs.marker;
+  if (m.kind !== "present") return null;
+  const byMarker = foreignClusterHold(m, cluster);
+  if (byMarker !== null) return byMarker;
+  if (
+    m.marker.cluster === undefined &&
+    obs.localClusterToken !== null &&
+    m.marker.token !== obs.localClusterToken
+  ) {
+    return hold(
+      "foreign-cluster",
+      `the marker (${m.marker.state}) has token ${m.marker.token}; this node's cluster ${cluster.clusterId} has token ${obs.localClusterToken}`,
+    );
+  }
+  return null;
+}
+
+function planMarker(obs: ReconcileObservation, cluster: ClusterView, actions: Action[], holds: Hold[]): void {
   const m = obs.marker;
   if (m.kind === "unknown") {
     holds.push(hold("marker-unknown", m.error));
     return;
   }
-  if (m.kind === "present" && m.marker.state === "active") return;
+  if (m.kind === "present" && m.marker.state === "active") {
+    if (m.marker.cluster !== undefined) return;
+    actions.push({
+      type: "write-marker",
+      state: "active",
+      token: m.marker.token,
+      clusterId: cluster.clusterId,
+      previous: m,
+      reason: `the active marker gains the cluster's ID ${cluster.clusterId}`,
+    });
+    return;
+  }
   const token = m.kind === "present" ? m.marker.token : obs.localClusterToken;
   if (token === null) {
     holds.push(hold("partial-information", "no cluster token is known to write the marker with"));
@@ -236,9 +301,12 @@ function planMarker(obs: ReconcileObservation, actions: Action[], holds: Hold[])
     type: "write-marker",
     state: "active",
     token,
+    clusterId: cluster.clusterId,
     previous: m,
     reason:
-      m.kind === "absent" ? "the cluster has no marker" : "the bootstrap claim becomes an active cluster",
+      m.kind === "absent"
+        ? "the cluster has no marker"
+        : `the ${m.marker.state} marker becomes an active cluster (${cluster.clusterId})`,
   });
 }
 

@@ -34,6 +34,10 @@ export const RULES = {
   "self-terminating": "this instance is leaving; it does not join or take on work",
   "unhealthy-deadline": "the member has been unhealthy for less than the deadline",
   "marker-unknown": "the cluster marker could not be read",
+  "claimant-not-gone":
+    "the marker's claimant has left the ASG listing but EC2 does not say it is terminated; its etcd may still start",
+  "foreign-cluster":
+    "the cluster that answers is not the one the marker names; no join, no DNS or marker write (two clusters: see the alarm)",
 } as const;
 
 export type RuleId = keyof typeof RULES;

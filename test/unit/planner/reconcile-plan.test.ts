@@ -288,7 +288,8 @@ describe("planReconcile: the cluster marker", () => {
   it.each([
     ["absent: it writes an active marker", ABSENT, ["write-marker"]],
     ["claimed: it marks it active", marker("claimed"), ["write-marker"]],
-    ["active: nothing", marker("active"), []],
+    ["active with this cluster's ID: nothing", marker("active", iid(1), "etcd-i-00000001", "42"), []],
+    ["active without an ID: it adds the cluster's ID", marker("active"), ["write-marker"]],
   ] as const)("%s", (_name, m, expected) => {
     expect(types(planReconcile(reconcileObs(1, { marker: m, dns: dnsFor([1, 2, 3]) })))).toEqual(expected);
   });
