@@ -2,7 +2,7 @@
 // view is not to be trusted: etcd alarms, its own reachability, one stale read, a flapping member.
 import { describe, expect, it } from "vitest";
 import { desiredRecords } from "../../../agent/planner/dns-plan.js";
-import { emptyMemory, type Memory, rememberMembers } from "../../../agent/planner/memory.js";
+import { emptyMemory, type Memory, parseMemory, rememberMembers } from "../../../agent/planner/memory.js";
 import type { DnsRecord, MemberView } from "../../../agent/planner/observation.js";
 import {
   DESTRUCTIVE_ACTIONS,
@@ -10,6 +10,8 @@ import {
   planReconcile,
   type ReconcileObservation,
 } from "../../../agent/planner/reconcile-plan.js";
+import { statusLine } from "../../../agent/planner/status-line.js";
+import { buildStatusReport } from "../../../agent/planner/status-report.js";
 import { ago, asg, cluster, iid, instance, ip, member, NOW, reconcileObs } from "../../support/fixtures.js";
 
 const types = (p: Plan) => p.actions.map((a) => a.type);
@@ -289,5 +291,76 @@ describe("drain: a leaving member leaves DNS before it leaves etcd", () => {
   it("a leaving node stops waiting for the drain past its bound", () => {
     const plan = leaving({ dns: dnsFor([1, 2, 3]), leavingSince: ago(181) });
     expect(types(plan)).toEqual(["remove-member", "heartbeat-lifecycle"]);
+  });
+});
+
+describe("alarms are shown, not judged", () => {
+  it("status lists a NOSPACE alarm, keeps every member healthy and the cluster not", () => {
+    const c = cluster([1, 2, 3].map((n) => withAlarm(member(n), "NOSPACE")));
+    const report = buildStatusReport({
+      cluster: c,
+      asg: asg([instance(1), instance(2), instance(3)]),
+      dns: dnsFor([1, 2, 3]),
+      marker: { kind: "absent" },
+      domain: "etcd.internal",
+      peerPort: 2380,
+      clientPort: 2379,
+      tls: false,
+    });
+    expect(report.alarms).toEqual(["NOSPACE"]);
+    expect(report.members.every((m) => m.healthy)).toBe(true);
+    expect(report.healthy).toBe(false);
+    expect(report.summary).toContain("etcd alarm NOSPACE");
+  });
+
+  it("the status line names the alarm", () => {
+    const obs = reconcileObs(1, { cluster: cluster([1, 2, 3].map((n) => withAlarm(member(n), "NOSPACE"))) });
+    expect(statusLine(obs, planReconcile(obs), [])).toContain("ALARM NOSPACE");
+  });
+});
+
+describe("a started learner that died", () => {
+  it("is removed past the startup grace when its instance is unhealthy, freeing etcd's learner slot", () => {
+    const c = cluster([member(1), member(2), member(3), member(4, { learner: true, healthy: false })]);
+    const group = asg([instance(1), instance(2), instance(3), instance(4, { healthStatus: "Unhealthy" })]);
+    const plan = planReconcile(
+      reconcileObs(1, { cluster: c, asg: group, unhealthySince: { "4": ago(301) } }),
+    );
+    expect(plan.actions).toContainEqual(expect.objectContaining({ type: "remove-member", memberId: "4" }));
+  });
+
+  it("waits within the startup grace", () => {
+    const c = cluster([member(1), member(2), member(3), member(4, { learner: true, healthy: false })]);
+    const group = asg([instance(1), instance(2), instance(3), instance(4, { healthStatus: "Unhealthy" })]);
+    const plan = planReconcile(reconcileObs(1, { cluster: c, asg: group, unhealthySince: { "4": ago(60) } }));
+    expect(types(plan)).not.toContain("remove-member");
+    expect(rules(plan)).toContain("startup-grace");
+  });
+});
+
+describe("memory: clocks that one sample does not reset", () => {
+  it("keeps unhealthy-since through a healthy sample and forgets it after the recovery time", () => {
+    const down = [member(1), member(2), member(3, { healthy: false })];
+    const up = [member(1), member(2), member(3)];
+    let m = rememberMembers(emptyMemory(), down, at(0));
+    m = rememberMembers(m, up, at(10));
+    expect(m.unhealthySince).toEqual({ "3": at(0) });
+    m = rememberMembers(m, up, at(40));
+    expect(m.unhealthySince).toEqual({});
+  });
+
+  it("starts missing-since when the listing leaves an instance out, and keeps it when the ASG was not read", () => {
+    let m = rememberMembers(emptyMemory(), [member(1), member(3)], at(0), asg([instance(1)]));
+    m = rememberMembers(m, [member(1), member(3)], at(10), null);
+    expect(m.missingSince).toEqual({ "3": at(0) });
+    m = rememberMembers(m, [member(1), member(3)], at(20), asg([instance(1), instance(3)]));
+    expect(m.missingSince).toEqual({});
+  });
+
+  it("reads back every clock it wrote, and an empty memory from garbage", () => {
+    let m = rememberMembers(emptyMemory(), [member(3, { healthy: false })], at(0), asg([]));
+    m = { ...m, dnsWrites: [at(0)], alarms: ["NOSPACE"], leavingSince: at(0), drainedSince: at(5) };
+    expect(parseMemory(JSON.parse(JSON.stringify(m)))).toEqual(m);
+    expect(parseMemory({ unhealthySince: { "3": "not a time" }, dnsWrites: "x" })).toEqual(emptyMemory());
   });
 });
