@@ -586,7 +586,10 @@ function planDns(
       voters.push({ name: m.name, ip });
     } else if (published && age < DNS_SETTLE_SECONDS) {
       voters.push({ name: m.name, ip });
-      holds.push(hold("dns-settle", `member ${m.id} kept: unhealthy for ${age}s of ${DNS_SETTLE_SECONDS}s`));
+      if (!isHealthy(m))
+        holds.push(
+          hold("dns-settle", `member ${m.id} kept: unhealthy for ${age}s of ${DNS_SETTLE_SECONDS}s`),
+        );
     } else if (!published && isHealthy(m)) {
       holds.push(hold("dns-settle", `member ${m.id} answers again; added once it has recovered`));
     }

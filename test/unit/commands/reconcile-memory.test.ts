@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { MemoryLocalNode } from "../../../agent/adapters/memory-local.js";
 import { initialLoopState, reconcileOnce } from "../../../agent/commands/run.js";
 import { createLogger, silentLogger } from "../../../agent/log.js";
+import { desiredRecords } from "../../../agent/planner/dns-plan.js";
 import type { MemberStatus } from "../../../agent/planner/observation.js";
 import type { EtcdCluster } from "../../../agent/ports/etcd.js";
 import type { Ports } from "../../../agent/ports/index.js";
@@ -128,5 +129,22 @@ describe("the run loop's memory across a restart", () => {
     const alarmLines = lines.filter((l) => l.includes("etcd alarm")).map((l) => JSON.parse(l).msg);
     expect(alarmLines).toEqual(["etcd alarm raised: NOSPACE", "etcd alarm cleared: NOSPACE"]);
     expect(w.aws.reportedUnhealthy).toEqual([]);
+  });
+
+  it("a leader whose Status calls reach nobody else reports nobody and keeps DNS (defect 13)", async () => {
+    const w = world(new Set([2, 3]));
+    const records = desiredRecords(
+      [1, 2, 3].map((n) => ({ name: `i-${n.toString(16).padStart(8, "0")}`, ip: ipOf(n) })),
+      { domain: config.domain, peerPort: config.peerPort, clientPort: config.clientPort, tls: false },
+    );
+    await w.ports.dns.change(records.map((record) => ({ action: "UPSERT" as const, record })));
+    const state = initialLoopState();
+    for (let s = 0; s <= 700; s += 10) {
+      w.setNow(s);
+      await reconcileOnce(w.ports, config, w.ctx, state, silentLogger);
+    }
+    expect(w.aws.reportedUnhealthy).toEqual([]);
+    expect(w.aws.record(`i-00000003.${config.domain}`, "A")?.values).toEqual([ipOf(3)]);
+    expect(w.aws.record(`_etcd-client._tcp.${config.domain}`, "SRV")?.values).toHaveLength(3);
   });
 });
