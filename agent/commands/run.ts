@@ -15,6 +15,7 @@ import {
   rememberDnsWrites,
   rememberLeave,
   rememberMembers,
+  resumeMemory,
 } from "../planner/memory.js";
 import type { AsgView, ClusterView } from "../planner/observation.js";
 import {
@@ -255,7 +256,7 @@ async function loadMemory(ports: Ports, state: LoopState, log: Logger): Promise<
   if (state.memoryLoaded) return;
   state.memoryLoaded = true;
   try {
-    state.memory = parseMemory(await ports.local.readMemory());
+    state.memory = resumeMemory(parseMemory(await ports.local.readMemory()), ports.clock.now().toISOString());
   } catch (error) {
     log.warn("could not read the remembered clocks; they start again", { error: (error as Error).message });
   }

@@ -26,6 +26,8 @@ export interface Memory {
   drainedSince: string | null;
   /** Boot: when no member of the marked cluster first answered (ISO-8601); null while one answers. */
   unreachableSince: string | null;
+  /** The run loop last looked at the members (kept to the minute): how old the member clocks are. */
+  observedAt: string | null;
 }
 
 /** A member counts as recovered after answering, without a miss, for this long (three 10 s cycles). */
@@ -33,6 +35,15 @@ export const RECOVERY_SECONDS = 30;
 
 /** DNS writes are counted over this window for the write budget. */
 export const DNS_WRITE_WINDOW_SECONDS = 60;
+
+/** observedAt is refreshed this often, so an idle loop writes its memory once a minute at most. */
+const OBSERVED_EVERY_SECONDS = 60;
+
+/**
+ * Member clocks older than this (the agent was stopped, the node rebooted) start again: nobody
+ * watched the members in between, so the gap is not time they were unhealthy or missing.
+ */
+export const STALE_CLOCKS_SECONDS = 300;
 
 export function emptyMemory(): Memory {
   return {
@@ -46,6 +57,7 @@ export function emptyMemory(): Memory {
     leavingSince: null,
     drainedSince: null,
     unreachableSince: null,
+    observedAt: null,
   };
 }
 
@@ -74,7 +86,21 @@ export function parseMemory(raw: unknown): Memory {
   if (isTime(r.leavingSince)) m.leavingSince = r.leavingSince;
   if (isTime(r.drainedSince)) m.drainedSince = r.drainedSince;
   if (isTime(r.unreachableSince)) m.unreachableSince = r.unreachableSince;
+  if (isTime(r.observedAt)) m.observedAt = r.observedAt;
   return m;
+}
+
+/**
+ * The memory read back at start, with the member clocks started again when they were last kept
+ * more than STALE_CLOCKS_SECONDS ago (or never): a restart keeps every deadline, a long stop
+ * waits longer, never acts sooner.
+ */
+export function resumeMemory(memory: Memory, now: string): Memory {
+  const fresh =
+    memory.observedAt !== null &&
+    ageSeconds(memory.observedAt, now) <= STALE_CLOCKS_SECONDS + OBSERVED_EVERY_SECONDS;
+  if (fresh) return memory;
+  return { ...memory, unhealthySince: {}, healthySince: {}, missingSince: {} };
 }
 
 const ageSeconds = (since: string, now: string) => (Date.parse(now) - Date.parse(since)) / 1000;
@@ -110,7 +136,11 @@ export function rememberMembers(
       if (known !== undefined) missingSince[m.id] = known;
     } else if (instanceOfMember(m, asg) === null) missingSince[m.id] = known ?? now;
   }
-  return { ...memory, firstSeenUnstarted, unhealthySince, healthySince, missingSince };
+  const observedAt =
+    memory.observedAt !== null && ageSeconds(memory.observedAt, now) < OBSERVED_EVERY_SECONDS
+      ? memory.observedAt
+      : now;
+  return { ...memory, firstSeenUnstarted, unhealthySince, healthySince, missingSince, observedAt };
 }
 
 /** Keeps the DNS writes inside the budget's window, plus `wrote` when given. */

@@ -91,6 +91,20 @@ describe("the run loop's memory across a restart", () => {
     expect(reportedAt).toEqual([600]);
   });
 
+  it("starts the member clocks again after a long stop: nobody watched the members meanwhile", async () => {
+    const w = world(new Set([3]));
+    let state = initialLoopState();
+    const reportedAt: number[] = [];
+    for (let s = 0; s <= 1400; s += 10) {
+      if (s >= 310 && s < 700) continue; // stopped after 300 s, for 390 s
+      if (s === 300 || s === 700) state = initialLoopState(); // a restart: the clocks carry on; then start again
+      w.setNow(s);
+      await reconcileOnce(w.ports, config, w.ctx, state, silentLogger);
+      if (w.aws.reportedUnhealthy.length > 0 && reportedAt.length === 0) reportedAt.push(s);
+    }
+    expect(reportedAt).toEqual([1300]);
+  });
+
   it("remembers the DNS writes across a restart, so the budget holds", async () => {
     const w = world(new Set());
     const state = initialLoopState();
