@@ -96,10 +96,12 @@ export const DESTRUCTIVE_ACTIONS: ReadonlySet<Action["type"]> = new Set([
 
 /**
  * A started member whose instance is missing from the ASG listing is removed only once it has been
- * missing this long (and seen so twice) and does not answer: DescribeAutoScalingGroups is eventually
- * consistent for seconds, and a detached instance still serves.
+ * missing this long (three cycles at the default interval, seen so at least twice) and does not
+ * answer: DescribeAutoScalingGroups is eventually consistent for seconds, and a detached instance
+ * still serves. Short, because a member whose instance the ASG terminated (a scale-in without hooks)
+ * waits this long before it is removed.
  */
-export const MISSING_SETTLE_SECONDS = 60;
+export const MISSING_SETTLE_SECONDS = 30;
 
 /**
  * A leaving member waits at most this long, from when it was first seen terminating, for its DNS
@@ -405,10 +407,8 @@ function planRemoval(
         );
         continue;
       }
-      if (view.suspect) {
-        holds.push(hold("observer-suspect", `member ${m.id} (${m.name}) is not removed on this view`));
-        continue;
-      }
+      // The ASG's listing (twice, a settle time apart), not this leader's reachability, is the
+      // evidence here: a suspect view does not hold it (the quorum checks below still do).
       reason = `member ${m.id} (${m.name}): its instance has been missing from ${asg.name} for ${missing}s`;
     } else if (isLeaving(instance)) {
       if (instance.lifecycleState === "Terminating:Wait" && isHealthy(m)) {
@@ -480,7 +480,8 @@ function settledHealthy(obs: ReconcileObservation, m: MemberView): boolean {
 /**
  * Reports to the ASG (which then replaces the instance) a member that does not answer this cycle
  * and has been unhealthy, with no recovery, past the deadline; one destructive action a cycle, and
- * only while the other settled-healthy voters are a quorum of the voters.
+ * only while the other healthy voters are a quorum of the voters (on a view that is not suspect
+ * they always are: the check stands guard should the suspect rule change).
  */
 function planHealthReports(
   obs: ReconcileObservation,
@@ -519,13 +520,13 @@ function planHealthReports(
       continue;
     }
     if (!m.isLearner) {
-      const others = voters.filter((v) => v.id !== m.id && settledHealthy(obs, v)).length;
+      const others = voters.filter((v) => v.id !== m.id && isHealthy(v)).length;
       const needed = quorumSize(voters.length);
       if (others < needed) {
         holds.push(
           hold(
             "quorum-after-report",
-            `${what}: ${others} other settled-healthy voters of ${voters.length}, ${needed} needed`,
+            `${what}: ${others} other healthy voters of ${voters.length}, ${needed} needed`,
           ),
         );
         continue;
@@ -582,15 +583,14 @@ function planDns(
     }
     const published = isPublished(m.name, dns, domain);
     const age = Math.round(ageSeconds(obs.unhealthySince[m.id], obs.now));
-    if (published && view.suspect) {
-      voters.push({ name: m.name, ip });
-    } else if (published && age < DNS_SETTLE_SECONDS) {
-      voters.push({ name: m.name, ip });
-      if (!isHealthy(m))
+    if (published) {
+      // Dropped only while it does not answer, past the settle time, on a view that is not suspect.
+      if (isHealthy(m) || view.suspect || age < DNS_SETTLE_SECONDS) voters.push({ name: m.name, ip });
+      if (!isHealthy(m) && !view.suspect && age < DNS_SETTLE_SECONDS)
         holds.push(
           hold("dns-settle", `member ${m.id} kept: unhealthy for ${age}s of ${DNS_SETTLE_SECONDS}s`),
         );
-    } else if (!published && isHealthy(m)) {
+    } else if (isHealthy(m)) {
       holds.push(hold("dns-settle", `member ${m.id} answers again; added once it has recovered`));
     }
   }

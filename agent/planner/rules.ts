@@ -39,7 +39,7 @@ export const RULES = {
   "quorum-after-report":
     "a reported instance is terminated; reporting this one would leave the healthy voters below quorum",
   "observer-suspect":
-    "this leader sees too many members down at once; its own reachability (security group, certificate) may be the problem, so it does not remove, report or drop members from DNS on that view",
+    "this leader sees too many members down at once; its own reachability (security group, certificate) may be the problem, so it reports nobody and drops nobody from DNS on that view",
   "instance-missing":
     "the member's instance is missing from the ASG listing (detached, or a stale read); a healthy member is not removed, an unhealthy one only after it stays missing",
   "dns-settle":

@@ -102,16 +102,6 @@ describe("at most one destructive action per cycle, each leaving a healthy quoru
     expect(rules(plan)).toContain("one-change-per-cycle");
   });
 
-  it("does not report a member when the other healthy voters would not make quorum without it", () => {
-    // Member 2 answers this cycle but has not been healthy long enough to count; 3 is down.
-    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
-    const plan = planReconcile(
-      reconcileObs(1, { cluster: c, unhealthySince: { "2": ago(100), "3": ago(900) } }),
-    );
-    expect(types(plan)).not.toContain("set-instance-unhealthy");
-    expect(rules(plan)).toContain("quorum-after-report");
-  });
-
   it("exports the destructive action types in one place", () => {
     expect([...DESTRUCTIVE_ACTIONS].sort()).toEqual(["remove-member", "set-instance-unhealthy"]);
   });
@@ -155,7 +145,34 @@ describe("defect 13: a leader that cannot reach the others does not act on its v
   });
 });
 
+describe("a suspect view still follows the ASG", () => {
+  it("removes members whose instances have been gone past the settle time (a scale-in without hooks)", () => {
+    const c = cluster([
+      member(1),
+      member(2),
+      member(3),
+      member(4, { healthy: false }),
+      member(5, { healthy: false }),
+    ]);
+    const plan = planReconcile(
+      reconcileObs(1, {
+        cluster: c,
+        asg: asg([instance(1), instance(2), instance(3)]),
+        missingSince: { "4": ago(31), "5": ago(31) },
+      }),
+    );
+    expect(rules(plan)).toContain("observer-suspect");
+    expect(destructive(plan)).toEqual([expect.objectContaining({ type: "remove-member", memberId: "4" })]);
+  });
+});
+
 describe("defect 9: DNS and health reports act on a settled view", () => {
+  it("keeps a member that answers again in DNS past the settle time", () => {
+    // Missed one Status call 40 s ago, answering since: flagged until it has recovered, still published.
+    const plan = planReconcile(reconcileObs(1, { dns: dnsFor([1, 2, 3]), unhealthySince: { "3": ago(40) } }));
+    expect(types(plan)).not.toContain("update-dns");
+  });
+
   it("keeps a member that missed one Status call in DNS", () => {
     const c = cluster([member(1), member(2), member(3, { healthy: false })]);
     const plan = planReconcile(
