@@ -14,6 +14,8 @@ export interface Memory {
   unhealthySince: Record<string, string>;
   /** Members with an unhealthySince that answer again: since when, unbroken (ISO-8601). */
   healthySince: Record<string, string>;
+  /** The members that were learners when last seen (a promotion clears an unhealthy-since at once). */
+  learners: string[];
   /** Started members whose instance the ASG listing does not hold: since when (ISO-8601). */
   missingSince: Record<string, string>;
   reportedUnhealthy: string[];
@@ -51,6 +53,7 @@ export function emptyMemory(): Memory {
     unhealthySince: {},
     healthySince: {},
     missingSince: {},
+    learners: [],
     reportedUnhealthy: [],
     dnsWrites: [],
     alarms: [],
@@ -81,6 +84,7 @@ export function parseMemory(raw: unknown): Memory {
   if (isRecordOfStrings(r.healthySince)) m.healthySince = r.healthySince;
   if (isRecordOfStrings(r.missingSince)) m.missingSince = r.missingSince;
   if (isStringList(r.reportedUnhealthy)) m.reportedUnhealthy = r.reportedUnhealthy;
+  if (isStringList(r.learners)) m.learners = r.learners;
   if (isStringList(r.dnsWrites) && r.dnsWrites.every(isTime)) m.dnsWrites = r.dnsWrites;
   if (isStringList(r.alarms)) m.alarms = r.alarms;
   if (isTime(r.leavingSince)) m.leavingSince = r.leavingSince;
@@ -124,7 +128,9 @@ export function rememberMembers(
     if (!isStarted(m)) firstSeenUnstarted[m.id] = memory.firstSeenUnstarted[m.id] ?? now;
     const was = memory.unhealthySince[m.id];
     if (!isHealthy(m)) unhealthySince[m.id] = was ?? now;
-    else if (was !== undefined) {
+    else if (was !== undefined && !m.isLearner && !memory.learners.includes(m.id)) {
+      // A voter must answer for RECOVERY_SECONDS; a learner (not in DNS, not a vote), or one just
+      // promoted, recovers at once, so a joiner that started slowly is published when promoted.
       const back = memory.healthySince[m.id] ?? now;
       if (ageSeconds(back, now) < RECOVERY_SECONDS) {
         unhealthySince[m.id] = was;
@@ -136,11 +142,20 @@ export function rememberMembers(
       if (known !== undefined) missingSince[m.id] = known;
     } else if (instanceOfMember(m, asg) === null) missingSince[m.id] = known ?? now;
   }
+  const learners = members.filter((m) => m.isLearner).map((m) => m.id);
   const observedAt =
     memory.observedAt !== null && ageSeconds(memory.observedAt, now) < OBSERVED_EVERY_SECONDS
       ? memory.observedAt
       : now;
-  return { ...memory, firstSeenUnstarted, unhealthySince, healthySince, missingSince, observedAt };
+  return {
+    ...memory,
+    firstSeenUnstarted,
+    unhealthySince,
+    healthySince,
+    missingSince,
+    learners,
+    observedAt,
+  };
 }
 
 /** Keeps the DNS writes inside the budget's window, plus `wrote` when given. */

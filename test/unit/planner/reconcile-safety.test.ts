@@ -381,3 +381,22 @@ describe("memory: clocks that one sample does not reset", () => {
     expect(parseMemory({ unhealthySince: { "3": "not a time" }, dnsWrites: "x" })).toEqual(emptyMemory());
   });
 });
+
+describe("joins are not slowed by the hysteresis", () => {
+  it("publishes a member that was a slow-starting learner as soon as it is a healthy voter", () => {
+    const learner = [member(1), member(2), member(3), member(4, { learner: true, healthy: false })];
+    const promoted = [member(1), member(2), member(3), member(4)];
+    let m = rememberMembers(emptyMemory(), learner, at(0));
+    m = rememberMembers(m, promoted, at(5));
+    const plan = planReconcile(
+      reconcileObs(1, {
+        cluster: cluster(promoted),
+        asg: asg([1, 2, 3, 4].map((n) => instance(n))),
+        dns: dnsFor([1, 2, 3]),
+        now: at(5),
+        unhealthySince: m.unhealthySince,
+      }),
+    );
+    expect(dnsChangesOf(plan)).toContain("UPSERT A i-00000004.etcd.internal");
+  });
+});
