@@ -146,7 +146,8 @@ interface LeaderView {
 /**
  * A leader has a quorum of raft heartbeats, so when its Status calls reach fewer voters than a
  * quorum, or miss more than one voter at once, the fault is as likely its own (a security group, its
- * certificate) as theirs: the view is suspect and nothing is taken away on it.
+ * certificate) as theirs: the view is suspect, and nothing is taken away for health on it (no
+ * report, no DNS drop); removals the ASG's listing evidences go on under the quorum checks.
  */
 function leaderView(cluster: ClusterView, holds: Hold[]): LeaderView {
   const alarms = alarmsOf(cluster.members);
