@@ -9,10 +9,18 @@ export interface Memory {
   reportedUnhealthy: string[];
   /** Boot: when no member of the marked cluster first answered (ISO-8601); null while one answers. */
   unreachableSince: string | null;
+  /** Boot: the last observation that confirmed no member answers (ISO-8601); null while one answers. */
+  unreachableConfirmedAt: string | null;
 }
 
 export function emptyMemory(): Memory {
-  return { firstSeenUnstarted: {}, unhealthySince: {}, reportedUnhealthy: [], unreachableSince: null };
+  return {
+    firstSeenUnstarted: {},
+    unhealthySince: {},
+    reportedUnhealthy: [],
+    unreachableSince: null,
+    unreachableConfirmedAt: null,
+  };
 }
 
 const isRecordOfStrings = (v: unknown): v is Record<string, string> =>
@@ -35,6 +43,13 @@ export function parseMemory(raw: unknown): Memory {
     m.reportedUnhealthy = r.reportedUnhealthy;
   if (typeof r.unreachableSince === "string" && !Number.isNaN(Date.parse(r.unreachableSince)))
     m.unreachableSince = r.unreachableSince;
+  if (typeof r.unreachableConfirmedAt === "string" && !Number.isNaN(Date.parse(r.unreachableConfirmedAt)))
+    m.unreachableConfirmedAt = r.unreachableConfirmedAt;
+  // Half a clock is no clock: without both, it starts again.
+  if (m.unreachableSince === null || m.unreachableConfirmedAt === null) {
+    m.unreachableSince = null;
+    m.unreachableConfirmedAt = null;
+  }
   return m;
 }
 
@@ -47,4 +62,38 @@ export function rememberMembers(memory: Memory, members: MemberView[], now: stri
     if (!isHealthy(m)) unhealthySince[m.id] = memory.unhealthySince[m.id] ?? now;
   }
   return { ...memory, firstSeenUnstarted, unhealthySince };
+}
+
+/**
+ * The longest gap between two observations that still continues the unreachable clock. Between
+ * rounds of one boot there are at most 3 s of waiting plus one observation (AWS and etcd calls,
+ * each with its own deadline of seconds); between boots, systemd's RestartSec (15 s) and the
+ * process's start. 120 s covers both with room to spare. A longer gap (the node was off, or the
+ * boot unit gave up and was started by hand a day later) means nobody watched: a member may have
+ * answered meanwhile, so the clock starts again (later, never sooner: the safe direction).
+ */
+export const UNREACHABLE_GAP_SECONDS = 120;
+
+/**
+ * Boot: carries `unreachableSince` across rounds and boots. `answered`: some member of a cluster
+ * answered this round (the clock stops). A gap over UNREACHABLE_GAP_SECONDS since the last
+ * confirmation, or a clock that reads in the future, restarts it at `now`.
+ */
+export function observeUnreachable(memory: Memory, answered: boolean, now: string): Memory {
+  if (answered) return { ...memory, unreachableSince: null, unreachableConfirmedAt: null };
+  const t = Date.parse(now);
+  const last =
+    memory.unreachableConfirmedAt === null ? Number.NaN : Date.parse(memory.unreachableConfirmedAt);
+  const since = memory.unreachableSince === null ? Number.NaN : Date.parse(memory.unreachableSince);
+  const continues =
+    !Number.isNaN(last) &&
+    !Number.isNaN(since) &&
+    since <= t &&
+    last <= t &&
+    t - last <= UNREACHABLE_GAP_SECONDS * 1000;
+  return {
+    ...memory,
+    unreachableSince: continues ? memory.unreachableSince : now,
+    unreachableConfirmedAt: now,
+  };
 }
