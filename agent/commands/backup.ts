@@ -119,8 +119,8 @@ export function eventsPrefix(backup: BackupConfig, asgName: string): string {
 }
 
 /**
- * Records an automatic restore as an object `events/restore-<time>-<instance>.json` under the
- * backup prefix. The bucket sends its object-created events to EventBridge and the infrastructure's
+ * Records a restore as an object `events/restore-<cluster token>.json` (without a token:
+ * `restore-<time>-<instance>.json`) under the backup prefix. The bucket sends its object-created events to EventBridge and the infrastructure's
  * rule on this key prefix alarms (infra/lib/etcd-cluster.ts), so the alarm needs no permission the
  * node does not already have. Returns the key.
  */
@@ -132,7 +132,13 @@ export async function recordRestoreEvent(
 ): Promise<string> {
   const { backups, backup } = store(ports, config);
   const at = ports.clock.now().toISOString();
-  const key = `${eventsPrefix(backup, asgName)}restore-${at.replace(/[:.]/g, "-")}-${event.instanceId}.json`;
+  // An automatic restore records one event per restored cluster (its token names it), so a restore
+  // interrupted and done again overwrites its own record instead of adding a second.
+  const name =
+    typeof event.clusterToken === "string"
+      ? event.clusterToken
+      : `${at.replace(/[:.]/g, "-")}-${event.instanceId}`;
+  const key = `${eventsPrefix(backup, asgName)}restore-${name}.json`;
   const body = Buffer.from(`${JSON.stringify({ event: "restore", at, ...event }, null, 2)}\n`);
   await backups.put(key, body, { sha256: sha256(body) });
   return key;

@@ -408,4 +408,3 @@ export function checkRestoreBound(config: AgentConfig): AgentConfig {
     `${describe("restore-after-seconds")} is ${config.backup.restoreAfterSeconds}, but with ${describe("boot-timeout-seconds")} ${config.bootTimeoutSeconds} the boot unit (RestartSec=${BOOT_UNIT.restartSec}, StartLimitBurst=${BOOT_UNIT.startLimitBurst} in StartLimitIntervalSec=${BOOT_UNIT.startLimitIntervalSec}) gives up after about ${givesUp}s, so an automatic restore could never start; lower --restore-after-seconds to at most ${usable} or raise --boot-timeout-seconds to at least ${spacingNeeded - BOOT_UNIT.restartSec}`,
   );
 }
-
