@@ -354,12 +354,12 @@ export async function restoreSnapshot(
   log: Logger,
   o: { key?: string; dataDir: string; name: string; peerUrl: string; tool: string; clusterToken?: string },
 ): Promise<RestoreResult> {
+  store(ports, config);
   if (o.dataDir === config.dataDir && (await ports.local.hasData())) {
     throw new ConfigError(
       `${o.dataDir} already holds an etcd member; restore into an empty --data-dir (or move member/ aside first)`,
     );
   }
-  store(ports, config);
   const bump = plannedBump(config, o.tool, log);
   const verified = await downloadVerified(ports, config, asgName, log, o.key ? { key: o.key } : {});
   return restoreVerified(verified, log, o, bump);

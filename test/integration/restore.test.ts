@@ -212,6 +212,52 @@ describe("a restore killed after each of its steps (#13 defect 1)", () => {
   }, 300_000);
 });
 
+describe("a restore taken over when its restorer is gone (#13 defect 1)", () => {
+  const root = mkdtempSync(join(tmpdir(), "etcd-agent-restore-it-takeover-"));
+  const h = harness(root);
+
+  afterAll(async () => {
+    await shutdown(h.nodes);
+    if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });
+  });
+
+  it("the restorer dies after downloading; the next designated instance restores again under its own token", async () => {
+    const { seed, token: lostToken } = await seedAndLose(h, 51);
+    await stopNode(seed, true);
+    h.aws.terminate(seed.instanceId);
+    const first = h.make(52, {}, new SkipClock());
+    const second = h.make(53, {}, new SkipClock());
+    const ctx = { identity: await first.ports.metadata.identity(), asgName: "etcd" };
+
+    const crashed = runBoot(first.ports, first.config, ctx, first.log, {
+      afterStep: (s) => {
+        if (s === "restore:download-verify") throw new SimulatedCrashError(s);
+      },
+    });
+    await expect(crashed).rejects.toBeInstanceOf(SimulatedCrashError);
+    expect(h.marker()).toMatchObject({ state: "restoring", claimant: first.instanceId });
+    // While the restorer lives, the other waits for it.
+    const waiting = await boot(second).catch((e: unknown) => e);
+    expect((waiting as WaitingError).hold?.rule).toBe("restore-in-progress");
+
+    h.aws.terminate(first.instanceId);
+    const result = await boot(second);
+
+    expect(result.decision).toBe("restore");
+    const marker = h.marker();
+    expect(marker).toMatchObject({ state: "restoring", claimant: second.instanceId });
+    expect([lostToken, `etcd-${first.instanceId}`]).not.toContain(marker?.token);
+    await startEtcd(second);
+    const value = await eventually(
+      "the snapshot's key served",
+      30_000,
+      async () => (await read(h.url(second), "/restore/before")) ?? undefined,
+    );
+    expect(value).toBe("kept");
+    expect(h.store.keys("events/")).toEqual([`backups/etcd/events/restore-${marker?.token}.json`]);
+  }, 120_000);
+});
+
 describe("restore eligibility from the member registry (#13 defect 6)", () => {
   const root = mkdtempSync(join(tmpdir(), "etcd-agent-restore-it6-"));
   const h = harness(root);
