@@ -352,10 +352,11 @@ async function startAlone(
   identity: BootContext["identity"],
   clusterToken: string,
   state: "new" | "existing",
-  steps?: Steps,
+  steps?: { steps: Steps; action: "restore" | "bootstrap" },
 ): Promise<void> {
-  const run = <T>(step: string, fn: () => Promise<T>) => (steps ? steps.run(step, fn) : fn());
-  await run("restore:write-state", () =>
+  const run = <T>(step: string, fn: () => Promise<T>) =>
+    steps ? steps.steps.run(`${steps.action}:${step}`, fn) : fn();
+  await run("write-state", () =>
     ports.local.writeState({
       clusterToken,
       memberId: null,
@@ -363,7 +364,7 @@ async function startAlone(
       updatedAt: ports.clock.now().toISOString(),
     }),
   );
-  await run("restore:write-env", () =>
+  await run("write-env", () =>
     writeEnv(ports, config, identity, {
       initialCluster: `${identity.instanceId}=${peerUrlFor(identity.privateIp, config.peerPort, config.scheme)}`,
       state,
@@ -601,7 +602,7 @@ async function applyRestore(
     ),
   );
   await steps.run("restore:adopt", () => ports.local.adoptRestored(staging));
-  await startAlone(ports, config, identity, decision.clusterToken, "existing", steps);
+  await startAlone(ports, config, identity, decision.clusterToken, "existing", { steps, action: "restore" });
   log.error("restored the cluster from a snapshot: writes after it are lost; the other instances join it", {
     action: "restore",
     key: result.key,
