@@ -121,8 +121,7 @@ function launchTime(offset: number): string {
 export function buildMembers(w: WorldSpec): { members: MemberView[]; leaderId: string | null } {
   const leaderSpec = w.leader === null ? null : w.members[w.leader];
   // The leader answers (a leader that does not answer is named by none).
-  const leaderUp =
-    leaderSpec !== null && leaderSpec !== undefined && leaderSpec.started && !leaderSpec.learner;
+  const leaderUp = leaderSpec?.started === true && !leaderSpec.learner;
   const leaderId = leaderUp && w.leader !== null ? String(w.leader + 1) : null;
   const members = w.members.map((s, i): MemberView => {
     const n = i + 1;
