@@ -413,3 +413,23 @@ export function buildBoot(s: BootSpec): BootObservation {
           },
   };
 }
+
+/**
+ * A boot after the cluster was lost: no member answers, the marker is active or restoring, a
+ * snapshot exists and the restore bound has passed, so the recovery rules are what decides.
+ */
+export const lostClusterBootSpec: fc.Arbitrary<BootSpec> = fc
+  .record({
+    spec: bootSpec,
+    state: fc.constantFrom("active" as const, "restoring" as const),
+    unreachableFor: fc.integer({ min: 300, max: 1000 }),
+    formerMembers: fc.uniqueArray(fc.integer({ min: 1, max: 10 }), { minLength: 1, maxLength: 5 }),
+  })
+  .map(({ spec, state, unreachableFor, formerMembers }) => ({
+    ...spec,
+    clusterAnswers: false,
+    asgReadable: true,
+    target: null,
+    marker: { kind: "present", state, claimant: 9, token: "claimant", withCluster: true },
+    recovery: { hasSnapshot: true, formerMembers, unreachableFor },
+  }));
