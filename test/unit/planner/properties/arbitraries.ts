@@ -433,3 +433,61 @@ export const lostClusterBootSpec: fc.Arbitrary<BootSpec> = fc
     marker: { kind: "present", state, claimant: 9, token: "claimant", withCluster: true },
     recovery: { hasSnapshot: true, formerMembers, unreachableFor },
   }));
+
+/**
+ * One step of the multi-node boot model (one-cluster-model.ts). Node numbers are taken modulo
+ * the nodes that exist; a step on a node it does not apply to changes nothing.
+ * - boot: the node runs one boot round on an observation taken `stale` steps ago (its ASG listing
+ *   missing the instance at `drop`, when set), and the apply stops short (a crash) when `crash`;
+ * - leader: the serving cluster's leader runs one cycle (marks the cluster active, takes a snapshot);
+ * - crash: the node's etcd dies, its disk stays (systemd boots it again);
+ * - leave: the instance goes Terminating:Wait (its machine and etcd keep running);
+ * - gone: the instance leaves the listing with its machine and disk;
+ * - launch: the ASG launches a replacement with an empty disk.
+ */
+export type ModelCommand =
+  | { t: "boot"; node: number; stale: number; drop: number | null; crash: boolean }
+  | { t: "leader" }
+  | { t: "crash"; node: number }
+  | { t: "leave"; node: number }
+  | { t: "gone"; node: number }
+  | { t: "launch" };
+
+export const modelCommand: fc.Arbitrary<ModelCommand> = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      t: fc.constant("boot" as const),
+      node: fc.nat(9),
+      stale: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(0) },
+        { weight: 2, arbitrary: fc.integer({ min: 1, max: 4 }) },
+      ),
+      drop: fc.option(fc.nat(9), { nil: null, freq: 6 }),
+      crash: fc.oneof(
+        { weight: 5, arbitrary: fc.constant(false) },
+        { weight: 1, arbitrary: fc.constant(true) },
+      ),
+    }),
+  },
+  { weight: 2, arbitrary: fc.constant<ModelCommand>({ t: "leader" }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant("crash" as const), node: fc.nat(9) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant("leave" as const), node: fc.nat(9) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant("gone" as const), node: fc.nat(9) }) },
+  { weight: 1, arbitrary: fc.constant<ModelCommand>({ t: "launch" }) },
+);
+
+export interface ModelSpec {
+  nodes: number;
+  /** Launch time offsets (seconds) of the first instances: ties happen. */
+  launchOffsets: number[];
+  startupGraceSeconds: number;
+  commands: ModelCommand[];
+}
+
+export const modelSpec: fc.Arbitrary<ModelSpec> = fc.record({
+  nodes: fc.integer({ min: 2, max: 5 }),
+  launchOffsets: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 5, maxLength: 5 }),
+  startupGraceSeconds: fc.constantFrom(0, 300),
+  commands: fc.array(modelCommand, { minLength: 1, maxLength: 40 }),
+});
