@@ -18,6 +18,7 @@ import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { ContinuousWriter, type WriterReport } from "../sandbox/writer.js";
 import { eventually } from "./etcd-node.js";
+import { type ClusterPicture, clusterViolations, settled } from "./scenario-invariants.js";
 
 /** A writer that follows the sandbox's running instances. */
 export function startWriter(sandbox: Sandbox): ContinuousWriter {
@@ -102,12 +103,6 @@ function stateToken(sandbox: Sandbox, instanceId: string): string | null {
   }
 }
 
-interface ClusterPicture {
-  answering: { instanceId: string; clusterId: string; unstarted: string[]; learners: string[] }[];
-  markers: ClusterMarker[];
-  tokens: Record<string, string | null>;
-}
-
 async function clusterPicture(sandbox: Sandbox): Promise<ClusterPicture> {
   const instances = await worldInstances(sandbox.world);
   const answering: ClusterPicture["answering"] = [];
@@ -127,16 +122,6 @@ async function clusterPicture(sandbox: Sandbox): Promise<ClusterPicture> {
   return { answering, markers: await readMarker(sandbox), tokens };
 }
 
-/** Whether the picture has nothing under way: no unstarted member, no learner, one active marker. */
-function settled(p: ClusterPicture): boolean {
-  return (
-    p.answering.length > 0 &&
-    p.answering.every((a) => a.unstarted.length === 0 && a.learners.length === 0) &&
-    p.markers.length === 1 &&
-    p.markers[0]?.state === "active"
-  );
-}
-
 /**
  * Waits (bounded) for anything under way to settle, then asserts: one cluster ID among every
  * answering member, equal to the marker's cluster (when the marker names one); the marker active
@@ -146,31 +131,12 @@ export async function expectClusterInvariants(sandbox: Sandbox): Promise<Cluster
   let last: ClusterPicture = { answering: [], markers: [], tokens: {} };
   await eventually("the cluster to settle at the end of the scenario", SETTLE_MS, async () => {
     last = await clusterPicture(sandbox);
-    return settled(last) ? true : undefined;
+    return last.answering.length > 0 && settled(last) ? true : undefined;
   }).catch(() => undefined);
   const p = last;
+  expect(clusterViolations(p), `at the end of the scenario: ${JSON.stringify(p)}`).toEqual([]);
   const ids = [...new Set(p.answering.map((a) => a.clusterId))];
-  expect(p.answering.length, "no member answered at the end of the scenario").toBeGreaterThan(0);
-  expect(ids, `cluster IDs among the answering members: ${JSON.stringify(p.answering)}`).toHaveLength(1);
-  expect(
-    p.answering.flatMap((a) => a.unstarted.map((m) => `${a.instanceId} lists ${m}`)),
-    "members added but never started",
-  ).toEqual([]);
-  expect(
-    p.answering.flatMap((a) => a.learners.map((m) => `${a.instanceId} lists ${m}`)),
-    "learners left unpromoted",
-  ).toEqual([]);
-  expect(
-    p.markers.map((m) => m.raw),
-    "exactly one cluster marker",
-  ).toHaveLength(1);
   const marker = p.markers[0] as ClusterMarker;
-  expect(marker.state, `the marker ${marker.raw}`).toBe("active");
-  if (marker.cluster !== undefined)
-    expect(ids[0], `the cluster the marker ${marker.raw} names`).toBe(marker.cluster);
-  expect(p.tokens, `the cluster token each answering node holds, against the marker ${marker.raw}`).toEqual(
-    Object.fromEntries(p.answering.map((a) => [a.instanceId, marker.token])),
-  );
   return { clusterId: ids[0] as string, marker, answering: p.answering.map((a) => a.instanceId) };
 }
 
