@@ -108,6 +108,23 @@ describe("planReconcile invariants (property-based)", () => {
   );
 
   test.prop([observation], { numRuns: NUM_RUNS })(
+    "the leader never removes a healthy started member on one ASG listing that misses its instance (defect 7)",
+    (obs) => {
+      const plan = planReconcile(obs);
+      const cluster = obs.cluster as ClusterView;
+      for (const a of plan.actions) {
+        if (a.type !== "remove-member" || a.instanceId === obs.self.instanceId) continue;
+        const m = cluster.members.find((x) => x.id === a.memberId) as MemberView;
+        const instance = obs.asg === null ? null : instanceOfMember(m, obs.asg);
+        const unseenButUp = m.name !== "" && answers(m) && instance === null;
+        expect(unseenButUp, `removed ${m.id} (${m.name}), which answers, on a listing without it`).toBe(
+          false,
+        );
+      }
+    },
+  );
+
+  test.prop([observation], { numRuns: NUM_RUNS })(
     "an etcd alarm in the statuses never produces a health report (defect 2)",
     (obs) => {
       const cluster = obs.cluster as ClusterView;
