@@ -489,5 +489,5 @@ export const modelSpec: fc.Arbitrary<ModelSpec> = fc.record({
   nodes: fc.integer({ min: 2, max: 5 }),
   launchOffsets: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 5, maxLength: 5 }),
   startupGraceSeconds: fc.constantFrom(0, 300),
-  commands: fc.array(modelCommand, { minLength: 1, maxLength: 40 }),
+  commands: fc.array(modelCommand, { minLength: 1, maxLength: 40, size: "medium" }),
 });
