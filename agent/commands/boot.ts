@@ -378,10 +378,16 @@ async function observeBoot(
     (dns.marker.marker.state === "active" || dns.marker.marker.state === "restoring")
       ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker, log)
       : null;
-  const ec2States =
-    cluster === null && dns.marker.kind === "present" && dns.marker.marker.state !== "active"
-      ? await observeClaimant(ports, asg, dns.marker.marker.claimant, log)
-      : {};
+  // EC2's word on the instances whose going would let this node take a claim over or restore: the
+  // marker's claimant and the lost cluster's former members, when the ASG does not list them.
+  const unlisted =
+    cluster === null && dns.marker.kind === "present"
+      ? [
+          ...(dns.marker.marker.state !== "active" ? [dns.marker.marker.claimant] : []),
+          ...(recovery?.formerMembers ?? []),
+        ]
+      : [];
+  const ec2States = await observeUnlisted(ports, asg, unlisted, log);
   return {
     recovery,
     ec2States,
@@ -397,22 +403,27 @@ async function observeBoot(
 }
 
 /**
- * EC2's state of a marker's claimant that the ASG does not list (`not-found` when EC2 does not
- * know it): a takeover needs EC2 to confirm it terminated. Empty when it is listed or unknown.
+ * EC2's state of each of `ids` that the ASG does not list (`not-found` when EC2 does not know it):
+ * a takeover or a restore needs EC2 to confirm such an instance terminated. Empty for the listed
+ * ones, and all of it when EC2 could not be read (unknown: never gone).
  */
-async function observeClaimant(
+async function observeUnlisted(
   ports: Ports,
   asg: BootObservation["asg"],
-  claimant: string,
+  ids: string[],
   log: Logger,
 ): Promise<Record<string, string>> {
-  if (asg === null || asg.instances.some((i) => i.instanceId === claimant)) return {};
+  if (asg === null) return {};
+  const unlisted = [...new Set(ids)].filter((id) => !asg.instances.some((i) => i.instanceId === id));
+  if (unlisted.length === 0) return {};
   try {
-    const [facts] = await ports.ec2.describeInstances([claimant]);
-    return { [claimant]: facts?.state ?? "not-found" };
+    const facts = await ports.ec2.describeInstances(unlisted);
+    return Object.fromEntries(
+      unlisted.map((id) => [id, facts.find((f) => f.instanceId === id)?.state ?? "not-found"]),
+    );
   } catch (error) {
-    log.warn("could not read the claimant's EC2 state", {
-      target_instance_id: claimant,
+    log.warn("could not read the EC2 state of instances the ASG does not list", {
+      target_instance_id: unlisted.join(","),
       reason: (error as Error).message,
     });
     return {};

@@ -418,9 +418,10 @@ function decideRecovery(obs: BootObservation, formerToken: string, staleData: bo
   }
   const snapshot = snapshotOf(r, formerToken);
   if ("rule" in snapshot) return { kind: "refuse", hold: snapshot };
-  const present = r.formerMembers.filter((id) =>
-    asg.instances.some((i) => i.instanceId === id && !isLeaving(i)),
-  );
+  // A former member counts as gone only when it surely is (claimantGone: not listed, and EC2 says
+  // terminated): one in Terminating:Wait may still start its etcd on its data, and one missing from
+  // a stale listing was never asked whether it answers.
+  const present = r.formerMembers.filter((id) => !claimantGone(obs, id));
   if (present.length > 0 || r.formerMembers.length === 0) {
     return {
       kind: r.formerMembers.length === 0 ? "refuse" : "wait",
@@ -428,7 +429,7 @@ function decideRecovery(obs: BootObservation, formerToken: string, staleData: bo
         "former-member-present",
         r.formerMembers.length === 0
           ? `snapshot ${snapshot.key} names no members and the member registry has none, so none can be ruled out`
-          : `${present.join(", ")} of ${r.formerMembers.join(", ")} still in ${asg.name}`,
+          : `${present.join(", ")} of ${r.formerMembers.join(", ")} still in ${asg.name} (in any state) or not confirmed terminated by EC2`,
       ),
     };
   }
@@ -567,6 +568,22 @@ function decideWithoutCluster(obs: BootObservation): BootDecision {
   if (marker.kind === "present") {
     const claim = marker.marker;
     if (claim.claimant === self.instanceId) {
+      // This node's own claim, but its state says its etcd ran as a member of that cluster and the
+      // data is gone: the cluster held data once. A new empty one would replace it.
+      if (
+        !local.hasData &&
+        local.state !== null &&
+        local.state.clusterToken === claim.token &&
+        local.state.memberId !== null
+      ) {
+        return {
+          kind: "refuse",
+          hold: hold(
+            "cluster-existed",
+            `this node ran member ${local.state.memberId} of cluster ${claim.token} and its data is gone; restore it from a backup (etcd-agent snapshot restore) or bring the data back`,
+          ),
+        };
+      }
       return {
         kind: "bootstrap",
         reason: "this instance claimed the bootstrap before and has not finished it",

@@ -189,8 +189,9 @@ describe("decideBoot: a restore in progress (marker restoring), no member answer
 });
 
 describe("decideBoot: restore eligibility from the lost cluster itself (#13 defect 6)", () => {
+  const ec2States = Object.fromEntries([5, 6, 7, 8, 9].map((n) => [iid(n), "terminated"]));
   const obs = (over: Partial<Recovery> = {}, group = fresh) =>
-    bootObs(4, { asg: group, marker: marker("active"), recovery: recovery(over) });
+    bootObs(4, { asg: group, marker: marker("active"), recovery: recovery(over), ec2States });
 
   it("restores the marker's cluster's newest snapshot when every former member is gone", () => {
     expect(decideBoot(obs())).toMatchObject({
