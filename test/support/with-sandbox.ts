@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
-import type { HookConfig } from "../sandbox/aws-gaps.js";
+import type { HookConfig, ReplacementOrder } from "../sandbox/aws-gaps.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { worldInstances } from "../sandbox/world.js";
 import { ContinuousWriter, type WriterReport } from "../sandbox/writer.js";
@@ -31,7 +31,12 @@ export async function expectEveryWriteReadable(writer: ContinuousWriter): Promis
 export interface ScenarioOptions {
   subnet: string;
   nodes?: number;
-  hooks?: { launch: HookConfig; terminate: HookConfig };
+  /** Default production's hooks; null: none (a scenario about their absence). */
+  hooks?: { launch: HookConfig; terminate: HookConfig } | null;
+  /** Default production's grace period (300 s). */
+  healthCheckGracePeriodSeconds?: number;
+  replacementOrder?: ReplacementOrder;
+  timeScale?: number;
   /** Lifetime of the certificates the agents issue (default 90 days). */
   certLifetimeSeconds?: number;
   /** Run the continuous writer through the scenario (default true). */
@@ -52,7 +57,12 @@ export async function openScenario(options: ScenarioOptions): Promise<Scenario> 
     nodes: options.nodes ?? 3,
     stateDir: root,
     subnetCidr: options.subnet,
-    ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.hooks !== undefined ? { hooks: options.hooks } : {}),
+    ...(options.healthCheckGracePeriodSeconds !== undefined
+      ? { healthCheckGracePeriodSeconds: options.healthCheckGracePeriodSeconds }
+      : {}),
+    ...(options.replacementOrder ? { replacementOrder: options.replacementOrder } : {}),
+    ...(options.timeScale ? { timeScale: options.timeScale } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
   });
   const scenario: Scenario = {
