@@ -9,8 +9,10 @@ import {
   RecordLifecycleActionHeartbeatCommand,
   SetDesiredCapacityCommand,
   SetInstanceHealthCommand,
+  TerminateInstanceInAutoScalingGroupCommand,
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
+import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import {
   CreateSecretCommand,
@@ -20,7 +22,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AwsGaps, type GroupBehaviour, type HookConfig, startAwsGaps } from "../sandbox/aws-gaps.js";
 import { type MotoServer, startMoto } from "../sandbox/moto-server.js";
-import { clients, createWorld, REGION, type World } from "../sandbox/world.js";
+import { clients, createWorld, REGION, type World, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
 
 const CREDENTIALS = { accessKeyId: "x", secretAccessKey: "x" };
@@ -263,6 +265,32 @@ describe("the Auto Scaling group through the sandbox's gap filler", () => {
     );
     expect((await g.states())[fresh]).toBe("InService");
     expect((await g.describe())?.DesiredCapacity).toBe(1);
+  });
+
+  it("with reuseAddresses, a replacement gets the address of the instance that left, in the hypervisor's view and the agents'", async () => {
+    const g = await group(2, { launch: null, terminate: null, reuseAddresses: true });
+    const world = { ...g.world, addresses: g.gaps.addresses };
+    const before = await worldInstances(world);
+    const gone = before[0] as { instanceId: string; ip: string };
+    await g.asg.send(
+      new TerminateInstanceInAutoScalingGroupCommand({
+        InstanceId: gone.instanceId,
+        ShouldDecrementDesiredCapacity: false,
+      }),
+    );
+    const after = await worldInstances(world);
+    expect(after).toHaveLength(2);
+    const fresh = after.find((i) => !before.some((b) => b.instanceId === i.instanceId));
+    expect(fresh?.ip).toBe(gone.ip);
+    expect(g.gaps.reusedAddresses).toEqual([`${fresh?.instanceId} ${gone.ip} (was ${gone.instanceId}'s)`]);
+    // The agents' DescribeInstances (through the gap filler) names the same address.
+    const ec2 = new EC2Client({ endpoint: g.gaps.url, region: REGION, credentials: CREDENTIALS });
+    const described = await ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [{ Name: "instance-id", Values: [fresh?.instanceId as string] }],
+      }),
+    );
+    expect(described.Reservations?.[0]?.Instances?.[0]?.PrivateIpAddress).toBe(gone.ip);
   });
 
   it("throttles Secrets Manager in its JSON protocol and S3 with SlowDown: the SDK retries both", async () => {

@@ -157,6 +157,8 @@ export interface GroupBehaviour {
   replacementOrder?: ReplacementOrder;
   /** Every AWS duration is this many times shorter in the sandbox (default 1). */
   timeScale?: number;
+  /** A new instance may get the address of one that left the group (AWS may; moto never does). */
+  reuseAddresses?: boolean;
 }
 
 type LifecycleState = "Pending:Wait" | "Pending:Proceed" | "Terminating:Wait" | "Terminating:Proceed";
@@ -213,6 +215,15 @@ export interface AwsGaps {
   /** Calls seen and failed on purpose, by API. */
   calls: Map<string, { seen: number; failed: number }>;
   setFaults(rules: FaultRule[]): void;
+  /**
+   * The sandbox's address of each instance given moto's (`found`), with the group's current
+   * members (`groupIds`): with reuseAddresses, a new member takes the address the last instance
+   * that left the group freed; otherwise moto's. The hypervisor and the agents' DescribeInstances
+   * answers see the same addresses.
+   */
+  addresses(groupIds: string[], found: { instanceId: string; ip: string }[]): Map<string, string>;
+  /** Instances that got a freed address: "i-new 127.0.1.5 (was i-old's)". */
+  reusedAddresses: string[];
   stop(): Promise<void>;
 }
 
@@ -351,6 +362,50 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
   const ignoredHealth: string[] = [];
   const scaleInVictims: string[] = [];
   const waitLog: string[] = [];
+  /** The sandbox's address of each instance, moto's of each, addresses free for reuse, and who held them. */
+  const addressOf = new Map<string, string>();
+  const motoIpOf = new Map<string, string>();
+  const released = new Set<string>();
+  const freed: { ip: string; from: string }[] = [];
+  const reusedAddresses: string[] = [];
+  const settleAddresses = (groupIds: string[], found: { instanceId: string; ip: string }[]) => {
+    const current = new Set(groupIds);
+    for (const [id, ip] of addressOf) {
+      if (!current.has(id) && !released.has(id)) {
+        released.add(id);
+        freed.push({ ip, from: id });
+      }
+    }
+    for (const { instanceId, ip } of found) {
+      if (addressOf.has(instanceId)) continue;
+      motoIpOf.set(instanceId, ip);
+      const reuse = group?.reuseAddresses && current.has(instanceId) ? freed.pop() : undefined;
+      addressOf.set(instanceId, reuse?.ip ?? ip);
+      if (reuse) reusedAddresses.push(`${instanceId} ${reuse.ip} (was ${reuse.from}'s)`);
+    }
+    return new Map(found.map((f) => [f.instanceId, addressOf.get(f.instanceId) as string]));
+  };
+  /** DescribeInstances as the agents see it: each instance with the sandbox's address. */
+  const rewriteAddresses = async (xml: string): Promise<string> => {
+    if (!group?.reuseAddresses) return xml;
+    const found = [
+      ...xml.matchAll(
+        /<instanceId>(i-[0-9a-f]+)<\/instanceId>[\s\S]*?<privateIpAddress>([0-9.]+)<\/privateIpAddress>/g,
+      ),
+    ].map((m) => ({ instanceId: m[1] as string, ip: m[2] as string }));
+    if (found.some((f) => !addressOf.has(f.instanceId))) {
+      const ids = (await describeGroup()).instances.map((i) => i.id);
+      settleAddresses(ids, found);
+    }
+    let out = xml;
+    for (const { instanceId } of found) {
+      const from = motoIpOf.get(instanceId);
+      const to = addressOf.get(instanceId);
+      // moto never hands an address out twice, so its address names one instance in the answer.
+      if (from && to && from !== to) out = out.split(`>${from}<`).join(`>${to}<`);
+    }
+    return out;
+  };
   /** One group change at a time (scale-in choices, replacements, ends of waits). */
   let groupQueue: Promise<unknown> = Promise.resolve();
   const serially = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -760,6 +815,11 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
           const run = route53Queue.then(() => changeBatch(req, res, payload, m[1] as string));
           route53Queue = run.catch(() => undefined);
           await run;
+        } else if (api === "ec2:DescribeInstances" && group?.reuseAddresses) {
+          const upstream = await forwardQuery(req, payload);
+          const text = await rewriteAddresses(await upstream.text());
+          res.writeHead(upstream.status, { "content-type": "text/xml" });
+          res.end(text);
         } else {
           await forward(req, res, payload);
           if (api === "ec2:RebootInstances" && res.statusCode === 200) {
@@ -786,6 +846,8 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     ignoredHealth,
     scaleInVictims,
     waitLog,
+    reusedAddresses,
+    addresses: settleAddresses,
     configureHooks(g) {
       const s = g.timeScale ?? 1;
       if (!(s > 0)) throw new Error(`timeScale must be a positive number, got ${s}`);

@@ -124,6 +124,8 @@ export class Sandbox {
     replacementOrder?: ReplacementOrder;
     /** Every AWS duration (hook timeouts, grace period) this many times shorter; default 1. */
     timeScale?: number;
+    /** A replacement may get the address of the instance that left (AWS may; moto never does). */
+    reuseAddresses?: boolean;
     /** No TLS (the agents run with --plaintext). */
     plaintext?: boolean;
     /** Lifetime of the certificates the agents issue (default the agent's: 90 days). */
@@ -143,7 +145,7 @@ export class Sandbox {
         ...(options.plaintext ? { plaintext: true } : {}),
         ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
       });
-      const world = { ...created, agentEndpoint: gaps.url };
+      const world: World = { ...created, agentEndpoint: gaps.url, addresses: gaps.addresses };
       const hooks =
         options.hooks === undefined
           ? { launch: PRODUCTION_GROUP.launch, terminate: PRODUCTION_GROUP.terminate }
@@ -164,6 +166,7 @@ export class Sandbox {
         healthCheckGracePeriodSeconds: grace,
         replacementOrder: options.replacementOrder ?? "terminate-and-launch",
         timeScale: options.timeScale ?? 1,
+        reuseAddresses: options.reuseAddresses ?? false,
       });
       if (hooks) {
         for (const [transition, hook] of [

@@ -37,6 +37,8 @@ export interface ScenarioOptions {
   healthCheckGracePeriodSeconds?: number;
   replacementOrder?: ReplacementOrder;
   timeScale?: number;
+  /** A replacement may get the dead node's address. */
+  reuseAddresses?: boolean;
   /** Lifetime of the certificates the agents issue (default 90 days). */
   certLifetimeSeconds?: number;
   /** Run the continuous writer through the scenario (default true). */
@@ -63,6 +65,7 @@ export async function openScenario(options: ScenarioOptions): Promise<Scenario> 
       : {}),
     ...(options.replacementOrder ? { replacementOrder: options.replacementOrder } : {}),
     ...(options.timeScale ? { timeScale: options.timeScale } : {}),
+    ...(options.reuseAddresses ? { reuseAddresses: true } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
   });
   const scenario: Scenario = {
