@@ -25,8 +25,10 @@ export interface NodeConfigOptions {
   /** etcd's image tag (default ETCD_IMAGE.tag), such as v3.5.17. */
   etcdImageTag?: string;
   /**
-   * A block device for etcd's data (an EBS volume), formatted ext4 once (never wiped) and mounted
-   * at the data dir before the agent and etcd start. Without it the data lives on the root disk.
+   * etcd's data volume (an EBS volume) by its block device mapping name, such as /dev/xvdb: found
+   * on the node by etcd-data-volume.service (the name where the OS makes it, otherwise the one
+   * EBS disk without partitions), formatted ext4 once (never wiped) and mounted at the data dir
+   * before the agent and etcd start. Without it the data lives on the root disk.
    */
   dataDevice?: string;
 }
@@ -164,11 +166,6 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
       ],
     },
     storage: {
-      ...(o.dataDevice
-        ? {
-            filesystems: [{ device: o.dataDevice, format: "ext4", label: DATA_LABEL, wipeFilesystem: false }],
-          }
-        : {}),
       directories: [
         { path: NODE_PATHS.dataDir, mode: 0o700 },
         { path: "/etc/etcd-agent", mode: 0o755 },
@@ -187,6 +184,16 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
           overwrite: true,
           contents: { source: dataUrl(restoreWrapper(o.os, o.etcdImageTag ?? ETCD_IMAGE.tag)) },
         },
+        ...(o.dataDevice
+          ? [
+              {
+                path: `${NODE_PATHS.binDir[o.os]}/${DATA_VOLUME_SCRIPT}`,
+                mode: 0o755,
+                overwrite: true,
+                contents: { source: dataUrl(dataVolumeScript(o.dataDevice)) },
+              },
+            ]
+          : []),
         {
           path: NODE_PATHS.agentEnv,
           mode: 0o644,
@@ -212,7 +219,7 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
     },
     systemd: {
       units: [
-        ...(o.dataDevice ? [dataMountUnit()] : []),
+        ...(o.dataDevice ? [dataVolumeUnit(o.os), dataMountUnit()] : []),
         ...renderUnits(o.os, o.etcdImageTag).map((u) => ({ ...u, enabled: true })),
       ],
     },
@@ -230,9 +237,105 @@ function restoreWrapper(os: NodeOs, tag: string): string {
     "#!/bin/sh",
     "# etcd's restore tool from the pinned etcd image; written by Ignition for etcd-agent's recovery.",
     "set -eu",
-    `exec ${runtime} run --rm --network none -e ETCDCTL_API=3 -v ${NODE_PATHS.dataDir}:${NODE_PATHS.dataDir} ${ETCD_IMAGE.repository}:${tag} ${tool} "$@"`,
+    `exec ${runtime} run --rm --network none -e ETCDCTL_API=3 -v ${NODE_PATHS.dataDir}:${NODE_PATHS.dataDir}${os === "fcos" ? FCOS_DATA_DIR_LABEL : ""} ${ETCD_IMAGE.repository}:${tag} ${tool} "$@"`,
     "",
   ].join("\n");
+}
+
+/**
+ * Fedora CoreOS enforces SELinux: a container reaches a host path only if the volume is relabelled.
+ * `:Z` (private to the container), as etcd-member.service mounts the same directory: each container
+ * relabels it when it starts, and the restore runs while etcd is stopped.
+ */
+export const FCOS_DATA_DIR_LABEL = ":Z";
+
+/** The program that finds and formats the data volume, in the OS's bin dir. */
+export const DATA_VOLUME_SCRIPT = "etcd-data-volume";
+
+/**
+ * Finds etcd's data volume and formats it once. On Nitro instances an EBS volume is an NVMe device
+ * (/dev/nvme1n1, numbered in the order the kernel found it); its mapping name (/dev/xvdb) exists
+ * only where the OS has udev rules for EBS (Flatcar's 90-cloud-storage.rules; Fedora CoreOS has
+ * none: coreos/fedora-coreos-tracker#104, #1122), and the by-id name carries the volume ID, which
+ * a launch template cannot know. What does not change: the data volume is the one EBS disk with
+ * no partition table (the root volume has partitions), or the mapping name where it exists (Xen
+ * instances, Flatcar). Anything already on the volume is kept: a file system labelled etcd-data is
+ * used, anything else stops the unit (never wiped). ETCD_DATA_SYS and ETCD_DATA_DEV are for tests.
+ */
+export function dataVolumeScript(mappingName: string): string {
+  return `#!/bin/bash
+# Finds etcd's data volume and formats it once (never wipes): written by Ignition for etcd-agent.
+set -euo pipefail
+SYS=\${ETCD_DATA_SYS:-/sys/block}
+DEV=\${ETCD_DATA_DEV:-/dev}
+MAPPING=\${DEV}${mappingName.replace(/^\/dev/, "")}
+LABEL=${DATA_LABEL}
+udevadm settle --timeout=30 || true
+if [ -e "$DEV/disk/by-label/$LABEL" ]; then echo "data volume: $LABEL is there"; exit 0; fi
+dev=""
+if [ -e "$MAPPING" ]; then
+  dev=$(readlink -f "$MAPPING")
+else
+  for d in "$SYS"/nvme*n*; do
+    [ -e "$d/device/model" ] || continue
+    model=$(sed 's/ *$//' "$d/device/model")
+    [ "$model" = "Amazon Elastic Block Store" ] || continue
+    name=\${d##*/}
+    if compgen -G "$d/\${name}p*" >/dev/null; then continue; fi
+    if [ -n "$dev" ]; then
+      echo "data volume: more than one EBS disk without partitions ($dev, $DEV/$name); expected only $MAPPING" >&2
+      exit 1
+    fi
+    dev=$DEV/$name
+  done
+fi
+if [ -z "$dev" ]; then
+  echo "data volume: neither $MAPPING nor an EBS disk without partitions is attached" >&2
+  exit 1
+fi
+found=$(blkid -p -o export "$dev" || true)
+if [ -z "$found" ]; then
+  echo "data volume: formatting $dev (empty) as ext4 $LABEL"
+  mkfs.ext4 -q -L "$LABEL" "$dev"
+  udevadm settle --timeout=30 || true
+elif grep -qx "LABEL=$LABEL" <<<"$found"; then
+  echo "data volume: $dev is $LABEL"
+else
+  echo "data volume: $dev holds something else ($(tr '\\n' ' ' <<<"$found")); not formatting it" >&2
+  exit 1
+fi
+`;
+}
+
+/** etcd-data-volume.service: runs the script above once per boot, before the mount. */
+function dataVolumeUnit(os: NodeOs): { name: string; enabled: boolean; contents: string } {
+  return {
+    name: "etcd-data-volume.service",
+    enabled: true,
+    contents: [
+      "[Unit]",
+      "Description=etcd data volume: find it, format it once",
+      // Before local-fs (the mount is part of it), after the file systems its program lives on
+      // (Fedora CoreOS: /usr/local is /var/usrlocal).
+      "DefaultDependencies=no",
+      "After=local-fs-pre.target systemd-udevd.service systemd-udev-trigger.service",
+      `RequiresMountsFor=/var ${NODE_PATHS.binDir[os]}`,
+      "Before=var-lib-etcd.mount local-fs.target",
+      "StartLimitIntervalSec=300",
+      "StartLimitBurst=10",
+      "",
+      "[Service]",
+      "Type=oneshot",
+      "RemainAfterExit=yes",
+      `ExecStart=${NODE_PATHS.binDir[os]}/${DATA_VOLUME_SCRIPT}`,
+      "Restart=on-failure",
+      "RestartSec=5s",
+      "",
+      "[Install]",
+      "WantedBy=local-fs.target",
+      "",
+    ].join("\n"),
+  };
 }
 
 /** var-lib-etcd.mount: the data volume at the data dir; etcd-agent-boot requires it (RequiresMountsFor). */
@@ -243,6 +346,8 @@ function dataMountUnit(): { name: string; enabled: boolean; contents: string } {
     contents: [
       "[Unit]",
       "Description=etcd data volume",
+      "Requires=etcd-data-volume.service",
+      "After=etcd-data-volume.service",
       "Before=etcd-agent-boot.service",
       "",
       "[Mount]",

@@ -1,8 +1,10 @@
 // The deployable app: one stack with one EtcdCluster, configured by context values (cdk.json or
-// `-c key=value`). `npm run synth` runs it with no AWS credentials and no network.
+// `-c key=value`; every key is in docs/deploy.md). The nodes' image is a context lookup, which needs
+// the account (credentials, or etcd:account with the lookup's answer in cdk.context.json).
 import { App, Stack, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { EtcdCluster } from "../lib/etcd-cluster.js";
+import { existingVpc } from "../lib/existing-vpc.js";
 import { EtcdClusterPropsError } from "../lib/props.js";
 
 const app = new App();
@@ -23,13 +25,21 @@ const str = (key: string) => (ctx(key) === undefined ? undefined : String(ctx(ke
 const num = (key: string) => (ctx(key) === undefined ? undefined : Number(ctx(key)));
 
 try {
+  const region = str("region") ?? process.env.CDK_DEFAULT_REGION ?? "eu-west-1";
+  const account = str("account") ?? process.env.CDK_DEFAULT_ACCOUNT;
   const stack = new Stack(app, str("stackName") ?? "EtcdCluster", {
     description: "etcd on an Auto Scaling group, healed by etcd-agent (etcd-asg-agent)",
-    // The region is needed for the zones; the account is not (no lookups), so none is asked for.
-    env: { region: str("region") ?? process.env.CDK_DEFAULT_REGION ?? "eu-west-1" },
+    env: { region, ...(account ? { account } : {}) },
+  });
+  const vpc = existingVpc(stack, {
+    vpcId: str("vpcId"),
+    privateSubnetIds: json<string[]>("privateSubnetIds"),
+    publicSubnetIds: json<string[]>("publicSubnetIds"),
+    availabilityZones: json<string[]>("availabilityZones"),
   });
   new EtcdCluster(stack, "Etcd", {
-    amis: json<Record<string, string>>("amis") ?? {},
+    ...(vpc ? { vpc } : { availabilityZones: json<string[]>("availabilityZones") }),
+    amis: json<Record<string, string>>("amis"),
     clusterSize: num("clusterSize"),
     instanceType: str("instanceType"),
     architecture: str("architecture") as never,
@@ -38,7 +48,6 @@ try {
     etcdVersion: str("etcdVersion"),
     dataVolumeGiB: num("dataVolumeGiB"),
     natGateways: num("natGateways"),
-    availabilityZones: json<string[]>("availabilityZones"),
     bastionAllowedCidr: str("bastionAllowedCidr"),
     bastionKeyName: str("bastionKeyName"),
     sshAuthorizedKeys: json<string[]>("sshAuthorizedKeys"),

@@ -15,6 +15,7 @@ import {
   aws_events as events,
   aws_events_targets as eventTargets,
   aws_iam as iam,
+  aws_logs as logs,
   RemovalPolicy,
   aws_route53 as route53,
   Stack,
@@ -24,13 +25,16 @@ import {
   Validations,
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
+import { ETCD_IMAGE } from "../../ignition/etcd-image.js";
 import { renderNodeConfig, serialize, USER_DATA_LIMIT } from "../../ignition/render.js";
+import { nodeImage } from "./node-image.js";
 import {
   EtcdClusterPropsError,
   type EtcdClusterSettings,
   type ValidSettings,
   validateSettings,
 } from "./props.js";
+import { Teardown } from "./teardown/teardown.js";
 
 export interface EtcdClusterProps extends EtcdClusterSettings {
   /** The VPC to run in (its private subnets need a route to the AWS APIs); default a new one. */
@@ -70,6 +74,7 @@ export class EtcdCluster extends Construct {
   readonly bastion: ec2.BastionHostLinux;
   readonly alarmTopic: sns.ITopic;
   readonly nodeRole: iam.Role;
+  readonly teardown: Teardown;
   /** The Ignition config in the user data, before CloudFormation fills in the bucket, key and zone. */
   readonly ignitionTemplate: string;
 
@@ -196,11 +201,12 @@ export class EtcdCluster extends Construct {
     ];
     // The TLS secrets (made by the first node: the CA, then the operators' certificate). Secrets
     // Manager appends six random characters to a secret's name in its ARN.
-    const secretArn = (name: string) =>
+    const secretName = (name: "ca" | "operator") => `etcd-agent/${asgName}/${name}`;
+    const secretArn = (name: "ca" | "operator") =>
       stack.formatArn({
         service: "secretsmanager",
         resource: "secret",
-        resourceName: `etcd-agent/${asgName}/${name}-??????`,
+        resourceName: `${secretName(name)}-??????`,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
     const nodePolicy = new iam.Policy(this, "NodePolicy", {
@@ -283,7 +289,7 @@ export class EtcdCluster extends Construct {
     );
 
     const launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
-      machineImage: ec2.MachineImage.genericLinux(s.amis),
+      machineImage: nodeImage(this, { os: s.os, architecture: s.architecture, amis: s.amis }),
       instanceType: new ec2.InstanceType(s.instanceType),
       role: this.nodeRole,
       securityGroup: this.memberSecurityGroup,
@@ -331,6 +337,15 @@ export class EtcdCluster extends Construct {
       }),
     });
     this.autoScalingGroup.node.addDependency(nodePolicy);
+    // On stack delete: the group goes first (no node left to write), then the agent's records and
+    // the TLS secrets, then the zone (infra/lib/teardown/teardown.ts).
+    this.teardown = new Teardown(this, "Teardown", {
+      hostedZone: this.hostedZone,
+      domain: d,
+      recordNames,
+      secrets: (["ca", "operator"] as const).map((n) => ({ name: secretName(n), arn: secretArn(n) })),
+    });
+    this.autoScalingGroup.node.addDependency(this.teardown);
     this.autoScalingGroup.addLifecycleHook("LaunchHook", {
       lifecycleHookName: HOOKS.launch.name,
       lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_LAUNCHING,
@@ -377,15 +392,23 @@ export class EtcdCluster extends Construct {
       `echo "${s.agentBinarySha512}  /usr/local/bin/etcd-agent" | sha512sum -c -`,
       "chmod 755 /usr/local/bin/etcd-agent",
       "cat > /etc/profile.d/etcd-agent.sh <<'EOF'",
-      `export ETCD_AGENT_DOMAIN=${d}`,
-      `export ETCD_AGENT_HOSTED_ZONE_ID=${this.hostedZone.hostedZoneId}`,
-      `export ETCD_AGENT_ASG_NAME=${asgName}`,
-      `export AWS_REGION=${stack.region}`,
-      // `etcd-agent client-cert` writes the operators' certificate here (from its secret).
-      'export ETCD_AGENT_TLS_CA_FILE="$HOME/.etcd-agent/tls/ca.crt"',
-      'export ETCD_AGENT_TLS_CERT_FILE="$HOME/.etcd-agent/tls/client.crt"',
-      'export ETCD_AGENT_TLS_KEY_FILE="$HOME/.etcd-agent/tls/client.key"',
+      ...bastionProfile({
+        domain: d,
+        hostedZoneId: this.hostedZone.hostedZoneId,
+        asgName,
+        region: stack.region,
+      }),
       "EOF",
+      // etcdctl from etcd's release, checked against the release's SHA256SUMS (fetched over TLS);
+      // last, so an outage of GitHub leaves the agent and its settings in place.
+      `v=${s.etcdVersion ?? ETCD_IMAGE.tag}; a=${s.architecture === "arm64" ? "arm64" : "amd64"}; t=etcd-$v-linux-$a`,
+      "cd /tmp",
+      'curl -fsSLO "https://github.com/etcd-io/etcd/releases/download/$v/$t.tar.gz"',
+      'curl -fsSLO "https://github.com/etcd-io/etcd/releases/download/$v/SHA256SUMS"',
+      'grep " $t.tar.gz$" SHA256SUMS | sha256sum -c -',
+      'tar -xzf "$t.tar.gz" "$t/etcdctl"',
+      'install -m 755 "$t/etcdctl" /usr/local/bin/etcdctl',
+      'rm -rf "$t" "$t.tar.gz" SHA256SUMS',
     );
 
     // ---- alarms
@@ -436,27 +459,45 @@ export class EtcdCluster extends Construct {
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],
     });
 
-    // ---- outputs
-    new CfnOutput(this, "ClientSecurityGroupId", {
-      value: this.clientSecurityGroup.securityGroupId,
-      description: "Attach to etcd clients",
-    });
-    new CfnOutput(this, "ClientSrvRecord", {
-      value: `_etcd-client-ssl._tcp.${d}`,
-      description: "Clients discover the members here (etcdctl --discovery-srv), with TLS",
-    });
-    new CfnOutput(this, "BastionInstanceId", {
-      value: this.bastion.instanceId,
-      description: "aws ssm start-session --target <this>",
-    });
-    new CfnOutput(this, "BastionPublicDnsName", { value: this.bastion.instancePublicDnsName });
-    new CfnOutput(this, "HostedZoneId", { value: this.hostedZone.hostedZoneId });
-    new CfnOutput(this, "AutoScalingGroupName", { value: asgName });
-    new CfnOutput(this, "BackupBucketName", { value: this.backupBucket.bucketName });
+    // ---- outputs: each one's key is the construct's ID and a fixed name (EtcdBastionInstanceId for
+    // the app's "Etcd"), which docs/deploy.md uses verbatim; keep them.
+    const output = (name: string, value: string, description: string) =>
+      new CfnOutput(this, name, { value, description }).overrideLogicalId(`${id}${name}`);
+    output("BastionInstanceId", this.bastion.instanceId, "aws ssm start-session --target <this>");
+    output("BastionPublicDnsName", this.bastion.instancePublicDnsName, "SSH, if bastionAllowedCidr is set");
+    output(
+      "AlarmTopicArn",
+      this.alarmTopic.topicArn,
+      "aws sns subscribe --topic-arn <this> --protocol email --notification-endpoint you@example.com",
+    );
+    output(
+      "ClientSrvRecord",
+      `_etcd-client-ssl._tcp.${d}`,
+      "Clients discover the members here (etcdctl --discovery-srv), with TLS",
+    );
+    output("ServerSrvRecord", `_etcd-server-ssl._tcp.${d}`, "The members' peer URLs");
+    output("ClientSecurityGroupId", this.clientSecurityGroup.securityGroupId, "Attach to etcd clients");
+    output("HostedZoneId", this.hostedZone.hostedZoneId, `The private zone ${d}`);
+    output("AutoScalingGroupName", asgName, "The members' group");
+    output(
+      "BackupBucketName",
+      this.backupBucket.bucketName,
+      `Snapshots under ${backupPrefix}; kept on delete`,
+    );
+    output(
+      "OperatorSecretName",
+      secretName("operator"),
+      "The operators' client certificate (etcd-agent client-cert fetches it on the bastion)",
+    );
+    output("CaSecretName", secretName("ca"), "The cluster's CA (the nodes only); deleted with the stack");
+    // The new VPC's flow-log group (CDK keeps log groups on delete): its name, to remove it later.
+    const flowLogGroup = this.vpc.node.tryFindChild("all")?.node.tryFindChild("LogGroup");
+    if (flowLogGroup instanceof logs.LogGroup)
+      output("FlowLogGroupName", flowLogGroup.logGroupName, "The VPC's flow logs; kept on delete");
 
     this.acknowledge(nodePolicy, {
       "AwsSolutions::AwsSolutions-IAM5[Resource::*]": DESCRIBE_STAR,
-      [`AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:${Token.isUnresolved(stack.region) ? "<AWS::Region>" : stack.region}:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${asgName}]`]:
+      [`AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:${Token.isUnresolved(stack.region) ? "<AWS::Region>" : stack.region}:${Token.isUnresolved(stack.account) ? "<AWS::AccountId>" : stack.account}:autoScalingGroup:*:autoScalingGroupName/${asgName}]`]:
         "The * is the group's generated UUID, unknown before it exists; the group name after it is fixed, so this is one group.",
       [`AwsSolutions::AwsSolutions-IAM5[Resource::<${stack.getLogicalId(this.backupBucket.node.defaultChild as s3.CfnBucket)}.Arn>/${backupPrefix}*]`]:
         "Snapshot objects are named by time under this cluster's own prefix; the agent writes, lists, reads and expires them there and nowhere else.",
@@ -490,6 +531,33 @@ export class EtcdCluster extends Construct {
     for (const [id, reason] of Object.entries(findings))
       Validations.of(construct).acknowledge({ id, reason });
   }
+}
+
+/**
+ * The bastion's /etc/profile.d/etcd-agent.sh, line by line: the cluster for `etcd-agent`, and the
+ * operators' certificate (where `etcd-agent client-cert` writes it) for both it and etcdctl, which
+ * finds the members by the client SRV record. The e2e doc test runs the doc's commands with it.
+ */
+export function bastionProfile(c: {
+  domain: string;
+  hostedZoneId: string;
+  asgName: string;
+  region: string;
+}): string[] {
+  return [
+    `export ETCD_AGENT_DOMAIN=${c.domain}`,
+    `export ETCD_AGENT_HOSTED_ZONE_ID=${c.hostedZoneId}`,
+    `export ETCD_AGENT_ASG_NAME=${c.asgName}`,
+    `export AWS_REGION=${c.region}`,
+    'export ETCD_AGENT_TLS_CA_FILE="$HOME/.etcd-agent/tls/ca.crt"',
+    'export ETCD_AGENT_TLS_CERT_FILE="$HOME/.etcd-agent/tls/client.crt"',
+    'export ETCD_AGENT_TLS_KEY_FILE="$HOME/.etcd-agent/tls/client.key"',
+    "export ETCDCTL_API=3",
+    `export ETCDCTL_DISCOVERY_SRV=${c.domain}`,
+    'export ETCDCTL_CACERT="$ETCD_AGENT_TLS_CA_FILE"',
+    'export ETCDCTL_CERT="$ETCD_AGENT_TLS_CERT_FILE"',
+    'export ETCDCTL_KEY="$ETCD_AGENT_TLS_KEY_FILE"',
+  ];
 }
 
 const DESCRIBE_STAR =

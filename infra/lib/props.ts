@@ -17,8 +17,11 @@ export interface EtcdClusterSettings {
   architecture?: NodeArch;
   /** Flatcar Container Linux (default) or Fedora CoreOS. */
   os?: NodeOs;
-  /** The OS image per region, such as { "eu-west-1": "ami-0123..." }: no lookups at synth time. */
-  amis: Record<string, string>;
+  /**
+   * The OS image per region, such as { "eu-west-1": "ami-0123..." }, instead of the official image
+   * found by lookup (infra/lib/node-image.ts). Checked by a lookup too when the stack has an account.
+   */
+  amis?: Record<string, string>;
   /** Name of the private hosted zone and of the cluster's records. Default etcd.internal. */
   domain?: string;
   /** etcd's image tag. Default the pinned one (ignition/etcd-image.ts). */
@@ -53,7 +56,7 @@ export interface ValidSettings {
   instanceType: string;
   architecture: NodeArch;
   os: NodeOs;
-  amis: Record<string, string>;
+  amis: Record<string, string> | undefined;
   domain: string;
   etcdVersion: string | undefined;
   dataVolumeGiB: number;
@@ -111,12 +114,15 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
       `instanceType ${instanceType} is ${graviton ? "a Graviton (arm64)" : "an x64"} type but architecture is ${architecture}; set architecture: "${graviton ? "arm64" : "x64"}" or pick a ${architecture === "arm64" ? "Graviton type such as m7g.large" : "type such as m6i.large"}`,
     );
   }
-  if (!p.amis || typeof p.amis !== "object" || Object.keys(p.amis).length === 0) {
+  if (
+    p.amis !== undefined &&
+    (!p.amis || typeof p.amis !== "object" || Array.isArray(p.amis) || Object.keys(p.amis).length === 0)
+  ) {
     fail(
-      `amis must map at least one region to the ${os === "flatcar" ? "Flatcar" : "Fedora CoreOS"} AMI for ${architecture}, such as { "eu-west-1": "ami-0123456789abcdef0" } (context key etcd:amis)`,
+      `amis must map at least one region to the ${os === "flatcar" ? "Flatcar" : "Fedora CoreOS"} AMI for ${architecture}, such as { "eu-west-1": "ami-0123456789abcdef0" } (context key etcd:amis), or be left out to use the official image found by lookup; got ${JSON.stringify(p.amis)}`,
     );
   }
-  for (const [region, ami] of Object.entries(p.amis)) {
+  for (const [region, ami] of Object.entries(p.amis ?? {})) {
     if (!REGION_RE.test(region))
       fail(`amis has ${JSON.stringify(region)}, which is not a region name such as eu-west-1`);
     if (!AMI_RE.test(ami))
@@ -176,7 +182,7 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     instanceType,
     architecture,
     os,
-    amis: { ...p.amis },
+    amis: p.amis === undefined ? undefined : { ...p.amis },
     domain,
     etcdVersion: p.etcdVersion,
     dataVolumeGiB,

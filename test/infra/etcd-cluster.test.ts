@@ -13,7 +13,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../agent/config/config.js";
 import { parseEnvFile } from "../../agent/planner/etcd-env.js";
 import { EtcdCluster, type EtcdClusterProps } from "../../infra/lib/etcd-cluster.js";
+import { existingVpc } from "../../infra/lib/existing-vpc.js";
+import { amiContextKey } from "../../infra/lib/node-image.js";
 import { type EtcdClusterSettings, validateSettings } from "../../infra/lib/props.js";
+import { bundleHandler } from "../../infra/lib/teardown/teardown.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const AMIS = { "eu-west-1": "ami-0123456789abcdef0" };
@@ -247,11 +250,7 @@ describe("EtcdCluster resources", () => {
       },
       Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
     });
-    const outputs = Object.keys(template.findOutputs("*")).join(" ");
-    for (const name of ["ClientSecurityGroupId", "ClientSrvRecord", "BastionInstanceId", "HostedZoneId"]) {
-      expect(outputs).toContain(name);
-    }
-    template.hasOutput("*", { Value: "_etcd-client-ssl._tcp.etcd.internal" });
+    template.hasOutput("EtcdClientSrvRecord", { Value: "_etcd-client-ssl._tcp.etcd.internal" });
   });
 });
 
@@ -273,10 +272,15 @@ describe("the user data", () => {
       /^s3:\/\/cdk-[a-z0-9]+-assets-123456789012-eu-west-1\/[0-9a-f]{64}(\.[0-9a-f]{64})?$/,
     );
     expect(bin.contents.verification.hash).toBe(`sha512-${sha}`);
-    expect(json.storage.filesystems).toEqual([
-      { device: "/dev/xvdb", format: "ext4", label: "etcd-data", wipeFilesystem: false },
-    ]);
-    expect(json.systemd.units.map((u: any) => u.name)).toContain("var-lib-etcd.mount");
+    // The data volume is found on the node (etcd-data-volume.service), not by Ignition waiting for
+    // /dev/xvdb: on Nitro it is an NVMe device, and Fedora CoreOS makes no /dev/xvdb for it.
+    expect(json.storage.filesystems).toBeUndefined();
+    expect(text).not.toMatch(/"device":"\/dev\/xvdb"/);
+    const script = json.storage.files.find((f: any) => f.path === "/opt/bin/etcd-data-volume");
+    expect(decodeURIComponent(script.contents.source)).toContain("Amazon Elastic Block Store");
+    const units = Object.fromEntries(json.systemd.units.map((u: any) => [u.name, u]));
+    expect(units["etcd-data-volume.service"].contents).toContain("ExecStart=/opt/bin/etcd-data-volume");
+    expect(units["var-lib-etcd.mount"].contents).toContain("Requires=etcd-data-volume.service");
   });
 
   it("gives the agent settings its own config rules accept: domain, zone, group", () => {
@@ -315,6 +319,14 @@ describe("the user data", () => {
     const bin = cfg.storage.files.find((f: any) => f.path === "/usr/local/bin/etcd-agent");
     expect(bin.contents.verification.hash).toBe(`sha512-${sha}`);
     expect(t).toContain("v3.5.21");
+    // FCOS: the data volume by the same discovery, the restore's podman volume relabelled for SELinux.
+    expect(cfg.storage.filesystems).toBeUndefined();
+    const units = cfg.systemd.units.map((u: any) => u.name);
+    expect(units).toEqual(expect.arrayContaining(["etcd-data-volume.service", "var-lib-etcd.mount"]));
+    const restore = cfg.storage.files.find((f: any) => f.path === "/usr/local/bin/etcd-restore");
+    expect(decodeURIComponent(restore.contents.source.replace(/^data:,/, ""))).toContain(
+      "podman run --rm --network none -e ETCDCTL_API=3 -v /var/lib/etcd:/var/lib/etcd:Z ",
+    );
   });
 });
 
@@ -322,7 +334,7 @@ describe("property validation: the value and the fix, before any resource", () =
   const cases: Array<[Partial<EtcdClusterSettings>, RegExp]> = [
     [{ clusterSize: 4 }, /clusterSize must be odd and from 1 to 7.*got 4/],
     [{ clusterSize: 9 }, /clusterSize must be odd and from 1 to 7.*got 9/],
-    [{ amis: {} }, /amis must map at least one region/],
+    [{ amis: {} }, /amis must map at least one region.*or be left out to use the official image/],
     [{ amis: { "eu-west-1": "ami-xyz" } }, /amis\[eu-west-1\] must be an AMI ID.*"ami-xyz"/],
     [{ amis: { europe: "ami-0123456789abcdef0" } }, /"europe", which is not a region name/],
     [{ instanceType: "m7g.large" }, /m7g.large is a Graviton \(arm64\) type but architecture is x64/],
@@ -367,5 +379,226 @@ describe("cdk-nag AwsSolutions", () => {
 
   it("fails the synth on a finding nobody acknowledged", () => {
     expect(() => synth({}, (stack) => new s3.Bucket(stack, "Unreviewed"))).toThrow(/AwsSolutions-S1/);
+  });
+});
+
+const ACCOUNT = "123456789012";
+
+/** A synth in an account, with the lookups' answers as cdk.context.json would hold them. */
+function synthIn(props: Partial<EtcdClusterProps>, answers: (stack: Stack) => Record<string, unknown>) {
+  const probe = new Stack(new App(), "Test", { env: { region: "eu-west-1", account: ACCOUNT } });
+  const context = {
+    [`availability-zones:account=${ACCOUNT}:region=eu-west-1`]: ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+    ...answers(probe),
+  };
+  const app = new App({ outdir: mkdtempSync(join(work, "out-")), context });
+  const stack = new Stack(app, "Test", { env: { region: "eu-west-1", account: ACCOUNT } });
+  new EtcdCluster(stack, "Etcd", props);
+  const assembly = app.synth();
+  return { template: Template.fromJSON(assembly.getStackByName("Test").template), assembly };
+}
+
+const LOOKED_UP = "ami-0fedcba9876543210";
+
+describe("the nodes' image: the official one by lookup, or the user's, checked", () => {
+  it.each([
+    ["flatcar", "x64", "075585003325", "Flatcar-stable-*", "x86_64"],
+    ["flatcar", "arm64", "075585003325", "Flatcar-stable-*", "arm64"],
+    ["fcos", "x64", "125523088429", "fedora-coreos-*", "x86_64"],
+    ["fcos", "arm64", "125523088429", "fedora-coreos-*", "arm64"],
+  ] as const)("%s %s: owner %s, name %s, architecture %s, cached in the context", (os, arch, owner, name, ec2Arch) => {
+    const key = amiContextKey(
+      new Stack(new App(), "K", { env: { region: "eu-west-1", account: ACCOUNT } }),
+      os,
+      arch,
+    );
+    expect(key).toContain(`owners.0=${owner}`);
+    expect(key).toContain(`filters.name.0=${name}`);
+    expect(key).toContain(`filters.architecture.0=${ec2Arch}`);
+    expect(key).toMatch(/^ami:account=123456789012:.*region=eu-west-1$/);
+    if (os === "fcos") expect(key).toContain("filters.description.0=Fedora CoreOS stable *");
+    const { template: t, assembly } = synthIn({ os, architecture: arch }, () => ({ [key]: LOOKED_UP }));
+    t.hasResourceProperties("AWS::EC2::LaunchTemplate", {
+      LaunchTemplateData: Match.objectLike({ ImageId: LOOKED_UP }),
+    });
+    expect(assembly.manifest.missing ?? []).toEqual([]);
+  });
+
+  it("without the answer yet, the synth asks the CLI for exactly that lookup (as cdk deploy does)", () => {
+    const { assembly } = synthIn({}, () => ({}));
+    const key = amiContextKey(
+      new Stack(new App(), "K", { env: { region: "eu-west-1", account: ACCOUNT } }),
+      "flatcar",
+      "x64",
+    );
+    expect((assembly.manifest.missing ?? []).map((m) => m.key)).toContain(key);
+  });
+
+  it("a lookup that found nothing stops the synth with the region, architecture and the fix", () => {
+    expect(() =>
+      synthIn({ architecture: "arm64" }, (st) => ({
+        [amiContextKey(st, "flatcar", "arm64")]: {
+          $providerError: "No AMI found that matched the search criteria",
+        },
+      })),
+    ).toThrow(
+      /no Flatcar Container Linux \(stable\) image for arm64 in eu-west-1 from account 075585003325 named Flatcar-stable-\*.*name one with etcd:amis/,
+    );
+  });
+
+  it("the user's image is checked for the architecture: a mismatch names the AMI and the fix", () => {
+    const amis = { "eu-west-1": "ami-0123456789abcdef0" };
+    const key = (st: Stack) => amiContextKey(st, "flatcar", "x64", "ami-0123456789abcdef0");
+    expect(key(new Stack(new App(), "K", { env: { region: "eu-west-1", account: ACCOUNT } }))).toContain(
+      "filters.image-id.0=ami-0123456789abcdef0",
+    );
+    const ok = synthIn({ amis }, (st) => ({ [key(st)]: "ami-0123456789abcdef0" }));
+    ok.template.hasResourceProperties("AWS::EC2::LaunchTemplate", {
+      LaunchTemplateData: Match.objectLike({ ImageId: "ami-0123456789abcdef0" }),
+    });
+    expect(() =>
+      synthIn({ amis }, (st) => ({
+        [key(st)]: { $providerError: "No AMI found that matched the search criteria" },
+      })),
+    ).toThrow(
+      /amis\[eu-west-1\] is ami-0123456789abcdef0, which is not an x86_64 image .*set etcd:architecture/,
+    );
+  });
+
+  it("a region missing from amis, or no account for a lookup: a message, not a stack trace", () => {
+    const noRegion = new Stack(new App(), "A", { env: { region: "us-east-1" } });
+    expect(() => new EtcdCluster(noRegion, "Etcd", { amis: AMIS })).toThrow(
+      /amis has no image for us-east-1 \(it has eu-west-1\): add "us-east-1": "ami-\.\.\."/,
+    );
+    const noAccount = new Stack(new App(), "B", { env: { region: "eu-west-1" } });
+    expect(() => new EtcdCluster(noAccount, "Etcd", {})).toThrow(
+      /found by a lookup in the stack's account and region, and the stack has no account: .*etcd:account/,
+    );
+  });
+});
+
+describe("outputs the doc uses, under fixed keys", () => {
+  it("each output's key is the construct ID and a fixed name", () => {
+    // BastionHostLinux adds one of its own, with a hash in its key (the one the doc does not use).
+    const keys = Object.keys(template.findOutputs("*")).filter(
+      (k) => !/^EtcdBastionBastionHostId[0-9A-F]{8}$/.test(k),
+    );
+    expect(keys.sort()).toEqual(
+      [
+        "EtcdAlarmTopicArn",
+        "EtcdAutoScalingGroupName",
+        "EtcdBackupBucketName",
+        "EtcdBastionInstanceId",
+        "EtcdBastionPublicDnsName",
+        "EtcdCaSecretName",
+        "EtcdClientSecurityGroupId",
+        "EtcdClientSrvRecord",
+        "EtcdFlowLogGroupName",
+        "EtcdHostedZoneId",
+        "EtcdOperatorSecretName",
+        "EtcdServerSrvRecord",
+      ].sort(),
+    );
+    template.hasOutput("EtcdOperatorSecretName", { Value: `etcd-agent/${asgName}/operator` });
+    template.hasOutput("EtcdServerSrvRecord", { Value: "_etcd-server-ssl._tcp.etcd.internal" });
+    template.hasOutput("EtcdAlarmTopicArn", { Value: { Ref: Match.stringLikeRegexp("^EtcdAlarms") } });
+  });
+});
+
+describe("teardown on stack delete", () => {
+  const resources = template.toJSON().Resources as Record<string, any>;
+  const [crId, cr] = Object.entries(resources).find(([, r]) => r.Type === "Custom::EtcdAgentTeardown") ?? [];
+
+  it("a custom resource the group depends on, which depends on the zone: group, then records, then zone", () => {
+    expect(cr.Properties).toMatchObject({
+      Domain: "etcd.internal",
+      SecretIds: [`etcd-agent/${asgName}/ca`, `etcd-agent/${asgName}/operator`],
+    });
+    expect(cr.Properties.HostedZoneId.Ref).toMatch(/^EtcdZone/);
+    const [group] = Object.values(template.findResources("AWS::AutoScaling::AutoScalingGroup")) as any[];
+    expect(group.DependsOn).toContain(crId);
+    expect(cr.DeletionPolicy ?? "Delete").toBe("Delete");
+  });
+
+  it("its Lambda may delete only the agent's records and the two secrets", () => {
+    const policy = Object.entries(template.findResources("AWS::IAM::Policy")).find(([id]) =>
+      id.startsWith("EtcdTeardownPolicy"),
+    )?.[1] as any;
+    const bySid = Object.fromEntries(
+      (policy.Properties.PolicyDocument.Statement as any[]).map((st) => [st.Sid, st]),
+    );
+    expect(bySid.DeleteTheAgentsRecordsOnly.Condition["ForAllValues:StringEquals"]).toEqual({
+      "route53:ChangeResourceRecordSetsRecordTypes": ["A", "SRV", "TXT"],
+      "route53:ChangeResourceRecordSetsActions": ["DELETE"],
+    });
+    expect(
+      bySid.DeleteTheAgentsRecordsOnly.Condition["ForAllValues:StringLike"][
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+      ],
+    ).toContain("_etcd-cluster.etcd.internal");
+    expect(bySid.DeleteTheClustersSecretsOnly.Action).toBe("secretsmanager:DeleteSecret");
+    expect(JSON.stringify(bySid.DeleteTheClustersSecretsOnly.Resource)).toContain(
+      `etcd-agent/${asgName}/ca-??????`,
+    );
+    expect(bySid.DeleteTheClustersSecretsOnly.Resource).toHaveLength(2);
+  });
+
+  it("the handler is inline (no asset), within CloudFormation's 4096-character ZipFile limit", () => {
+    const fn = Object.values(template.findResources("AWS::Lambda::Function"))[0] as any;
+    expect(fn.Properties.Code.ZipFile).toBe(bundleHandler());
+    expect(fn.Properties.Code.ZipFile.length).toBeLessThan(4096);
+  });
+});
+
+describe("an existing VPC (the app's etcd:vpcId, etcd:privateSubnetIds, etcd:publicSubnetIds)", () => {
+  const ids = {
+    vpcId: "vpc-0123456789abcdef0",
+    privateSubnetIds: ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2", "subnet-0aaaaaaaaaaaaaaa3"],
+    publicSubnetIds: ["subnet-0bbbbbbbbbbbbbbb1"],
+    availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+  };
+
+  it("the group runs in its private subnets, the bastion in its public one, no VPC is made", () => {
+    const app = new App({ outdir: mkdtempSync(join(work, "out-")) });
+    const stack = new Stack(app, "Test", { env: { region: "eu-west-1" } });
+    new EtcdCluster(stack, "Etcd", { amis: AMIS, vpc: existingVpc(stack, ids) });
+    const tv = Template.fromJSON(app.synth().getStackByName("Test").template);
+    tv.resourceCountIs("AWS::EC2::VPC", 0);
+    template.resourceCountIs("AWS::EC2::VPC", 1);
+    const [group] = Object.values(tv.findResources("AWS::AutoScaling::AutoScalingGroup")) as any[];
+    expect(group.Properties.VPCZoneIdentifier).toEqual(ids.privateSubnetIds);
+    tv.hasResourceProperties("AWS::EC2::Instance", { SubnetId: "subnet-0bbbbbbbbbbbbbbb1" });
+  });
+
+  it.each([
+    [
+      { vpcId: ids.vpcId },
+      /needs etcd:vpcId, etcd:privateSubnetIds, etcd:publicSubnetIds and etcd:availabilityZones together/,
+    ],
+    [{ ...ids, vpcId: "vpc-x" }, /etcd:vpcId must be a VPC ID.*"vpc-x"/],
+    [
+      { ...ids, privateSubnetIds: ids.privateSubnetIds.slice(0, 2) },
+      /etcd:privateSubnetIds must be a JSON list of 3 subnet IDs/,
+    ],
+    [{ ...ids, availabilityZones: ["eu-west-1a"] }, /etcd:availabilityZones must name the 3 zones/],
+  ])("%j is refused", (v, message) => {
+    expect(() => existingVpc(new Stack(new App(), "V"), v as never)).toThrow(message);
+  });
+  it("none of the keys: a new VPC", () => {
+    expect(existingVpc(new Stack(new App(), "V"), {})).toBeUndefined();
+  });
+});
+
+describe("the bastion: etcdctl and the agent, the operators' certificate by one command", () => {
+  it("installs etcdctl (checked against the release's sums) and points it and the agent at the cluster", () => {
+    const [bastion] = Object.values(template.findResources("AWS::EC2::Instance")) as any[];
+    const text = resolve(bastion.Properties.UserData);
+    expect(text).toContain("v=v3.5.17; a=amd64; t=etcd-$v-linux-$a");
+    expect(text).toContain('curl -fsSLO "https://github.com/etcd-io/etcd/releases/download/$v/$t.tar.gz"');
+    expect(text).toContain("sha256sum -c -");
+    expect(text).toContain('install -m 755 "$t/etcdctl" /usr/local/bin/etcdctl');
+    expect(text).toContain("export ETCDCTL_DISCOVERY_SRV=etcd.internal");
+    expect(text).toContain('export ETCDCTL_CERT="$ETCD_AGENT_TLS_CERT_FILE"');
+    expect(text).toMatch(/sha512sum -c -/);
   });
 });

@@ -1,11 +1,24 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: rendered Ignition JSON is untyped
 // The node definition checked by the real tools: ignition-validate (Debian's ignition) on every
 // rendered config, systemd-analyze verify on every unit, in a root that has what the units run.
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  DATA_VOLUME_SCRIPT,
+  dataVolumeScript,
   type IgnitionConfig,
   NODE_PATHS,
   type NodeArch,
@@ -70,7 +83,10 @@ function unitRoot(os: NodeOs, config: IgnitionConfig): string {
       writeFileSync(join(etc, `${u.name}.d`, d.name), d.contents);
     }
   }
-  const executables = [`${NODE_PATHS.binDir[os]}/etcd-agent`];
+  const executables = [
+    `${NODE_PATHS.binDir[os]}/etcd-agent`,
+    `${NODE_PATHS.binDir[os]}/${DATA_VOLUME_SCRIPT}`,
+  ];
   if (os === "flatcar") {
     cpSync(
       new URL("../fixtures/flatcar/etcd-member.service", import.meta.url).pathname,
@@ -105,6 +121,7 @@ describe.each(combos)("%s %s", (os, arch) => {
   it("every unit passes systemd-analyze verify with no warning", () => {
     const root = unitRoot(os, config);
     const names = [
+      "etcd-data-volume.service",
       "var-lib-etcd.mount",
       "etcd-agent-boot.service",
       "etcd-member.service",
@@ -114,6 +131,128 @@ describe.each(combos)("%s %s", (os, arch) => {
       code: 0,
       stderr: "",
     });
+  });
+});
+
+describe.each(["flatcar", "fcos"] as const)("%s: the data volume and the restore", (os) => {
+  const config = render(os, "x64") as any;
+  const file = (path: string) =>
+    decodeURIComponent(
+      config.storage.files.find((f: any) => f.path === path).contents.source.replace(/^data:,/, ""),
+    );
+
+  it("Ignition does not wait for a device name: etcd-data-volume finds the volume on the node", () => {
+    expect(config.storage.filesystems).toBeUndefined();
+    expect(file(`${NODE_PATHS.binDir[os]}/${DATA_VOLUME_SCRIPT}`)).toBe(dataVolumeScript("/dev/xvdb"));
+    const mount = config.systemd.units.find((u: any) => u.name === "var-lib-etcd.mount");
+    expect(mount.contents).toContain("What=/dev/disk/by-label/etcd-data");
+    expect(mount.contents).toMatch(/Requires=etcd-data-volume.service\nAfter=etcd-data-volume.service/);
+  });
+
+  it(
+    os === "fcos"
+      ? "podman relabels the data dir for SELinux (:Z, as etcd-member does)"
+      : "docker mounts the data dir",
+    () => {
+      const wrapper = file(`${NODE_PATHS.binDir[os]}/etcd-restore`);
+      const volume = / -v (\S+) /.exec(wrapper)?.[1];
+      expect(volume).toBe(os === "fcos" ? "/var/lib/etcd:/var/lib/etcd:Z" : "/var/lib/etcd:/var/lib/etcd");
+      if (os === "fcos") {
+        const member = readFileSync(
+          new URL("../../systemd/fcos/etcd-member.service", import.meta.url),
+          "utf8",
+        );
+        expect(member).toContain("--volume /var/lib/etcd:/var/lib/etcd:Z");
+      }
+    },
+  );
+});
+
+/**
+ * etcd-data-volume run by bash against a fake /sys/block and /dev, with blkid, mkfs.ext4 and
+ * udevadm stubbed: which device it picks on Nitro (NVMe) and Xen, and that it never wipes.
+ */
+describe("etcd-data-volume on a node", () => {
+  const EBS = "Amazon Elastic Block Store              ";
+  interface Disk {
+    name: string;
+    model: string;
+    partitions?: number;
+    blkid?: string;
+  }
+  function run(disks: Disk[], opts: { xvdb?: "symlink" | "device"; labelled?: boolean } = {}) {
+    const t = mkdtempSync(join(work, "vol-"));
+    const [sys, dev, bin] = ["sys", "dev", "bin"].map((d) => join(t, d)) as [string, string, string];
+    for (const d of [sys, dev, bin, join(dev, "disk/by-label")]) mkdirSync(d, { recursive: true });
+    for (const d of disks) {
+      mkdirSync(join(sys, d.name, "device"), { recursive: true });
+      writeFileSync(join(sys, d.name, "device/model"), `${d.model}\n`);
+      for (let i = 1; i <= (d.partitions ?? 0); i++) mkdirSync(join(sys, d.name, `${d.name}p${i}`));
+      writeFileSync(join(dev, d.name), "");
+      if (d.blkid) writeFileSync(join(t, `blkid-${d.name}`), `${d.blkid}\n`);
+    }
+    if (opts.xvdb === "symlink") symlinkSync(join(dev, "nvme1n1"), join(dev, "xvdb"));
+    if (opts.xvdb === "device") writeFileSync(join(dev, "xvdb"), "");
+    if (opts.labelled) writeFileSync(join(dev, "disk/by-label/etcd-data"), "");
+    const stub = (name: string, body: string) => {
+      writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+      chmodSync(join(bin, name), 0o755);
+    };
+    stub(
+      "blkid",
+      `for a; do last=$a; done; f="${t}/blkid-$(basename "$last")"; [ -e "$f" ] || exit 2; cat "$f"`,
+    );
+    stub("mkfs.ext4", `echo "$@" >> "${t}/mkfs.log"`);
+    stub("udevadm", "exit 0");
+    writeFileSync(join(t, "script"), dataVolumeScript("/dev/xvdb"));
+    const r = spawnSync("bash", [join(t, "script")], {
+      encoding: "utf8",
+      env: { PATH: `${bin}:${process.env.PATH}`, ETCD_DATA_SYS: sys, ETCD_DATA_DEV: dev },
+    });
+    const mkfs = existsSync(join(t, "mkfs.log")) ? readFileSync(join(t, "mkfs.log"), "utf8").trim() : null;
+    return { code: r.status, out: `${r.stdout}${r.stderr}`, mkfs, dev };
+  }
+  const root = { name: "nvme0n1", model: EBS, partitions: 4 };
+
+  it("Nitro, no /dev/xvdb (Fedora CoreOS): the EBS disk without partitions, formatted once", () => {
+    const r = run([
+      root,
+      { name: "nvme1n1", model: EBS },
+      { name: "nvme2n1", model: "Amazon EC2 NVMe Instance Storage" },
+    ]);
+    expect(r).toMatchObject({ code: 0, mkfs: `-q -L etcd-data ${r.dev}/nvme1n1` });
+  });
+
+  it("Nitro with Flatcar's /dev/xvdb symlink, and Xen's /dev/xvdb device: that one", () => {
+    const a = run([root, { name: "nvme1n1", model: EBS }], { xvdb: "symlink" });
+    expect(a).toMatchObject({ code: 0, mkfs: `-q -L etcd-data ${a.dev}/nvme1n1` });
+    const b = run([], { xvdb: "device" });
+    expect(b).toMatchObject({ code: 0, mkfs: `-q -L etcd-data ${b.dev}/xvdb` });
+  });
+
+  it("already formatted (a reboot, or udev late with the label): kept", () => {
+    expect(run([root, { name: "nvme1n1", model: EBS }], { labelled: true })).toMatchObject({
+      code: 0,
+      mkfs: null,
+    });
+    const r = run([
+      root,
+      { name: "nvme1n1", model: EBS, blkid: "DEVNAME=/dev/nvme1n1\nLABEL=etcd-data\nTYPE=ext4" },
+    ]);
+    expect(r).toMatchObject({ code: 0, mkfs: null });
+    expect(r.out).toContain("is etcd-data");
+  });
+
+  it("refuses, never wipes: something else on the volume, two candidates, none", () => {
+    const other = run([root, { name: "nvme1n1", model: EBS, blkid: "TYPE=xfs" }]);
+    expect(other).toMatchObject({ code: 1, mkfs: null });
+    expect(other.out).toContain("holds something else (TYPE=xfs )");
+    const two = run([root, { name: "nvme1n1", model: EBS }, { name: "nvme2n1", model: EBS }]);
+    expect(two).toMatchObject({ code: 1, mkfs: null });
+    expect(two.out).toContain("more than one EBS disk without partitions");
+    const none = run([root]);
+    expect(none).toMatchObject({ code: 1, mkfs: null });
+    expect(none.out).toContain("neither");
   });
 });
 
