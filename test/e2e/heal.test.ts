@@ -30,7 +30,7 @@ describe("healing in the sandbox", () => {
       const healed = await settled(sandbox, 3, 150_000);
       expect(healed.map((i) => i.instanceId)).not.toContain(victim);
     });
-  });
+  }, 300_000);
 
   it("scales 3 -> 5 -> 3 with the members following; the victims leave through the terminate hook", async () => {
     await withSandbox({ subnet: "127.0.36.0/24" }, async (sandbox) => {

@@ -206,6 +206,12 @@ export interface AwsGaps {
   ignoredHealth: string[];
   /** Instances the proxy chose for a scale-in, in order. */
   scaleInVictims: string[];
+  /**
+   * The victims a scale-in by `count` would choose now, by the same policy; the next scale-in by
+   * that many takes exactly these while they are all still candidates (a test can then arrange
+   * its cluster around them, e.g. make one the leader).
+   */
+  previewScaleIn(count: number): Promise<string[]>;
   /** Every wait that ended and how: "i-... Terminating:Wait CONTINUE (global timeout)". */
   waitLog: string[];
   /** Called after moto accepted RebootInstances, with the instances. */
@@ -583,17 +589,39 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
       await setMotoDesired(desired + pendingDecrements(), g.max);
       return null;
     }
-    const now = Date.now();
-    const live = g.instances.filter((i) => !lifecycle.get(i.id)?.state.startsWith("Terminating"));
-    for (let n = visible - desired; n > 0; n--) {
-      const candidates = live.filter((i) => !i.protectedFromScaleIn);
-      const victim = chooseVictim(live, candidates, (id) => seenAt.get(id) ?? now, now);
-      if (!victim) break;
-      live.splice(live.indexOf(victim), 1);
-      scaleInVictims.push(victim.id);
-      await beginTerminate(victim.id, true);
+    const pinned = pinnedVictims;
+    pinnedVictims = null;
+    const chosen = victimsOf(g, visible - desired);
+    const candidates = new Set(chosen.candidates);
+    const victims =
+      pinned && pinned.length === visible - desired && pinned.every((id) => candidates.has(id))
+        ? pinned
+        : chosen.victims;
+    for (const id of victims) {
+      scaleInVictims.push(id);
+      await beginTerminate(id, true);
     }
     return null;
+  };
+  let pinnedVictims: string[] | null = null;
+  /** `count` victims by the default termination policy, one at a time, and the candidates they came from. */
+  const victimsOf = (g: GroupState, count: number) => {
+    const now = Date.now();
+    const live = g.instances.filter((i) => !lifecycle.get(i.id)?.state.startsWith("Terminating"));
+    const candidates = live.filter((i) => !i.protectedFromScaleIn).map((i) => i.id);
+    const victims: string[] = [];
+    for (let n = count; n > 0; n--) {
+      const victim = chooseVictim(
+        live,
+        live.filter((i) => !i.protectedFromScaleIn),
+        (id) => seenAt.get(id) ?? now,
+        now,
+      );
+      if (!victim) break;
+      live.splice(live.indexOf(victim), 1);
+      victims.push(victim.id);
+    }
+    return { victims, candidates };
   };
 
   /** SetInstanceHealth Unhealthy past the grace period: the group replaces the instance. */
@@ -848,6 +876,11 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     waitLog,
     reusedAddresses,
     addresses: settleAddresses,
+    previewScaleIn: (count) =>
+      serially(async () => {
+        pinnedVictims = victimsOf(await describeGroup(), count).victims;
+        return pinnedVictims;
+      }),
     configureHooks(g) {
       const s = g.timeScale ?? 1;
       if (!(s > 0)) throw new Error(`timeScale must be a positive number, got ${s}`);
