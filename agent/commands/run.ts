@@ -184,6 +184,7 @@ export async function observeReconcile(
     firstSeenUnstarted: state.memory.firstSeenUnstarted,
     unhealthySince: state.memory.unhealthySince,
     reportedUnhealthy: state.memory.reportedUnhealthy,
+    reportedUnhealthyAt: state.memory.reportedUnhealthyAt,
     localClusterToken: local?.clusterToken ?? null,
     config: plannerSettings(config),
   };
@@ -203,6 +204,7 @@ export function remember(state: LoopState, obs: ReconcileObservation): Reconcile
     firstSeenUnstarted: state.memory.firstSeenUnstarted,
     unhealthySince: state.memory.unhealthySince,
     reportedUnhealthy: state.memory.reportedUnhealthy,
+    reportedUnhealthyAt: state.memory.reportedUnhealthyAt,
   };
 }
 
@@ -247,7 +249,11 @@ export async function reconcileOnce(
     const ok = await apply(ports, config, ctx, obs, action, log, state.backup);
     if (ok) {
       applied.push(action);
-      if (action.type === "set-instance-unhealthy") state.memory.reportedUnhealthy.push(action.instanceId);
+      if (action.type === "set-instance-unhealthy") {
+        if (!state.memory.reportedUnhealthy.includes(action.instanceId))
+          state.memory.reportedUnhealthy.push(action.instanceId);
+        state.memory.reportedUnhealthyAt[action.instanceId] = obs.now;
+      }
     }
   }
   // Backups: the leader's, while it is not leaving (a leaving leader saves one before handing over).

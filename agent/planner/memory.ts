@@ -7,12 +7,20 @@ export interface Memory {
   firstSeenUnstarted: Record<string, string>;
   unhealthySince: Record<string, string>;
   reportedUnhealthy: string[];
+  /** When each instance was reported (ISO-8601), so that a report AWS dropped is sent again. */
+  reportedUnhealthyAt: Record<string, string>;
   /** Boot: when no member of the marked cluster first answered (ISO-8601); null while one answers. */
   unreachableSince: string | null;
 }
 
 export function emptyMemory(): Memory {
-  return { firstSeenUnstarted: {}, unhealthySince: {}, reportedUnhealthy: [], unreachableSince: null };
+  return {
+    firstSeenUnstarted: {},
+    unhealthySince: {},
+    reportedUnhealthy: [],
+    reportedUnhealthyAt: {},
+    unreachableSince: null,
+  };
 }
 
 const isRecordOfStrings = (v: unknown): v is Record<string, string> =>
@@ -33,6 +41,7 @@ export function parseMemory(raw: unknown): Memory {
   if (isRecordOfStrings(r.unhealthySince)) m.unhealthySince = r.unhealthySince;
   if (Array.isArray(r.reportedUnhealthy) && r.reportedUnhealthy.every((x) => typeof x === "string"))
     m.reportedUnhealthy = r.reportedUnhealthy;
+  if (isRecordOfStrings(r.reportedUnhealthyAt)) m.reportedUnhealthyAt = r.reportedUnhealthyAt;
   if (typeof r.unreachableSince === "string" && !Number.isNaN(Date.parse(r.unreachableSince)))
     m.unreachableSince = r.unreachableSince;
   return m;

@@ -36,6 +36,8 @@ export interface ReconcileObservation {
   unhealthySince: Record<string, string>;
   /** Instances already reported unhealthy by this agent. */
   reportedUnhealthy: string[];
+  /** When each was reported (ISO-8601); a report without a time is not repeated. */
+  reportedUnhealthyAt?: Record<string, string>;
   /** The token in this node's local state; used to write a missing marker. */
   localClusterToken: string | null;
   config: {
@@ -347,7 +349,21 @@ function planHealthReports(
     const instance = instanceOfMember(m, asg);
     if (instance === null || instance.lifecycleState !== "InService" || instance.healthStatus !== "Healthy")
       continue;
-    if (obs.reportedUnhealthy.includes(instance.instanceId)) continue;
+    if (obs.reportedUnhealthy.includes(instance.instanceId)) {
+      // Still InService and Healthy after a report: AWS dropped it (SetInstanceHealth inside the
+      // group's grace period is ignored). Sent again once the report is a deadline old.
+      const at = obs.reportedUnhealthyAt?.[instance.instanceId];
+      const since = at === undefined ? null : ageSeconds(at, obs.now);
+      if (since === null || since < obs.config.unhealthyDeadlineSeconds) {
+        holds.push(
+          hold(
+            "health-report-sent",
+            `${instance.instanceId} reported${since === null ? "" : ` ${Math.round(since)}s ago`}; sent again if it is still Healthy ${obs.config.unhealthyDeadlineSeconds}s after`,
+          ),
+        );
+        continue;
+      }
+    }
     const age = ageSeconds(obs.unhealthySince[m.id], obs.now);
     if (age >= obs.config.unhealthyDeadlineSeconds) {
       actions.push({
