@@ -459,6 +459,19 @@ export class EtcdCluster extends Construct {
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],
     });
 
+    new events.Rule(this, "ForeignClusterFound", {
+      description: `Two etcd clusters answer for ${asgName}: a leader found the cluster marker naming another cluster and stopped writing DNS (the record under ${backupPrefix}events/ names both; see docs/architecture.md, "Why exactly one cluster forms")`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: `${backupPrefix}events/foreign-cluster-` }] },
+        },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
+
     // ---- outputs: each one's key is the construct's ID and a fixed name (EtcdBastionInstanceId for
     // the app's "Etcd"), which docs/deploy.md uses verbatim; keep them.
     const output = (name: string, value: string, description: string) =>
