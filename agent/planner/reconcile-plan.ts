@@ -501,6 +501,14 @@ function planRemoval(
         continue;
       }
       reason = `learner ${m.id} (${label}) has been unhealthy for ${Math.round(age)}s and its instance is ${instance.healthStatus}`;
+    } else if (!isHealthy(m) && instance.healthStatus === "Unhealthy") {
+      // The group is replacing the instance; with launch-before-terminate it stays InService until
+      // the replacement is in service, and the replacement's join waits for this member (#15).
+      if (obs.dns !== null && isPublished(m.name, obs.dns, obs.config.domain)) {
+        holds.push(hold("dns-drain", `member ${m.id} (${m.name}) is removed once DNS has dropped it`));
+        continue;
+      }
+      reason = `member ${m.id} (${label}): the group is replacing instance ${instance.instanceId} (Unhealthy)`;
     } else {
       continue;
     }

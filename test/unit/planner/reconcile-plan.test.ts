@@ -318,6 +318,15 @@ describe("planReconcile: DNS and health (leader only)", () => {
     expect(types(plan)).not.toContain("set-instance-unhealthy");
   });
 
+  it("removes a dead voter whose instance is InService but Unhealthy in the group (launch-before-terminate keeps it until its replacement is in service)", () => {
+    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
+    const group = asg([instance(1), instance(2), instance(3, { healthStatus: "Unhealthy" })]);
+    const plan = planReconcile(
+      reconcileObs(1, { cluster: c, asg: group, unhealthySince: { "3": ago(900) } }),
+    );
+    expect(plan.actions).toContainEqual(expect.objectContaining({ type: "remove-member", memberId: "3" }));
+  });
+
   it("sends a report again when AWS dropped it (inside the grace period): the instance still InService and Healthy a deadline later", () => {
     const c = cluster([member(1), member(2), member(3, { healthy: false })]);
     const plan = planReconcile(
