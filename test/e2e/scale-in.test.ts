@@ -91,5 +91,5 @@ describe("scale-in through the terminate hook", () => {
     } finally {
       await scenario.close();
     }
-  });
+  }, 420_000);
 });
