@@ -293,6 +293,21 @@ describe("the Auto Scaling group through the sandbox's gap filler", () => {
     expect(described.Reservations?.[0]?.Instances?.[0]?.PrivateIpAddress).toBe(gone.ip);
   });
 
+  it("with hideNewInstancesSeconds, a new instance is missing from describe answers for its first seconds", async () => {
+    const g = await group(1, { launch: null, terminate: null, hideNewInstancesSeconds: 3 });
+    const [id] = ((await g.motoGroup())?.Instances ?? []).map((i) => i.InstanceId as string) as [string];
+    const ec2 = new EC2Client({ endpoint: g.gaps.url, region: REGION, credentials: CREDENTIALS });
+    const described = async () =>
+      (
+        await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: [id] }] }))
+      ).Reservations?.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId);
+    expect(await g.states()).toEqual({});
+    expect(await described()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 3_200));
+    expect(await g.states()).toEqual({ [id]: "InService" });
+    expect(await described()).toEqual([id]);
+  });
+
   it("throttles Secrets Manager in its JSON protocol and S3 with SlowDown: the SDK retries both", async () => {
     const gaps = await startAwsGaps(moto.url);
     proxies.push(gaps);

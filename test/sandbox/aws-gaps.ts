@@ -159,6 +159,33 @@ export interface GroupBehaviour {
   timeScale?: number;
   /** A new instance may get the address of one that left the group (AWS may; moto never does). */
   reuseAddresses?: boolean;
+  /**
+   * Eventual consistency: an instance is missing from the DescribeAutoScalingGroups,
+   * DescribeAutoScalingInstances and DescribeInstances answers for this many seconds after the
+   * group launched it (AWS's describe calls may lag a launch; moto's never do). Not scaled.
+   */
+  hideNewInstancesSeconds?: number;
+}
+
+/** The `<item>` of each instance in an EC2 DescribeInstances answer, as [start, end) ranges by instance. */
+function instanceItems(xml: string): Map<string, [number, number]> {
+  const ranges: [number, number][] = [];
+  const stack: number[] = [];
+  for (const m of xml.matchAll(/<\/?item>/g)) {
+    if (m[0] === "<item>") stack.push(m.index as number);
+    else {
+      const start = stack.pop();
+      if (start !== undefined) ranges.push([start, (m.index as number) + m[0].length]);
+    }
+  }
+  const out = new Map<string, [number, number]>();
+  // An instance's item is the smallest one holding both its instanceId and its instanceState.
+  for (const [start, end] of ranges.sort((a, b) => a[1] - a[0] - (b[1] - b[0]))) {
+    const inner = xml.slice(start, end);
+    const id = /<instanceId>(i-[0-9a-f]+)<\/instanceId>/.exec(inner)?.[1];
+    if (id && !out.has(id) && inner.includes("<instanceState>")) out.set(id, [start, end]);
+  }
+  return out;
 }
 
 type LifecycleState = "Pending:Wait" | "Pending:Proceed" | "Terminating:Wait" | "Terminating:Proceed";
@@ -412,6 +439,20 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     }
     return out;
   };
+  /** Whether describe answers leave this instance out yet (hideNewInstancesSeconds). */
+  const hidden = (instanceId: string): boolean => {
+    const hide = group?.hideNewInstancesSeconds ?? 0;
+    const at = seenAt.get(instanceId);
+    return hide > 0 && at !== undefined && Date.now() - at < hide * 1000;
+  };
+  /** DescribeInstances without the instances still hidden. */
+  const hideInstances = (xml: string): string => {
+    if (!(group?.hideNewInstancesSeconds ?? 0)) return xml;
+    const items = [...instanceItems(xml)].filter(([id]) => hidden(id)).map(([, r]) => r);
+    let out = xml;
+    for (const [start, end] of items.sort((a, b) => b[0] - a[0])) out = out.slice(0, start) + out.slice(end);
+    return out;
+  };
   /** One group change at a time (scale-in choices, replacements, ends of waits). */
   let groupQueue: Promise<unknown> = Promise.resolve();
   const serially = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -572,6 +613,7 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     // Innermost <member> blocks only: an instance's entry, never the group around it.
     return out.replace(/<member>((?:(?!<\/?member>)[\s\S])*?)<\/member>/g, (whole, inner: string) => {
       const id = /<InstanceId>(i-[0-9a-f]+)<\/InstanceId>/.exec(inner)?.[1];
+      if (id && hidden(id)) return "";
       const w = id ? lifecycle.get(id) : undefined;
       return w
         ? `<member>${inner.replace(/<LifecycleState>[^<]*<\/LifecycleState>/, `<LifecycleState>${w.state}</LifecycleState>`)}</member>`
@@ -843,9 +885,12 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
           const run = route53Queue.then(() => changeBatch(req, res, payload, m[1] as string));
           route53Queue = run.catch(() => undefined);
           await run;
-        } else if (api === "ec2:DescribeInstances" && group?.reuseAddresses) {
+        } else if (
+          api === "ec2:DescribeInstances" &&
+          (group?.reuseAddresses || group?.hideNewInstancesSeconds)
+        ) {
           const upstream = await forwardQuery(req, payload);
-          const text = await rewriteAddresses(await upstream.text());
+          const text = hideInstances(await rewriteAddresses(await upstream.text()));
           res.writeHead(upstream.status, { "content-type": "text/xml" });
           res.end(text);
         } else {

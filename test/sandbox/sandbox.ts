@@ -126,6 +126,8 @@ export class Sandbox {
     timeScale?: number;
     /** A replacement may get the address of the instance that left (AWS may; moto never does). */
     reuseAddresses?: boolean;
+    /** New instances are missing from the agents' describe answers for this many seconds. */
+    hideNewInstancesSeconds?: number;
     /** No TLS (the agents run with --plaintext). */
     plaintext?: boolean;
     /** Lifetime of the certificates the agents issue (default the agent's: 90 days). */
@@ -167,6 +169,7 @@ export class Sandbox {
         replacementOrder: options.replacementOrder ?? "terminate-and-launch",
         timeScale: options.timeScale ?? 1,
         reuseAddresses: options.reuseAddresses ?? false,
+        hideNewInstancesSeconds: options.hideNewInstancesSeconds ?? 0,
       });
       if (hooks) {
         for (const [transition, hook] of [
