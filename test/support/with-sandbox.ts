@@ -81,6 +81,12 @@ export async function openScenario(options: ScenarioOptions): Promise<Scenario> 
   try {
     sandbox.startHypervisor();
     await sandbox.waitHealthy(150_000);
+    // With a launch hook, healthy means every instance is also InService: an instance still in
+    // Pending:Wait is not reported unhealthy by the agents (its hook's timeout decides), so a
+    // scenario that breaks a member must start after every agent has completed its launch hook.
+    const deadline = Date.now() + 60_000;
+    while (Object.keys(sandbox.gaps.waits()).length > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
     if (options.writer !== false) scenario.writer = startWriter(sandbox);
     return scenario;
   } catch (error) {
