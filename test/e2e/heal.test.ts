@@ -55,8 +55,11 @@ describe("healing in the sandbox", () => {
       await eventually("both victims terminated", 60_000, async () =>
         Object.keys(sandbox.gaps.waits()).length === 0 ? true : undefined,
       );
-      expect(sandbox.gaps.waitLog.filter((l) => l.includes("Terminating:Wait"))).toEqual(
-        sandbox.gaps.scaleInVictims.map((v) => `${v} Terminating:Wait CONTINUE (CompleteLifecycleAction)`),
+      // In the order they completed, which need not be the order they were chosen in.
+      expect(sandbox.gaps.waitLog.filter((l) => l.includes("Terminating:Wait")).sort()).toEqual(
+        sandbox.gaps.scaleInVictims
+          .map((v) => `${v} Terminating:Wait CONTINUE (CompleteLifecycleAction)`)
+          .sort(),
       );
     });
   });
