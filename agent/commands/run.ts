@@ -200,6 +200,7 @@ export async function observeReconcile(
     firstSeenUnstarted: state.memory.firstSeenUnstarted,
     unhealthySince: state.memory.unhealthySince,
     reportedUnhealthy: state.memory.reportedUnhealthy,
+    reportedUnhealthyAt: state.memory.reportedUnhealthyAt,
     missingSince: state.memory.missingSince,
     dnsWrites: state.memory.dnsWrites,
     leavingSince: state.memory.leavingSince,
@@ -223,7 +224,10 @@ export function remember(state: LoopState, obs: ReconcileObservation): Reconcile
     const reportedUnhealthy = memory.reportedUnhealthy.filter((id) =>
       asg.instances.some((i) => i.instanceId === id),
     );
-    memory = { ...memory, reportedUnhealthy };
+    const reportedUnhealthyAt = Object.fromEntries(
+      Object.entries(memory.reportedUnhealthyAt).filter(([id]) => reportedUnhealthy.includes(id)),
+    );
+    memory = { ...memory, reportedUnhealthy, reportedUnhealthyAt };
   }
   const me = obs.cluster && findSelfMember(obs.cluster.members, obs.self.instanceId, obs.self.privateIp);
   const published = me && obs.dns !== null ? isPublished(me.name, obs.dns, obs.config.domain) : null;
@@ -236,6 +240,7 @@ export function remember(state: LoopState, obs: ReconcileObservation): Reconcile
     firstSeenUnstarted: memory.firstSeenUnstarted,
     unhealthySince: memory.unhealthySince,
     reportedUnhealthy: memory.reportedUnhealthy,
+    reportedUnhealthyAt: memory.reportedUnhealthyAt,
     missingSince: memory.missingSince,
     dnsWrites: memory.dnsWrites,
     leavingSince: memory.leavingSince,
@@ -344,7 +349,10 @@ export async function reconcileOnce(
       if (action.type === "set-instance-unhealthy")
         state.memory = {
           ...state.memory,
-          reportedUnhealthy: [...state.memory.reportedUnhealthy, action.instanceId],
+          reportedUnhealthy: state.memory.reportedUnhealthy.includes(action.instanceId)
+            ? state.memory.reportedUnhealthy
+            : [...state.memory.reportedUnhealthy, action.instanceId],
+          reportedUnhealthyAt: { ...state.memory.reportedUnhealthyAt, [action.instanceId]: obs.now },
         };
       if (action.type === "update-dns") state.memory = rememberDnsWrites(state.memory, obs.now, true);
     }

@@ -371,7 +371,18 @@ function findBlocker(obs: BootObservation, cluster: ClusterView): Blocker {
         ),
       };
     }
-    // Started but not healthy (down), voter or learner.
+    // Started but not healthy (down), voter or learner. An instance the group marked Unhealthy is
+    // being replaced: with launch-before-terminate it stays InService until this joiner is in
+    // service, so waiting for it would hold the join until the launch hook gives up (#15).
+    const replaced = instance !== null && instance.healthStatus === "Unhealthy";
+    if (replaced && !gone) {
+      return removeIfSafe(
+        cluster,
+        m,
+        label,
+        `member ${m.id} (${label}) is down and the group is replacing instance ${instance.instanceId} (Unhealthy)`,
+      );
+    }
     if (!gone) {
       return {
         kind: "hold",

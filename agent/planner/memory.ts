@@ -19,6 +19,8 @@ export interface Memory {
   /** Started members whose instance the ASG listing does not hold: since when (ISO-8601). */
   missingSince: Record<string, string>;
   reportedUnhealthy: string[];
+  /** When each instance was reported (ISO-8601), so that a report AWS dropped is sent again. */
+  reportedUnhealthyAt: Record<string, string>;
   /** When this agent changed DNS records, within the last DNS_WRITE_WINDOW_SECONDS (ISO-8601). */
   dnsWrites: string[];
   /** The etcd alarms logged as raised and not yet as cleared. */
@@ -59,6 +61,7 @@ export function emptyMemory(): Memory {
     missingSince: {},
     learners: [],
     reportedUnhealthy: [],
+    reportedUnhealthyAt: {},
     dnsWrites: [],
     alarms: [],
     leavingSince: null,
@@ -90,6 +93,7 @@ export function parseMemory(raw: unknown): Memory {
   if (isRecordOfStrings(r.healthySince)) m.healthySince = r.healthySince;
   if (isRecordOfStrings(r.missingSince)) m.missingSince = r.missingSince;
   if (isStringList(r.reportedUnhealthy)) m.reportedUnhealthy = r.reportedUnhealthy;
+  if (isRecordOfStrings(r.reportedUnhealthyAt)) m.reportedUnhealthyAt = r.reportedUnhealthyAt;
   if (isStringList(r.learners)) m.learners = r.learners;
   if (isStringList(r.dnsWrites) && r.dnsWrites.every(isTime)) m.dnsWrites = r.dnsWrites;
   if (isStringList(r.alarms)) m.alarms = r.alarms;

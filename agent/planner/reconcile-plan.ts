@@ -47,6 +47,8 @@ export interface ReconcileObservation {
   unhealthySince: Record<string, string>;
   /** Instances already reported unhealthy by this agent. */
   reportedUnhealthy: string[];
+  /** When each was reported (ISO-8601); a report without a time is not repeated. */
+  reportedUnhealthyAt?: Record<string, string>;
   /** Since when each started member's instance has been missing from the ASG listing; absent: now. */
   missingSince?: Record<string, string>;
   /** When this agent wrote DNS records within the last minute (the write budget). */
@@ -506,6 +508,14 @@ function planRemoval(
         continue;
       }
       reason = `learner ${m.id} (${label}) has been unhealthy for ${Math.round(age)}s and its instance is ${instance.healthStatus}`;
+    } else if (!isHealthy(m) && instance.healthStatus === "Unhealthy") {
+      // The group is replacing the instance; with launch-before-terminate it stays InService until
+      // the replacement is in service, and the replacement's join waits for this member (#15).
+      if (obs.dns !== null && isPublished(m.name, obs.dns, obs.config.domain)) {
+        holds.push(hold("dns-drain", `member ${m.id} (${m.name}) is removed once DNS has dropped it`));
+        continue;
+      }
+      reason = `member ${m.id} (${label}): the group is replacing instance ${instance.instanceId} (Unhealthy)`;
     } else {
       continue;
     }
@@ -576,7 +586,21 @@ function planHealthReports(
     const instance = instanceOfMember(m, asg);
     if (instance === null || instance.lifecycleState !== "InService" || instance.healthStatus !== "Healthy")
       continue;
-    if (obs.reportedUnhealthy.includes(instance.instanceId)) continue;
+    if (obs.reportedUnhealthy.includes(instance.instanceId)) {
+      // Still InService and Healthy after a report: AWS dropped it (SetInstanceHealth inside the
+      // group's grace period is ignored). Sent again once the report is a deadline old.
+      const at = obs.reportedUnhealthyAt?.[instance.instanceId];
+      const since = at === undefined ? null : ageSeconds(at, obs.now);
+      if (since === null || since < obs.config.unhealthyDeadlineSeconds) {
+        holds.push(
+          hold(
+            "health-report-sent",
+            `${instance.instanceId} reported${since === null ? "" : ` ${Math.round(since)}s ago`}; sent again if it is still Healthy ${obs.config.unhealthyDeadlineSeconds}s after`,
+          ),
+        );
+        continue;
+      }
+    }
     const age = Math.round(ageSeconds(obs.unhealthySince[m.id], obs.now));
     if (age < obs.config.unhealthyDeadlineSeconds) {
       holds.push(hold("unhealthy-deadline", `member ${m.id} unhealthy for ${age}s`));

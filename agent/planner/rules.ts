@@ -36,6 +36,8 @@ export const RULES = {
     "a voting member is down and its instance is still in the ASG; the join waits for it",
   "self-terminating": "this instance is leaving; it does not join or take on work",
   "unhealthy-deadline": "the member has been unhealthy for less than the deadline",
+  "health-report-sent":
+    "the instance was reported unhealthy less than the deadline ago; the report is sent again if the group still shows it Healthy after that (AWS ignores a report inside the grace period)",
   "marker-unknown": "the cluster marker could not be read",
   "claimant-not-gone":
     "the marker's claimant has left the ASG listing but EC2 does not say it is terminated; its etcd may still start",

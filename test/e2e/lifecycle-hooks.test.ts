@@ -14,13 +14,9 @@ describe("lifecycle hooks in the sandbox", () => {
   let sandbox: Sandbox;
   let scenario: Scenario | undefined;
   let root = "";
-  const hook = (name: string) => ({ name, heartbeatTimeoutSeconds: 300, defaultResult: "ABANDON" as const });
-
   beforeAll(async () => {
-    scenario = await openScenario({
-      subnet: "127.0.34.0/24",
-      hooks: { launch: hook("etcd-launch"), terminate: hook("etcd-terminate") },
-    });
+    // Production's hooks (the sandbox's default): launch ABANDON after 15 min, terminate CONTINUE after 10 min.
+    scenario = await openScenario({ subnet: "127.0.34.0/24" });
     sandbox = scenario.sandbox;
     root = scenario.root;
   });

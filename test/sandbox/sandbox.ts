@@ -5,11 +5,21 @@
 // endpoint drives it.
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DescribeAutoScalingGroupsCommand, PutLifecycleHookCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  DescribeAutoScalingGroupsCommand,
+  PutLifecycleHookCommand,
+  UpdateAutoScalingGroupCommand,
+} from "@aws-sdk/client-auto-scaling";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import type { IOptions } from "etcd3";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
-import { type AwsGaps, type HookConfig, startAwsGaps } from "./aws-gaps.js";
+import {
+  type AwsGaps,
+  type HookConfig,
+  PRODUCTION_GROUP,
+  type ReplacementOrder,
+  startAwsGaps,
+} from "./aws-gaps.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
 import { type NodeFaults, type NodeProcess, startNode } from "./node-process.js";
 import { filesIn, harnessCert, operatorCert, type TlsFiles } from "./tls.js";
@@ -103,8 +113,21 @@ export class Sandbox {
     subnetCidr?: string;
     /** Each node waits a random 0..bootJitterMs before it boots. */
     bootJitterMs?: number;
-    /** Launch and terminate lifecycle hooks (emulated by the gap filler). */
-    hooks?: { launch: HookConfig; terminate: HookConfig };
+    /**
+     * Launch and terminate lifecycle hooks (emulated by the gap filler); default production's
+     * (launch ABANDON after 15 min, terminate CONTINUE after 10 min); null: none.
+     */
+    hooks?: { launch: HookConfig; terminate: HookConfig } | null;
+    /** The group's HealthCheckGracePeriod; default production's (300 s); 0: none. */
+    healthCheckGracePeriodSeconds?: number;
+    /** How a health replacement is ordered; default terminate-and-launch, as AWS's default. */
+    replacementOrder?: ReplacementOrder;
+    /** Every AWS duration (hook timeouts, grace period) this many times shorter; default 1. */
+    timeScale?: number;
+    /** A replacement may get the address of the instance that left (AWS may; moto never does). */
+    reuseAddresses?: boolean;
+    /** New instances are missing from the agents' describe answers for this many seconds. */
+    hideNewInstancesSeconds?: number;
     /** No TLS (the agents run with --plaintext). */
     plaintext?: boolean;
     /** Lifetime of the certificates the agents issue (default the agent's: 90 days). */
@@ -124,12 +147,34 @@ export class Sandbox {
         ...(options.plaintext ? { plaintext: true } : {}),
         ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
       });
-      const world = { ...created, agentEndpoint: gaps.url };
-      if (options.hooks) {
-        const { asg } = clients(moto.url);
+      const world: World = { ...created, agentEndpoint: gaps.url, addresses: gaps.addresses };
+      const hooks =
+        options.hooks === undefined
+          ? { launch: PRODUCTION_GROUP.launch, terminate: PRODUCTION_GROUP.terminate }
+          : options.hooks;
+      const grace = options.healthCheckGracePeriodSeconds ?? PRODUCTION_GROUP.healthCheckGracePeriodSeconds;
+      const { asg } = clients(moto.url);
+      await asg.send(
+        new UpdateAutoScalingGroupCommand({
+          AutoScalingGroupName: world.asgName,
+          HealthCheckType: "EC2",
+          HealthCheckGracePeriod: grace,
+        }),
+      );
+      gaps.configureHooks({
+        asgName: world.asgName,
+        launch: hooks?.launch ?? null,
+        terminate: hooks?.terminate ?? null,
+        healthCheckGracePeriodSeconds: grace,
+        replacementOrder: options.replacementOrder ?? "terminate-and-launch",
+        timeScale: options.timeScale ?? 1,
+        reuseAddresses: options.reuseAddresses ?? false,
+        hideNewInstancesSeconds: options.hideNewInstancesSeconds ?? 0,
+      });
+      if (hooks) {
         for (const [transition, hook] of [
-          ["autoscaling:EC2_INSTANCE_LAUNCHING", options.hooks.launch],
-          ["autoscaling:EC2_INSTANCE_TERMINATING", options.hooks.terminate],
+          ["autoscaling:EC2_INSTANCE_LAUNCHING", hooks.launch],
+          ["autoscaling:EC2_INSTANCE_TERMINATING", hooks.terminate],
         ] as const) {
           await asg.send(
             new PutLifecycleHookCommand({
@@ -141,7 +186,6 @@ export class Sandbox {
             }),
           );
         }
-        gaps.configureHooks({ asgName: world.asgName, ...options.hooks });
       }
       const sandbox = new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0);
       gaps.onTargetLifecycleState = (id, state) => sandbox.setTarget(id, state);
@@ -259,7 +303,11 @@ export class Sandbox {
    * answering with one cluster ID (and, with `count`, that many); otherwise undefined.
    */
   async settledInstances(count?: number): Promise<WorldInstance[] | undefined> {
-    const instances = await worldInstances(this.world);
+    // An instance the group holds in Terminating:Wait or :Proceed is leaving: not expected as a member.
+    const waits = this.gaps.waits();
+    const instances = (await worldInstances(this.world)).filter(
+      (i) => !waits[i.instanceId]?.startsWith("Terminating"),
+    );
     if (count !== undefined && instances.length !== count) return undefined;
     if (!(await this.harnessReady())) return undefined;
     const endpoints = instances.map((i) => this.clientUrl(i.ip));

@@ -33,6 +33,8 @@ export interface World {
   backupBucket: string;
   /** TLS (the default): the lifetime of the certificates the agents issue; null: --plaintext. */
   tls: { certLifetimeSeconds: number | null } | null;
+  /** The sandbox's addresses given moto's (the gap filler's, which may reuse a freed one); default moto's. */
+  addresses?: (groupIds: string[], found: { instanceId: string; ip: string }[]) => Map<string, string>;
 }
 
 export interface WorldInstance {
@@ -142,9 +144,13 @@ export async function worldInstances(world: World): Promise<WorldInstance[]> {
         ipOf.set(i.InstanceId, i.PrivateIpAddress);
     }
   }
+  const mapped = world.addresses?.(
+    ids,
+    [...ipOf].map(([instanceId, ip]) => ({ instanceId, ip })),
+  );
   const out: WorldInstance[] = [];
   for (const m of members) {
-    const ip = ipOf.get(m.InstanceId as string);
+    const ip = mapped?.get(m.InstanceId as string) ?? ipOf.get(m.InstanceId as string);
     if (!ip) continue;
     if (!ip.startsWith("127."))
       throw new Error(`instance ${m.InstanceId} got ${ip}, outside 127.0.0.0/8; refusing to use it`);

@@ -13,7 +13,7 @@ import { expect } from "vitest";
 import { markerName, normalizeName } from "../../agent/planner/dns-plan.js";
 import { decodeMarker } from "../../agent/planner/marker.js";
 import type { ClusterMarker } from "../../agent/planner/observation.js";
-import type { HookConfig } from "../sandbox/aws-gaps.js";
+import type { HookConfig, ReplacementOrder } from "../sandbox/aws-gaps.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { ContinuousWriter, type WriterReport } from "../sandbox/writer.js";
@@ -45,7 +45,14 @@ export async function expectEveryWriteReadable(writer: ContinuousWriter): Promis
 export interface ScenarioOptions {
   subnet: string;
   nodes?: number;
-  hooks?: { launch: HookConfig; terminate: HookConfig };
+  /** Default production's hooks; null: none (a scenario about their absence). */
+  hooks?: { launch: HookConfig; terminate: HookConfig } | null;
+  /** Default production's grace period (300 s). */
+  healthCheckGracePeriodSeconds?: number;
+  replacementOrder?: ReplacementOrder;
+  timeScale?: number;
+  /** A replacement may get the dead node's address. */
+  reuseAddresses?: boolean;
   /** Lifetime of the certificates the agents issue (default 90 days). */
   certLifetimeSeconds?: number;
   /**
@@ -151,7 +158,13 @@ async function open(options: ScenarioOptions): Promise<{ scenario: Scenario; sto
     nodes: options.nodes ?? 3,
     stateDir: root,
     subnetCidr: options.subnet,
-    ...(options.hooks ? { hooks: options.hooks } : {}),
+    ...(options.hooks !== undefined ? { hooks: options.hooks } : {}),
+    ...(options.healthCheckGracePeriodSeconds !== undefined
+      ? { healthCheckGracePeriodSeconds: options.healthCheckGracePeriodSeconds }
+      : {}),
+    ...(options.replacementOrder ? { replacementOrder: options.replacementOrder } : {}),
+    ...(options.timeScale ? { timeScale: options.timeScale } : {}),
+    ...(options.reuseAddresses ? { reuseAddresses: true } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
   });
   let verified: Promise<ScenarioReport> | null = null;
@@ -183,6 +196,12 @@ async function open(options: ScenarioOptions): Promise<{ scenario: Scenario; sto
   try {
     sandbox.startHypervisor();
     await sandbox.waitHealthy(150_000);
+    // With a launch hook, healthy means every instance is also InService: an instance still in
+    // Pending:Wait is not reported unhealthy by the agents (its hook's timeout decides), so a
+    // scenario that breaks a member must start after every agent has completed its launch hook.
+    const deadline = Date.now() + 60_000;
+    while (Object.keys(sandbox.gaps.waits()).length > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
     if (!options.declaresRestore) scenario.writer = startWriter(sandbox);
     return { scenario, stop };
   } catch (error) {

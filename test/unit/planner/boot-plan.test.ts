@@ -197,6 +197,15 @@ describe("decideBoot: the cluster answers", () => {
     expect(kind(decideBoot(bootObs(4, { cluster: c, asg: group })))).toBe("wait:dead-member-blocks-join");
   });
 
+  it("removes a dead voter whose instance the group marked Unhealthy (kept InService until this replacement is, launch-before-terminate), then joins", () => {
+    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
+    const group = asg([instance(1), instance(2), instance(3, { healthStatus: "Unhealthy" }), instance(4)]);
+    expect(decideBoot(bootObs(4, { cluster: c, asg: group }))).toMatchObject({
+      kind: "join",
+      removeFirst: { memberId: "3" },
+    });
+  });
+
   it("removes a never-started member whose instance is gone", () => {
     const c = cluster([member(1), member(2), member(9, { started: false, learner: true })]);
     expect(decideBoot(bootObs(3, { cluster: c }))).toMatchObject({

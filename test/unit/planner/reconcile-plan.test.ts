@@ -317,6 +317,44 @@ describe("planReconcile: DNS and health (leader only)", () => {
     );
     expect(types(plan)).not.toContain("set-instance-unhealthy");
   });
+
+  it("removes a dead voter whose instance is InService but Unhealthy in the group (launch-before-terminate keeps it until its replacement is in service)", () => {
+    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
+    const group = asg([instance(1), instance(2), instance(3, { healthStatus: "Unhealthy" })]);
+    const plan = planReconcile(
+      reconcileObs(1, { cluster: c, asg: group, unhealthySince: { "3": ago(900) } }),
+    );
+    expect(plan.actions).toContainEqual(expect.objectContaining({ type: "remove-member", memberId: "3" }));
+  });
+
+  it("sends a report again when AWS dropped it (inside the grace period): the instance still InService and Healthy a deadline later", () => {
+    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
+    const plan = planReconcile(
+      reconcileObs(1, {
+        cluster: c,
+        unhealthySince: { "3": ago(1300) },
+        reportedUnhealthy: [iid(3)],
+        reportedUnhealthyAt: { [iid(3)]: ago(601) },
+      }),
+    );
+    expect(plan.actions).toContainEqual(
+      expect.objectContaining({ type: "set-instance-unhealthy", instanceId: iid(3) }),
+    );
+  });
+
+  it("does not repeat a report younger than the deadline", () => {
+    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
+    const plan = planReconcile(
+      reconcileObs(1, {
+        cluster: c,
+        unhealthySince: { "3": ago(900) },
+        reportedUnhealthy: [iid(3)],
+        reportedUnhealthyAt: { [iid(3)]: ago(30) },
+      }),
+    );
+    expect(types(plan)).not.toContain("set-instance-unhealthy");
+    expect(rules(plan)).toContain("health-report-sent");
+  });
 });
 
 describe("planReconcile: the cluster marker", () => {
