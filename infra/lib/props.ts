@@ -4,8 +4,23 @@ import { existsSync, readFileSync } from "node:fs";
 import type { NodeArch, NodeOs } from "../../ignition/render.js";
 
 export interface BackupSettings {
-  /** Days S3 keeps a snapshot before expiring it, a backstop behind the agent's own retention (default 35). */
+  /**
+   * Days S3 keeps a snapshot after the agent expired it (its non-current version, behind a delete
+   * marker) before removing it for good (default 35). Current versions never expire by a bucket
+   * rule: the agent's retention always keeps the newest snapshot, and the bucket does too.
+   */
   expireAfterDays?: number;
+  /**
+   * S3 Object Lock on every snapshot version (default governance, 14 days): no node can overwrite
+   * or delete a locked version; false turns it off (not advised). Governance: a principal with
+   * s3:BypassGovernanceRetention can still remove one (to clear a planted object); compliance: nobody.
+   */
+  objectLock?: false | { mode?: "GOVERNANCE" | "COMPLIANCE"; days?: number };
+  /**
+   * Replicates every object to a bucket in another account (its ARN); that account's bucket policy
+   * must let this stack's replication role write (docs/security.md). Default: none.
+   */
+  replicateToBucketArn?: string;
 }
 
 export interface EtcdClusterSettings {
@@ -61,6 +76,9 @@ export interface ValidSettings {
   etcdVersion: string | undefined;
   dataVolumeGiB: number;
   backupExpireAfterDays: number;
+  /** null: Object Lock off. */
+  backupLock: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } | null;
+  backupReplicateToBucketArn: string | undefined;
   bastionAllowedCidr: string | undefined;
   sshAuthorizedKeys: string[];
   bastionKeyName: string | undefined;
@@ -143,6 +161,22 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     1,
     3650,
   );
+  const lock = p.backup?.objectLock;
+  let backupLock: ValidSettings["backupLock"] = null;
+  if (lock !== false) {
+    const mode = lock?.mode ?? "GOVERNANCE";
+    if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE")
+      fail(`backup.objectLock.mode must be GOVERNANCE or COMPLIANCE, got ${JSON.stringify(mode)}`);
+    backupLock = { mode, days: wholeInRange("backup.objectLock.days", lock?.days, 14, 1, 3650) };
+  }
+  const backupReplicateToBucketArn = p.backup?.replicateToBucketArn;
+  if (
+    backupReplicateToBucketArn !== undefined &&
+    !/^arn:aws[\w-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(backupReplicateToBucketArn)
+  )
+    fail(
+      `backup.replicateToBucketArn must be an S3 bucket ARN such as arn:aws:s3:::my-etcd-backups-copy, got ${JSON.stringify(backupReplicateToBucketArn)}`,
+    );
   const natGateways = wholeInRange("natGateways", p.natGateways, 1, 0, 3);
   if (p.bastionAllowedCidr !== undefined) {
     const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(p.bastionAllowedCidr);
@@ -187,6 +221,8 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     etcdVersion: p.etcdVersion,
     dataVolumeGiB,
     backupExpireAfterDays,
+    backupLock,
+    backupReplicateToBucketArn,
     bastionAllowedCidr: p.bastionAllowedCidr,
     sshAuthorizedKeys: p.sshAuthorizedKeys ?? [],
     bastionKeyName: p.bastionKeyName,
