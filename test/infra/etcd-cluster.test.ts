@@ -250,7 +250,8 @@ const DESCRIBE = [
   "ec2:DescribeInstances",
 ];
 const ZONE = /^arn:<AWS::Partition>:route53:::hostedzone\/<EtcdZone[0-9A-F]+>$/;
-const BINARY = /^arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-<AWS::AccountId>-eu-west-1\/[0-9a-f]+(\.[0-9a-f]+)?$/;
+const BINARY =
+  /^arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-<AWS::AccountId>-eu-west-1\/[0-9a-f]+(\.[0-9a-f]+)?$/;
 const SECRET = (name: string) =>
   new RegExp(
     `^arn:<AWS::Partition>:secretsmanager:eu-west-1:<AWS::AccountId>:secret:etcd-agent/Test-Etcd/${name}-\\?{6}$`,
@@ -375,7 +376,7 @@ describe("IAM: each role's statements against the table of what it may do", () =
         actions: may.actions,
         n: may.resources.length,
       });
-      resources.forEach((r, k) => expect(r).toMatch(may.resources[k] as RegExp));
+      for (const [k, r] of resources.entries()) expect(r).toMatch(may.resources[k] as RegExp);
       expect({ sid: st.Sid, condition: st.Condition }).toEqual({ sid: st.Sid, condition: may.condition });
     }
   });
