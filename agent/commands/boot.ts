@@ -1,4 +1,6 @@
 // `etcd-agent boot`: decide how this node's etcd starts, act on it, write etcd's environment file.
+
+import { type AfterStep, Steps } from "../apply/steps.js";
 import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
 import {
   EtcdRequestError,
@@ -51,6 +53,31 @@ export async function resolveContext(ports: Ports, config: AgentConfig, log: Log
   return { identity, asgName };
 }
 
+/** The steps of a bootstrap, in order (a crash after any of them resumes as "own"). */
+export const BOOTSTRAP_STEPS = [
+  "bootstrap:claim-marker",
+  "bootstrap:move-aside",
+  "bootstrap:write-state",
+  "bootstrap:write-env",
+] as const;
+
+/**
+ * The steps of a join, in order; each boot round runs some of them (activating the marker and
+ * making room end a round: the boot observes again). A resumed join (its member added by an
+ * earlier boot) runs move-aside, write-state and write-env.
+ */
+export const JOIN_STEPS = [
+  "join:activate-marker",
+  "join:make-room",
+  "join:move-aside",
+  "join:member-add",
+  "join:write-state",
+  "join:write-env",
+] as const;
+
+/** The steps of a resumed join (the member was added by an earlier boot that stopped before etcd started). */
+export const RESUME_STEPS = ["join:move-aside", "join:write-state", "join:write-env"] as const;
+
 const MAX_ROUNDS = 500;
 /** Between boot rounds that wait: 1 s for the first rounds (a join waits on seconds-long steps), 3 s after. */
 const waitMs = (round: number) => (round <= 15 ? 1000 : 3000);
@@ -60,9 +87,10 @@ export async function runBoot(
   config: AgentConfig,
   ctx: BootContext,
   log: Logger,
-  options: { signal?: AbortSignal; mode?: "boot" | "join" } = {},
+  options: { signal?: AbortSignal; mode?: "boot" | "join"; afterStep?: AfterStep } = {},
 ): Promise<BootResult> {
   const { signal } = options;
+  const steps = new Steps(log, options.afterStep);
   const { identity } = ctx;
   const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort, config.scheme);
   const deadline = ports.clock.now().getTime() + config.bootTimeoutSeconds * 1000;
@@ -135,7 +163,9 @@ export async function runBoot(
           });
         }
         try {
-          await claimBootstrap(ports, config, identity.instanceId, decision, obs);
+          await steps.run("bootstrap:claim-marker", () =>
+            claimBootstrap(ports, config, identity.instanceId, decision, obs),
+          );
         } catch (error) {
           if (error instanceof MarkerConflictError) {
             log.info("lost the bootstrap claim; observing again", { reason: error.message });
@@ -143,16 +173,29 @@ export async function runBoot(
           }
           throw error;
         }
-        if (decision.moveDataAside) await moveAside(ports, log, "stale data before a new bootstrap");
+        if (decision.moveDataAside)
+          await steps.run("bootstrap:move-aside", () =>
+            moveAside(ports, log, "stale data before a new bootstrap"),
+          );
         // Written before etcd first starts, so a crash between here and etcd's start resumes as "own".
-        await startAlone(ports, config, identity, decision.clusterToken);
+        await startAlone(ports, config, identity, decision.clusterToken, steps);
         return { decision: "bootstrap", reason: decision.reason, envFile: config.envFile, memberId: null };
       }
       case "join": {
         // A membership call that timed out may or may not have happened: observe again and let
         // the decision find out (a member added for this node is resumed, never added twice).
         try {
-          const joined = await applyJoin(ports, config, identity, decision, obs, deadline, log, signal);
+          const joined = await applyJoin(
+            ports,
+            config,
+            identity,
+            decision,
+            obs,
+            deadline,
+            log,
+            steps,
+            signal,
+          );
           if (joined !== null) return joined;
         } catch (error) {
           if (!(error instanceof EtcdUnavailableError) || ports.clock.now().getTime() > deadline) throw error;
@@ -182,65 +225,88 @@ async function applyJoin(
   obs: BootObservation,
   deadline: number,
   log: Logger,
+  steps: Steps,
   signal?: AbortSignal,
 ): Promise<BootResult | null> {
   const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort, config.scheme);
   const endpoints = liveEndpoints(obs);
   if (decision.activateMarker && obs.marker.kind === "present") {
-    try {
-      const m = obs.marker.marker;
-      await ports.dns.swapTxt(
-        markerName(config.domain),
-        { name: markerName(config.domain), type: "TXT", ttl: 60, values: [m.raw] },
-        markerRecord(markerName(config.domain), {
-          state: "active",
-          token: m.token,
-          claimant: m.claimant,
-        }),
-      );
-      log.info("marked the cluster active before the first join", { action: "write-marker" });
-    } catch (error) {
-      if (!(error instanceof MarkerConflictError)) throw error;
-    }
-    return null;
-  }
-  if (decision.removeFirst !== null) {
-    log.warn("removing a member to make room", {
-      action: "remove-member",
-      member_id: decision.removeFirst.memberId,
-      reason: decision.removeFirst.reason,
+    // Claimed (or restoring) becomes active, naming the cluster, before anyone joins it: from
+    // now on no takeover can seed a second cluster, and joiners join only this one.
+    const m = obs.marker.marker;
+    await steps.run("join:activate-marker", async () => {
+      try {
+        await ports.dns.swapTxt(
+          markerName(config.domain),
+          { name: markerName(config.domain), type: "TXT", ttl: 60, values: [m.raw] },
+          markerRecord(markerName(config.domain), {
+            state: "active",
+            token: m.token,
+            claimant: m.claimant,
+            cluster: decision.clusterId,
+          }),
+        );
+        log.info("marked the cluster active before the first join", {
+          action: "write-marker",
+          cluster_id: decision.clusterId,
+        });
+      } catch (error) {
+        if (!(error instanceof MarkerConflictError)) throw error;
+      }
     });
-    if (!(await ports.etcd.memberRemove(endpoints, decision.removeFirst.memberId))) {
-      log.info("the member was already removed (by the leader or another joiner); observing again", {
-        action: "remove-member",
-        member_id: decision.removeFirst.memberId,
-      });
-    }
     return null;
   }
-  if (decision.moveDataAside) await moveAside(ports, log, "this node's member was removed from the cluster");
+  const removal = decision.removeFirst;
+  if (removal !== null) {
+    await steps.run("join:make-room", async () => {
+      log.warn("removing a member to make room", {
+        action: "remove-member",
+        member_id: removal.memberId,
+        reason: removal.reason,
+      });
+      if (!(await ports.etcd.memberRemove(endpoints, removal.memberId))) {
+        log.info("the member was already removed (by the leader or another joiner); observing again", {
+          action: "remove-member",
+          member_id: removal.memberId,
+        });
+      }
+    });
+    return null;
+  }
+  if (decision.moveDataAside)
+    await steps.run("join:move-aside", () =>
+      moveAside(ports, log, "this node's member was removed from the cluster"),
+    );
   let memberId: string;
   let members: Member[];
   if (decision.resumeMemberId !== null) {
     memberId = decision.resumeMemberId;
     members = obs.cluster?.members ?? [];
   } else {
-    const added = await addLearner(ports, endpoints, selfPeerUrl, deadline, log, signal);
+    const added = await steps.run("join:member-add", () =>
+      addLearner(ports, endpoints, selfPeerUrl, deadline, log, signal),
+    );
     if (added === null) return null;
     memberId = added.member.id;
     members = added.members;
   }
-  await ports.local.writeState({
-    clusterToken: decision.clusterToken,
-    memberId,
-    name: identity.instanceId,
-    updatedAt: ports.clock.now().toISOString(),
-  });
-  await writeEnv(ports, config, identity, {
-    initialCluster: initialClusterFor(members, { name: identity.instanceId, peerUrl: selfPeerUrl }),
-    state: "existing",
-    token: decision.clusterToken,
-  });
+  await steps.run("join:write-state", () =>
+    ports.local.writeState({
+      clusterToken: decision.clusterToken,
+      memberId,
+      name: identity.instanceId,
+      updatedAt: ports.clock.now().toISOString(),
+    }),
+  );
+  // From the member list as it is now: written again before every start of etcd while the member
+  // has not started (the boot runs before each start), so a change since the add cannot freeze it.
+  await steps.run("join:write-env", () =>
+    writeEnv(ports, config, identity, {
+      initialCluster: initialClusterFor(members, { name: identity.instanceId, peerUrl: selfPeerUrl }),
+      state: "existing",
+      token: decision.clusterToken,
+    }),
+  );
   log.info("joined as a learner; etcd may start", { member_id: memberId, action: "join" });
   return { decision: "join", reason: decision.reason, envFile: config.envFile, memberId };
 }
@@ -280,8 +346,13 @@ async function observeBoot(
     cluster === null && dns.marker.kind === "present" && dns.marker.marker.state === "active"
       ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker.token, log)
       : null;
+  const ec2States =
+    cluster === null && dns.marker.kind === "present" && dns.marker.marker.state !== "active"
+      ? await observeClaimant(ports, asg, dns.marker.marker.claimant, log)
+      : {};
   return {
     recovery,
+    ec2States,
     self: { instanceId: identity.instanceId, privateIp: identity.privateIp, targetLifecycleState: target },
     asg,
     cluster,
@@ -293,24 +364,53 @@ async function observeBoot(
   };
 }
 
+/**
+ * EC2's state of a marker's claimant that the ASG does not list (`not-found` when EC2 does not
+ * know it): a takeover needs EC2 to confirm it terminated. Empty when it is listed or unknown.
+ */
+async function observeClaimant(
+  ports: Ports,
+  asg: BootObservation["asg"],
+  claimant: string,
+  log: Logger,
+): Promise<Record<string, string>> {
+  if (asg === null || asg.instances.some((i) => i.instanceId === claimant)) return {};
+  try {
+    const [facts] = await ports.ec2.describeInstances([claimant]);
+    return { [claimant]: facts?.state ?? "not-found" };
+  } catch (error) {
+    log.warn("could not read the claimant's EC2 state", {
+      target_instance_id: claimant,
+      reason: (error as Error).message,
+    });
+    return {};
+  }
+}
+
 /** The state file and etcd's environment for a one-member cluster of this node (bootstrap, restore). */
 async function startAlone(
   ports: Ports,
   config: AgentConfig,
   identity: BootContext["identity"],
   clusterToken: string,
+  steps: Steps | null = null,
 ): Promise<void> {
-  await ports.local.writeState({
-    clusterToken,
-    memberId: null,
-    name: identity.instanceId,
-    updatedAt: ports.clock.now().toISOString(),
-  });
-  await writeEnv(ports, config, identity, {
-    initialCluster: `${identity.instanceId}=${peerUrlFor(identity.privateIp, config.peerPort, config.scheme)}`,
-    state: "new",
-    token: clusterToken,
-  });
+  const run = <T>(step: string, fn: () => Promise<T>) => (steps ? steps.run(step, fn) : fn());
+  await run("bootstrap:write-state", () =>
+    ports.local.writeState({
+      clusterToken,
+      memberId: null,
+      name: identity.instanceId,
+      updatedAt: ports.clock.now().toISOString(),
+    }),
+  );
+  await run("bootstrap:write-env", () =>
+    writeEnv(ports, config, identity, {
+      initialCluster: `${identity.instanceId}=${peerUrlFor(identity.privateIp, config.peerPort, config.scheme)}`,
+      state: "new",
+      token: clusterToken,
+    }),
+  );
 }
 
 /** The newest snapshot (of this cluster's token when it has any) and who the members were; null when unknown. */

@@ -1,7 +1,7 @@
 // `etcd-agent plan`: what the leader's `run` would do next, and why. Changes nothing.
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
-import { instanceOfMember, urlHost } from "../planner/membership.js";
+import { instanceOfMember, isHealthy, urlHost } from "../planner/membership.js";
 import { type Plan, planReconcile } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
@@ -37,6 +37,10 @@ export async function runPlan(ports: Ports, config: AgentConfig, log: Logger): P
   const instance = snap.asg ? instanceOfMember(leader, snap.asg) : null;
   const now = ports.clock.now().toISOString();
   const since = Object.fromEntries(snap.cluster.members.map((m) => [m.id, now]));
+  // Only the members that do not answer now are unhealthy since now (healthy ones are settled).
+  const unhealthySince = Object.fromEntries(
+    snap.cluster.members.filter((m) => !isHealthy(m)).map((m) => [m.id, now]),
+  );
   const plan = planReconcile({
     self: {
       instanceId: instance?.instanceId ?? leader.name,
@@ -50,7 +54,7 @@ export async function runPlan(ports: Ports, config: AgentConfig, log: Logger): P
     hooks: null,
     now,
     firstSeenUnstarted: since,
-    unhealthySince: since,
+    unhealthySince,
     reportedUnhealthy: [],
     localClusterToken: null,
     config: plannerSettings(config),

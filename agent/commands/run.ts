@@ -4,10 +4,19 @@ import type { AgentConfig } from "../config/config.js";
 import { EtcdRequestError, MarkerConflictError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { candidateEndpoints, observeCluster, observeDns, tryObserveAsg } from "../observe/observe.js";
-import { markerName } from "../planner/dns-plan.js";
+import { isPublished, markerName } from "../planner/dns-plan.js";
 import { markerRecord } from "../planner/marker.js";
 import { clientUrlFor, findSelfMember, isHealthy, isStarted } from "../planner/membership.js";
-import { emptyMemory, type Memory, rememberMembers } from "../planner/memory.js";
+import {
+  emptyMemory,
+  type Memory,
+  parseMemory,
+  rememberAlarms,
+  rememberDnsWrites,
+  rememberLeave,
+  rememberMembers,
+  resumeMemory,
+} from "../planner/memory.js";
 import type { AsgView, ClusterView } from "../planner/observation.js";
 import {
   type Action,
@@ -23,6 +32,7 @@ import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
 import { type BackupState, backupBesideIfDue, initialBackupState, lastWordSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
+import { recordForeignClusterEvent } from "./cluster-alarm.js";
 import { pingEveryMs } from "./keep-alive.js";
 
 /** The part of the agent's configuration the reconcile planner reads. */
@@ -88,6 +98,8 @@ async function nodeCertIfDue(
 /** What the loop carries from one cycle to the next. */
 export interface LoopState {
   memory: Memory;
+  /** The memory has been read back from the state dir (once, at the first cycle). */
+  memoryLoaded: boolean;
   /** Client URLs of the members seen last, to find the cluster when the local etcd is down. */
   knownEndpoints: string[];
   /** The lifecycle hooks, read once. */
@@ -99,11 +111,14 @@ export interface LoopState {
   backup: BackupState;
   /** TLS: when this node's certificate and (on the leader) the operators' one are due a look; null: now. */
   tls: { nodeCheckAt: number | null; operatorCheckAt: number | null };
+  /** Foreign-cluster alarms raised by this process (cluster and marker), so each is raised once. */
+  alarmsRaised?: Set<string>;
 }
 
 export function initialLoopState(): LoopState {
   return {
     memory: emptyMemory(),
+    memoryLoaded: false,
     knownEndpoints: [],
     hooks: null,
     launchSettled: false,
@@ -163,8 +178,9 @@ export async function observeReconcile(
   )?.lifecycleState;
   const effectiveTarget =
     selfState === "Terminating" || selfState === "Terminating:Wait" ? "Terminated" : target;
+  // A leaving member reads the records too: it leaves etcd only once DNS has let it go (the drain).
   const dns =
-    options.readEverything || leader
+    options.readEverything || leader || effectiveTarget === "Terminated"
       ? await observeDns(ports.dns, config.domain, log)
       : { records: null, marker: { kind: "absent" as const } };
   const local = await ports.local.readState();
@@ -184,6 +200,10 @@ export async function observeReconcile(
     firstSeenUnstarted: state.memory.firstSeenUnstarted,
     unhealthySince: state.memory.unhealthySince,
     reportedUnhealthy: state.memory.reportedUnhealthy,
+    missingSince: state.memory.missingSince,
+    dnsWrites: state.memory.dnsWrites,
+    leavingSince: state.memory.leavingSince,
+    drainedSince: state.memory.drainedSince,
     localClusterToken: local?.clusterToken ?? null,
     config: plannerSettings(config),
   };
@@ -191,19 +211,68 @@ export async function observeReconcile(
 
 /** Folds what was seen into the loop's memory; returns the observation with that memory applied. */
 export function remember(state: LoopState, obs: ReconcileObservation): ReconcileObservation {
+  let memory = rememberDnsWrites(state.memory, obs.now);
   if (obs.cluster !== null) {
-    state.memory = rememberMembers(state.memory, obs.cluster.members, obs.now);
+    memory = rememberMembers(memory, obs.cluster.members, obs.now, obs.asg);
     const urls = obs.cluster.members.flatMap((m) => m.clientUrls);
     if (urls.length > 0) state.knownEndpoints = urls;
   }
+  // A reported instance is forgotten once it has left the group (the list is persisted).
+  const asg = obs.asg;
+  if (asg !== null) {
+    const reportedUnhealthy = memory.reportedUnhealthy.filter((id) =>
+      asg.instances.some((i) => i.instanceId === id),
+    );
+    memory = { ...memory, reportedUnhealthy };
+  }
+  const me = obs.cluster && findSelfMember(obs.cluster.members, obs.self.instanceId, obs.self.privateIp);
+  const published = me && obs.dns !== null ? isPublished(me.name, obs.dns, obs.config.domain) : null;
+  memory = rememberLeave(memory, obs.self.targetLifecycleState === "Terminated", published, obs.now);
+  state.memory = memory;
   const selfInstance = obs.asg?.instances.find((i) => i.instanceId === obs.self.instanceId);
   if (selfInstance?.lifecycleState === "InService") state.launchSettled = true;
   return {
     ...obs,
-    firstSeenUnstarted: state.memory.firstSeenUnstarted,
-    unhealthySince: state.memory.unhealthySince,
-    reportedUnhealthy: state.memory.reportedUnhealthy,
+    firstSeenUnstarted: memory.firstSeenUnstarted,
+    unhealthySince: memory.unhealthySince,
+    reportedUnhealthy: memory.reportedUnhealthy,
+    missingSince: memory.missingSince,
+    dnsWrites: memory.dnsWrites,
+    leavingSince: memory.leavingSince,
+    drainedSince: memory.drainedSince,
   };
+}
+
+/** etcd's alarms, logged once when raised and once when cleared (the memory keeps which were logged). */
+function logAlarms(state: LoopState, obs: ReconcileObservation, log: Logger): void {
+  const members = obs.cluster?.members ?? [];
+  if (!members.some((m) => m.status !== null)) return;
+  const seen = rememberAlarms(state.memory, members);
+  state.memory = seen.memory;
+  for (const kind of seen.raised)
+    log.warn(`etcd alarm raised: ${kind}`, { action: "etcd-alarm", reason: `${kind} is raised` });
+  for (const kind of seen.cleared)
+    log.info(`etcd alarm cleared: ${kind}`, { action: "etcd-alarm", reason: `${kind} was cleared` });
+}
+
+/** The memory persisted in the state dir, read once; a file that cannot be read is an empty memory. */
+async function loadMemory(ports: Ports, state: LoopState, log: Logger): Promise<void> {
+  if (state.memoryLoaded) return;
+  state.memoryLoaded = true;
+  try {
+    state.memory = resumeMemory(parseMemory(await ports.local.readMemory()), ports.clock.now().toISOString());
+  } catch (error) {
+    log.warn("could not read the remembered clocks; they start again", { error: (error as Error).message });
+  }
+}
+
+async function saveMemory(ports: Ports, state: LoopState, before: string, log: Logger): Promise<void> {
+  if (JSON.stringify(state.memory) === before) return;
+  try {
+    await ports.local.writeMemory(state.memory);
+  } catch (error) {
+    log.warn("could not persist the remembered clocks", { error: (error as Error).message });
+  }
 }
 
 /** Logs each hold at info when it is new since the last cycle and at debug while it lasts. */
@@ -233,7 +302,10 @@ export async function reconcileOnce(
   state: LoopState,
   log: Logger,
 ): Promise<CycleResult> {
+  await loadMemory(ports, state, log);
+  const before = JSON.stringify(state.memory);
   const obs = remember(state, await observeReconcile(ports, config, ctx, state, log));
+  logAlarms(state, obs, log);
   await recordOwnMemberId(ports, ctx, obs);
   const plan = planReconcile(obs);
   logPlan(log, plan, state);
@@ -244,19 +316,41 @@ export async function reconcileOnce(
       if (membershipChanged) continue;
       membershipChanged = true;
     }
+    if (action.type === "raise-foreign-cluster-alarm") {
+      // Logged at error every cycle it lasts; the event object (the alarm) once.
+      log.error(`held back: ${RULES["foreign-cluster"]}`, {
+        action: action.type,
+        rule: "foreign-cluster",
+        reason: action.reason,
+        cluster_id: action.clusterId,
+      });
+      const key = `${action.clusterId} ${action.markerCluster ?? action.markerToken}`;
+      state.alarmsRaised ??= new Set();
+      if (state.alarmsRaised.has(key)) continue;
+      if (await apply(ports, config, ctx, obs, action, log, state.backup)) state.alarmsRaised.add(key);
+      continue;
+    }
     const ok = await apply(ports, config, ctx, obs, action, log, state.backup);
     if (ok) {
       applied.push(action);
-      if (action.type === "set-instance-unhealthy") state.memory.reportedUnhealthy.push(action.instanceId);
+      if (action.type === "set-instance-unhealthy")
+        state.memory = {
+          ...state.memory,
+          reportedUnhealthy: [...state.memory.reportedUnhealthy, action.instanceId],
+        };
+      if (action.type === "update-dns") state.memory = rememberDnsWrites(state.memory, obs.now, true);
     }
   }
+  await saveMemory(ports, state, before, log);
   // Backups: the leader's, while it is not leaving (a leaving leader saves one before handing over).
   // Started beside the loop, never waited for: the loop keeps cycling, heartbeating and pinging.
   const self = obs.cluster
     ? findSelfMember(obs.cluster.members, ctx.identity.instanceId, ctx.identity.privateIp)
     : null;
   const leaving = obs.self.targetLifecycleState !== null && obs.self.targetLifecycleState !== "InService";
-  if (self && obs.cluster?.leaderId === self.id && !leaving) {
+  // A leader of a cluster the marker does not name saves nothing under the marker's token.
+  const foreign = plan.holds.some((h) => h.rule === "foreign-cluster");
+  if (self && obs.cluster?.leaderId === self.id && !leaving && !foreign) {
     const b = backupSubject(obs, ctx, config);
     backupBesideIfDue(ports, config, ctx.asgName, b.endpoint, b.token, state.backup, log, b.members);
     await operatorCertIfDue(ports, config, ctx, state, log);
@@ -382,9 +476,21 @@ async function apply(
         await ports.dns.swapTxt(
           name,
           previous,
-          markerRecord(name, { state: "active", token: action.token, claimant }),
+          markerRecord(name, { state: "active", token: action.token, claimant, cluster: action.clusterId }),
         );
-        log.info("marked the cluster active", fields);
+        log.info("marked the cluster active", { ...fields, cluster_id: action.clusterId });
+        break;
+      }
+      case "raise-foreign-cluster-alarm": {
+        const key = await recordForeignClusterEvent(ports, config, ctx.asgName, {
+          instanceId: ctx.identity.instanceId,
+          clusterId: action.clusterId,
+          markerToken: action.markerToken,
+          markerCluster: action.markerCluster,
+          reason: action.reason,
+        });
+        if (key === null) log.error("backups are off: no alarm event could be written; see this log", fields);
+        else log.error("recorded the foreign cluster for the alarm", { ...fields, key });
         break;
       }
     }

@@ -21,6 +21,8 @@ export async function runStatus(ports: Ports, config: AgentConfig, log: Logger):
 export function formatStatus(r: StatusReport): string {
   const lines: string[] = [r.summary, ""];
   lines.push(`cluster ${r.clusterId ?? "-"}  leader ${r.leaderId ?? "-"}`);
+  if (r.alarms.length > 0)
+    lines.push(`etcd alarms: ${r.alarms.join(", ")} (cluster-wide; see etcdctl alarm list)`);
   lines.push(
     "MEMBER ID             NAME                 INSTANCE             ROLE     STARTED HEALTHY DB SIZE    RAFT INDEX",
   );

@@ -38,6 +38,11 @@ export interface BootObservation {
   /** When each unstarted member was first seen, by member ID (ISO-8601); from the agent's memory. */
   firstSeen: Record<string, string>;
   /**
+   * EC2's state (`running`, `shutting-down`, `terminated`, ...; `not-found` when EC2 does not know
+   * it) of the marker's claimant when the ASG does not list it. Missing: not read, unknown.
+   */
+  ec2States?: Record<string, string>;
+  /**
    * What the backups say, read only when the cluster is marked active and no member answers:
    * null when backups are off or could not be read.
    */
@@ -72,8 +77,10 @@ export type BootDecision =
       reason: string;
       /** Move the data dir aside first: it belongs to a membership that no longer exists. */
       moveDataAside: boolean;
-      /** Set the marker from claimed to active before adding anyone (see docs/architecture.md). */
+      /** Set the marker from claimed (or restoring) to active before adding anyone (see docs/architecture.md). */
       activateMarker: boolean;
+      /** etcd's ID of the cluster joined: written into the marker when it is activated. */
+      clusterId: string;
       /** A member to remove before the add; the boot re-observes after removing it. */
       removeFirst: MemberRemoval | null;
       /** The member was added before (by an earlier run) but never started: reuse it, add nothing. */
@@ -118,15 +125,62 @@ export function decideBoot(obs: BootObservation): BootDecision {
   return decideWithoutCluster(obs);
 }
 
+/** EC2 states in which an instance runs nothing any more. */
+const EC2_GONE = new Set(["terminated", "not-found"]);
+
+/**
+ * The claimant of a marker (claimed or restoring) is surely gone: the ASG does not list it AND
+ * EC2 says it is terminated or does not know it. An instance in Terminating:Wait, missing from one
+ * listing, or shutting down may still start (or run) the etcd of its claim: never gone.
+ */
+export function claimantGone(obs: BootObservation, instanceId: string): boolean {
+  if (obs.asg === null) return false;
+  if (obs.asg.instances.some((i) => i.instanceId === instanceId)) return false;
+  const state = obs.ec2States?.[instanceId];
+  return state !== undefined && EC2_GONE.has(state);
+}
+
 function markerToken(marker: MarkerRead): string | null {
   return marker.kind === "present" ? marker.marker.token : null;
+}
+
+/**
+ * Why the answering cluster is not the marker's, or null when it is (or the marker cannot tell).
+ * An active marker names its cluster's ID once the cluster ran; a claim (or a restore) names the
+ * instance that started it, which must be a member of the cluster that answers.
+ */
+export function foreignClusterHold(marker: MarkerRead, cluster: ClusterView): Hold | null {
+  if (marker.kind !== "present") return null;
+  const m = marker.marker;
+  if (m.cluster !== undefined) {
+    if (m.cluster === cluster.clusterId) return null;
+    return hold(
+      "foreign-cluster",
+      `the marker names cluster ${m.cluster} (token ${m.token}); cluster ${cluster.clusterId} answered`,
+    );
+  }
+  if (m.state === "active") return null;
+  const claimantIsMember = cluster.members.some(
+    (member) => member.name === m.claimant || member.instanceId === m.claimant,
+  );
+  if (claimantIsMember) return null;
+  return hold(
+    "foreign-cluster",
+    `the marker is ${m.state} by ${m.claimant}, which is no member of cluster ${cluster.clusterId} that answered`,
+  );
 }
 
 function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDecision {
   const { self, local } = obs;
   const token = markerToken(obs.marker) ?? local.state?.clusterToken ?? `adopted-${cluster.clusterId}`;
-  const activateMarker = obs.marker.kind === "present" && obs.marker.marker.state === "claimed";
+  const activateMarker =
+    obs.marker.kind === "present" &&
+    (obs.marker.marker.state === "claimed" || obs.marker.marker.state === "restoring");
+  const clusterId = cluster.clusterId;
   const me = findSelfMember(cluster.members, self.instanceId, self.privateIp);
+  // A started member with its data restarts whatever the marker says (starting on its own data
+  // destroys nothing); every join first checks that the cluster answering is the marker's.
+  const foreign = foreignClusterHold(obs.marker, cluster);
 
   if (me !== null && isStarted(me)) {
     // A null member ID is a bootstrapper's state written before etcd first started: the data is its own.
@@ -143,6 +197,7 @@ function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDeci
     }
     // The member was started once but its data is gone or belongs to another membership: it must
     // be removed and added again; a member cannot restart on empty data.
+    if (foreign !== null) return { kind: "wait", hold: foreign };
     const gate = removalGate(cluster.members, me);
     if (gate !== null) return { kind: "wait", hold: gate };
     return {
@@ -150,6 +205,7 @@ function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDeci
       reason: `member ${me.id} is this instance but its data is ${local.hasData ? "from another membership" : "missing"}; removing it to join again`,
       moveDataAside: local.hasData,
       activateMarker,
+      clusterId,
       removeFirst: {
         memberId: me.id,
         label: me.name,
@@ -160,6 +216,8 @@ function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDeci
     };
   }
 
+  if (foreign !== null) return { kind: "wait", hold: foreign };
+
   if (me !== null) {
     // Added by an earlier boot that stopped before etcd started: reuse the member.
     return {
@@ -167,6 +225,7 @@ function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDeci
       reason: `member ${me.id} was added for this instance and never started; resuming the join`,
       moveDataAside: local.hasData,
       activateMarker,
+      clusterId,
       removeFirst: null,
       resumeMemberId: me.id,
       clusterToken: token,
@@ -209,6 +268,7 @@ function decideWithCluster(obs: BootObservation, cluster: ClusterView): BootDeci
         : `the cluster answers with ${counts.healthyVoters}/${counts.voters} healthy voters; adding this instance as a learner`,
     moveDataAside: local.hasData,
     activateMarker,
+    clusterId,
     removeFirst: blocker.kind === "remove" ? blocker.removal : null,
     resumeMemberId: null,
     clusterToken: token,
@@ -422,10 +482,20 @@ function decideWithoutCluster(obs: BootObservation): BootDecision {
       };
     }
     const claimant = asg.instances.find((i) => i.instanceId === claim.claimant);
-    if (claimant !== undefined && !isLeaving(claimant)) {
+    if (claimant !== undefined) {
+      // Terminating:Wait included: its boot may have written the env file, and its etcd starts.
       return {
         kind: "wait",
         hold: hold("bootstrap-claimed", `${claim.claimant} claimed it and is ${claimant.lifecycleState}`),
+      };
+    }
+    if (!claimantGone(obs, claim.claimant)) {
+      return {
+        kind: "wait",
+        hold: hold(
+          "claimant-not-gone",
+          `${claim.claimant} is not in ${asg.name}'s listing and EC2 says it is ${obs.ec2States?.[claim.claimant] ?? "unknown"}`,
+        ),
       };
     }
     // The claimant left before anyone joined (joins flip the marker to active first), so the

@@ -4,6 +4,19 @@ import type { DnsRecord } from "./observation.js";
 
 export const DNS_TTL_SECONDS = 30;
 
+/**
+ * A member is dropped from DNS after it has been unhealthy this long (and seen so at least twice):
+ * one Status timeout never drops it, a dead member stays published for at most this plus a cycle.
+ * Equal to the TTL: a resolver may serve a dropped record that long anyway.
+ */
+export const DNS_SETTLE_SECONDS = DNS_TTL_SECONDS;
+
+/**
+ * At most this many record changes a minute, whatever happens: Route53's limit is per account.
+ * A settled cluster writes none; a replacement writes two (drop the dead member, add the new one).
+ */
+export const DNS_WRITES_PER_MINUTE = 4;
+
 export interface DnsMember {
   name: string;
   ip: string;
@@ -35,12 +48,19 @@ export function memberHostName(name: string, domain: string): string {
   return `${name.toLowerCase()}.${normalizeName(domain)}`;
 }
 
+/**
+ * The records for these members. Only members named after an instance are published: those are the
+ * A records `isManaged` recognises, so what is written is what is read back as this agent's (a
+ * member called anything else would be written again every cycle, and might overwrite a record the
+ * agent does not own).
+ */
 export function desiredRecords(
   members: DnsMember[],
   opts: { domain: string; peerPort: number; clientPort: number; tls: boolean },
 ): DnsRecord[] {
-  if (members.length === 0) return [];
-  const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const published = members.filter((m) => looksLikeInstanceId(m.name));
+  if (published.length === 0) return [];
+  const sorted = [...published].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const srv = (port: number) => sorted.map((m) => `0 0 ${port} ${memberHostName(m.name, opts.domain)}`);
   return [
     {
@@ -102,4 +122,15 @@ export function dnsChanges(current: DnsRecord[], desired: DnsRecord[], domain: s
   }
   for (const stale of managed.values()) changes.push({ action: "DELETE", record: stale });
   return changes;
+}
+
+/** The member's A record exists, or an SRV record points at its host name. */
+export function isPublished(name: string, records: DnsRecord[], domain: string): boolean {
+  const host = memberHostName(name, domain);
+  return records.some(
+    (r) =>
+      isManaged(r, domain) &&
+      ((r.type === "A" && normalizeName(r.name) === host) ||
+        (r.type === "SRV" && r.values.some((v) => normalizeName(v.split(" ")[3] ?? "") === host))),
+  );
 }

@@ -24,8 +24,28 @@ export function isStarted(member: Member): boolean {
   return member.name !== "";
 }
 
+/**
+ * Healthy: the member answered this agent's Status call and follows a leader. etcd's alarms
+ * (NOSPACE, CORRUPT) are not part of it: an alarm is cluster-wide, in every member's status, so it
+ * says nothing about one member (see `alarmsOf`; the leader holds destructive actions on CORRUPT).
+ */
 export function isHealthy(member: MemberView): boolean {
-  return member.status !== null && member.status.errors.length === 0 && member.status.leaderId !== "0";
+  return member.status !== null && member.status.leaderId !== "0";
+}
+
+/**
+ * The alarms etcd reports, by kind (NOSPACE, CORRUPT), sorted, once each. etcd 3.4 puts each alarm
+ * into Status.errors as `memberID:<id> alarm:<kind> ` beside "etcdserver: no leader", which is not one.
+ */
+export function alarmsOf(members: MemberView[]): string[] {
+  const kinds = new Set<string>();
+  for (const m of members) {
+    for (const e of m.status?.errors ?? []) {
+      const kind = /alarm:\s*([A-Za-z_]+)/.exec(e)?.[1] ?? (/no leader/.test(e) ? null : e.trim());
+      if (kind) kinds.add(kind.toUpperCase());
+    }
+  }
+  return [...kinds].sort();
 }
 
 export function voterCounts(members: MemberView[]): VoterCounts {

@@ -1,7 +1,17 @@
 // What `etcd-agent run` does next, and why. Pure: observation in, plan out.
-import type { MarkerRead } from "./boot-plan.js";
-import { type DnsChange, type DnsMember, desiredRecords, dnsChanges } from "./dns-plan.js";
+import { foreignClusterHold, type MarkerRead } from "./boot-plan.js";
 import {
+  DNS_SETTLE_SECONDS,
+  DNS_TTL_SECONDS,
+  DNS_WRITES_PER_MINUTE,
+  type DnsChange,
+  type DnsMember,
+  desiredRecords,
+  dnsChanges,
+  isPublished,
+} from "./dns-plan.js";
+import {
+  alarmsOf,
   findSelfMember,
   instanceOfMember,
   isHealthy,
@@ -11,6 +21,7 @@ import {
   urlHost,
   voterCounts,
 } from "./membership.js";
+import { DNS_WRITE_WINDOW_SECONDS } from "./memory.js";
 import type { AsgView, ClusterView, DnsRecord, MemberView } from "./observation.js";
 import { hasQuorum, quorumAfterRemoval, quorumSize } from "./quorum.js";
 import { type Hold, hold } from "./rules.js";
@@ -36,6 +47,13 @@ export interface ReconcileObservation {
   unhealthySince: Record<string, string>;
   /** Instances already reported unhealthy by this agent. */
   reportedUnhealthy: string[];
+  /** Since when each started member's instance has been missing from the ASG listing; absent: now. */
+  missingSince?: Record<string, string>;
+  /** When this agent wrote DNS records within the last minute (the write budget). */
+  dnsWrites?: string[];
+  /** This node's leave: first seen terminating; its DNS records first seen gone. Absent: now. */
+  leavingSince?: string | null;
+  drainedSince?: string | null;
   /** The token in this node's local state; used to write a missing marker. */
   localClusterToken: string | null;
   config: {
@@ -63,9 +81,50 @@ export type Action =
   | { type: "heartbeat-lifecycle"; hook: string; reason: string }
   | { type: "set-instance-unhealthy"; instanceId: string; memberId: string; reason: string }
   | { type: "update-dns"; changes: DnsChange[]; reason: string }
-  | { type: "write-marker"; state: "active"; token: string; previous: MarkerRead; reason: string };
+  | {
+      type: "write-marker";
+      state: "active";
+      token: string;
+      /** etcd's ID of this leader's cluster: the marker names the cluster it stands for. */
+      clusterId: string;
+      previous: MarkerRead;
+      reason: string;
+    }
+  | {
+      /** Two clusters serve the same records: an event object for the alarm, once. */
+      type: "raise-foreign-cluster-alarm";
+      clusterId: string;
+      markerToken: string;
+      markerCluster: string | null;
+      reason: string;
+    };
 
 export const MEMBERSHIP_ACTIONS: ReadonlySet<Action["type"]> = new Set(["promote-self", "remove-member"]);
+
+/**
+ * Actions that take a member away (a removal; a health report, after which the ASG terminates the
+ * instance). At most one a cycle, each leaving the healthy voters a quorum of the voters.
+ */
+export const DESTRUCTIVE_ACTIONS: ReadonlySet<Action["type"]> = new Set([
+  "remove-member",
+  "set-instance-unhealthy",
+]);
+
+/**
+ * A started member whose instance is missing from the ASG listing is removed only once it has been
+ * missing this long (three cycles at the default interval, seen so at least twice) and does not
+ * answer: DescribeAutoScalingGroups is eventually consistent for seconds, and a detached instance
+ * still serves. Short, because a member whose instance the ASG terminated (a scale-in without hooks)
+ * waits this long before it is removed.
+ */
+export const MISSING_SETTLE_SECONDS = 30;
+
+/**
+ * A leaving member waits at most this long, from when it was first seen terminating, for its DNS
+ * records to be dropped and their TTL to pass: the leader's next cycle, a write budget's minute and
+ * the TTL, with room to spare; it heartbeats the hook meanwhile, so the hook never times out on it.
+ */
+export const DRAIN_BOUND_SECONDS = 120;
 
 export interface Plan {
   /** Role this node plays in the cluster, for the log and status. */
@@ -88,8 +147,41 @@ function byRaftIndexDescending(a: MemberView, b: MemberView): number {
   return ia === ib ? 0 : ia > ib ? -1 : 1;
 }
 
-function ageSeconds(since: string | undefined, now: string): number {
-  return since === undefined ? 0 : (Date.parse(now) - Date.parse(since)) / 1000;
+function ageSeconds(since: string | null | undefined, now: string): number {
+  return since === undefined || since === null ? 0 : (Date.parse(now) - Date.parse(since)) / 1000;
+}
+
+/** What the leader makes of its own view before it acts on it. */
+interface LeaderView {
+  /** etcd reports a CORRUPT alarm: nothing destructive. */
+  corrupt: boolean;
+  /** Too many members look down at once: the leader's own reachability may be the problem. */
+  suspect: boolean;
+}
+
+/**
+ * A leader has a quorum of raft heartbeats, so when its Status calls reach fewer voters than a
+ * quorum, or miss more than one voter at once, the fault is as likely its own (a security group, its
+ * certificate) as theirs: the view is suspect, and nothing is taken away for health on it (no
+ * report, no DNS drop); removals the ASG's listing evidences go on under the quorum checks.
+ */
+function leaderView(cluster: ClusterView, holds: Hold[]): LeaderView {
+  const alarms = alarmsOf(cluster.members);
+  const corrupt = alarms.includes("CORRUPT");
+  if (alarms.length > 0) holds.push(hold("etcd-alarm", `raised: ${alarms.join(", ")}`));
+  if (corrupt) holds.push(hold("etcd-alarm-corrupt", "no removal or health report while it is raised"));
+  const counts = voterCounts(cluster.members);
+  const down = counts.voters - counts.healthyVoters;
+  const suspect = counts.healthyVoters < quorumSize(counts.voters) || down > 1;
+  if (suspect) {
+    holds.push(
+      hold(
+        "observer-suspect",
+        `this leader's Status calls reach ${counts.healthyVoters} of ${counts.voters} voters (${down} down, quorum ${quorumSize(counts.voters)})`,
+      ),
+    );
+  }
+  return { corrupt, suspect };
 }
 
 export function planReconcile(obs: ReconcileObservation): Plan {
@@ -147,10 +239,28 @@ export function planReconcile(obs: ReconcileObservation): Plan {
     return { role: me.isLearner ? "learner" : "follower", actions, holds };
   }
 
-  planMarker(obs, actions, holds);
-  if (!actions.some((a) => MEMBERSHIP_ACTIONS.has(a.type))) planRemoval(obs, cluster, me, actions, holds);
-  planHealthReports(obs, cluster, me, actions, holds);
-  planDns(obs, cluster, actions, holds);
+  // A leader of a cluster the marker does not name holds everything a leader writes (DNS, the
+  // marker, removals, reports): another cluster may be the real one. It raises the alarm instead.
+  const foreign = foreignLeaderHold(obs, cluster);
+  if (foreign !== null) {
+    holds.push(foreign);
+    if (obs.marker.kind === "present") {
+      actions.push({
+        type: "raise-foreign-cluster-alarm",
+        clusterId: cluster.clusterId,
+        markerToken: obs.marker.marker.token,
+        markerCluster: obs.marker.marker.cluster ?? null,
+        reason: foreign.detail,
+      });
+    }
+    return { role: "leader", actions, holds };
+  }
+  planMarker(obs, cluster, actions, holds);
+  const view = leaderView(cluster, holds);
+  if (!actions.some((a) => MEMBERSHIP_ACTIONS.has(a.type)))
+    planRemoval(obs, cluster, me, view, actions, holds);
+  planHealthReports(obs, cluster, me, view, actions, holds);
+  planDns(obs, cluster, view, actions, holds);
   return { role: "leader", actions, holds };
 }
 
@@ -196,6 +306,13 @@ function planLeave(
       return;
     }
   }
+  const draining = drainWait(obs, me);
+  if (draining !== null) {
+    holds.push(hold("dns-drain", draining));
+    if (hook !== null)
+      actions.push({ type: "heartbeat-lifecycle", hook, reason: "waiting for DNS to let this member go" });
+    return;
+  }
   const check = quorumAfterRemoval(voterCounts(cluster.members), {
     isVoter: !me.isLearner,
     isHealthy: isHealthy(me),
@@ -220,13 +337,65 @@ function planLeave(
     actions.push({ type: "heartbeat-lifecycle", hook, reason: "waiting for etcd to let this member go" });
 }
 
-function planMarker(obs: ReconcileObservation, actions: Action[], holds: Hold[]): void {
+/**
+ * Why this leaving member still waits for DNS before it leaves etcd, or null: its records must be
+ * gone and their TTL passed (learners and members not named after an instance were never published),
+ * for at most DRAIN_BOUND_SECONDS.
+ */
+function drainWait(obs: ReconcileObservation, me: MemberView): string | null {
+  if (me.isLearner || !isStarted(me) || !looksLikeInstanceId(me.name)) return null;
+  const leaving = Math.round(ageSeconds(obs.leavingSince, obs.now));
+  if (leaving >= DRAIN_BOUND_SECONDS) return null;
+  const bound = `(leaving for ${leaving}s, bound ${DRAIN_BOUND_SECONDS}s)`;
+  if (obs.dns === null) return `the zone could not be read ${bound}`;
+  if (isPublished(me.name, obs.dns, obs.config.domain))
+    return `${me.name} is still in the DNS records; the leader drops it first ${bound}`;
+  const gone = Math.round(ageSeconds(obs.drainedSince, obs.now));
+  if (gone < DNS_TTL_SECONDS)
+    return `${me.name}'s records were dropped ${gone}s ago, TTL ${DNS_TTL_SECONDS}s ${bound}`;
+  return null;
+}
+
+/**
+ * This leader's cluster is not the one the marker stands for: the marker names another cluster ID,
+ * or (without an ID) another token than this node's state, or a claimant that is no member here.
+ */
+export function foreignLeaderHold(obs: ReconcileObservation, cluster: ClusterView): Hold | null {
+  const m = obs.marker;
+  if (m.kind !== "present") return null;
+  const byMarker = foreignClusterHold(m, cluster);
+  if (byMarker !== null) return byMarker;
+  if (
+    m.marker.cluster === undefined &&
+    obs.localClusterToken !== null &&
+    m.marker.token !== obs.localClusterToken
+  ) {
+    return hold(
+      "foreign-cluster",
+      `the marker (${m.marker.state}) has token ${m.marker.token}; this node's cluster ${cluster.clusterId} has token ${obs.localClusterToken}`,
+    );
+  }
+  return null;
+}
+
+function planMarker(obs: ReconcileObservation, cluster: ClusterView, actions: Action[], holds: Hold[]): void {
   const m = obs.marker;
   if (m.kind === "unknown") {
     holds.push(hold("marker-unknown", m.error));
     return;
   }
-  if (m.kind === "present" && m.marker.state === "active") return;
+  if (m.kind === "present" && m.marker.state === "active") {
+    if (m.marker.cluster !== undefined) return;
+    actions.push({
+      type: "write-marker",
+      state: "active",
+      token: m.marker.token,
+      clusterId: cluster.clusterId,
+      previous: m,
+      reason: `the active marker gains the cluster's ID ${cluster.clusterId}`,
+    });
+    return;
+  }
   const token = m.kind === "present" ? m.marker.token : obs.localClusterToken;
   if (token === null) {
     holds.push(hold("partial-information", "no cluster token is known to write the marker with"));
@@ -236,9 +405,12 @@ function planMarker(obs: ReconcileObservation, actions: Action[], holds: Hold[])
     type: "write-marker",
     state: "active",
     token,
+    clusterId: cluster.clusterId,
     previous: m,
     reason:
-      m.kind === "absent" ? "the cluster has no marker" : "the bootstrap claim becomes an active cluster",
+      m.kind === "absent"
+        ? "the cluster has no marker"
+        : `the ${m.marker.state} marker becomes an active cluster (${cluster.clusterId})`,
   });
 }
 
@@ -246,6 +418,7 @@ function planRemoval(
   obs: ReconcileObservation,
   cluster: ClusterView,
   me: MemberView,
+  view: LeaderView,
   actions: Action[],
   holds: Hold[],
 ): void {
@@ -269,11 +442,14 @@ function planRemoval(
     if (m.id === me.id) continue;
     const instance = instanceOfMember(m, asg);
     const label = m.name || m.peerUrls.join(",");
+    const missing = Math.round(ageSeconds(obs.missingSince?.[m.id], obs.now));
     let reason: string | null = null;
     if (!isStarted(m)) {
       const age = ageSeconds(obs.firstSeenUnstarted[m.id], obs.now);
-      if (instance === null || isLeaving(instance)) {
-        reason = `member ${m.id} (${label}) never started and its instance is gone`;
+      if (instance !== null && isLeaving(instance)) {
+        reason = `member ${m.id} (${label}) never started and its instance is ${instance.lifecycleState}`;
+      } else if (instance === null && missing >= MISSING_SETTLE_SECONDS) {
+        reason = `member ${m.id} (${label}) never started and its instance has been gone for ${missing}s`;
       } else if (age >= obs.config.startupGraceSeconds) {
         reason = `member ${m.id} (${label}) has not started in ${Math.round(age)}s (grace ${obs.config.startupGraceSeconds}s)`;
       } else {
@@ -285,7 +461,24 @@ function planRemoval(
         holds.push(hold("foreign-member", `member ${m.id} (${label})`));
         continue;
       }
-      reason = `member ${m.id} (${m.name}): its instance is no longer in ${asg.name}`;
+      if (isHealthy(m)) {
+        holds.push(
+          hold("instance-missing", `member ${m.id} (${m.name}) answers; ${asg.name} does not list it`),
+        );
+        continue;
+      }
+      if (missing < MISSING_SETTLE_SECONDS) {
+        holds.push(
+          hold(
+            "instance-missing",
+            `member ${m.id} (${m.name}) missing for ${missing}s of ${MISSING_SETTLE_SECONDS}s`,
+          ),
+        );
+        continue;
+      }
+      // The ASG's listing (twice, a settle time apart), not this leader's reachability, is the
+      // evidence here: a suspect view does not hold it (the quorum checks below still do).
+      reason = `member ${m.id} (${m.name}): its instance has been missing from ${asg.name} for ${missing}s`;
     } else if (isLeaving(instance)) {
       if (instance.lifecycleState === "Terminating:Wait" && isHealthy(m)) {
         holds.push(
@@ -293,8 +486,24 @@ function planRemoval(
         );
         continue;
       }
+      if (obs.dns !== null && isPublished(m.name, obs.dns, obs.config.domain)) {
+        holds.push(hold("dns-drain", `member ${m.id} (${m.name}) is removed once DNS has dropped it`));
+        continue;
+      }
       reason = `member ${m.id} (${m.name}): instance ${instance.instanceId} is ${instance.lifecycleState}`;
+    } else if (m.isLearner && !isHealthy(m) && instance.healthStatus !== "Healthy") {
+      // A started learner that died holds etcd's one learner slot; learners do not vote.
+      const age = ageSeconds(obs.unhealthySince[m.id], obs.now);
+      if (age < obs.config.startupGraceSeconds) {
+        holds.push(hold("startup-grace", `learner ${m.id} (${label}) unhealthy for ${Math.round(age)}s`));
+        continue;
+      }
+      reason = `learner ${m.id} (${label}) has been unhealthy for ${Math.round(age)}s and its instance is ${instance.healthStatus}`;
     } else {
+      continue;
+    }
+    if (view.corrupt) {
+      holds.push(hold("etcd-alarm-corrupt", `member ${m.id} (${label}) waits: ${reason}`));
       continue;
     }
     if (planned) {
@@ -332,33 +541,72 @@ function planRemoval(
   }
 }
 
+/** Answers this cycle and has not missed a Status call within the recovery time. */
+function settledHealthy(obs: ReconcileObservation, m: MemberView): boolean {
+  return isHealthy(m) && obs.unhealthySince[m.id] === undefined;
+}
+
+/**
+ * Reports to the ASG (which then replaces the instance) a member that does not answer this cycle
+ * and has been unhealthy, with no recovery, past the deadline; one destructive action a cycle, and
+ * only while the other healthy voters are a quorum of the voters (on a view that is not suspect
+ * they always are: the check stands guard should the suspect rule change).
+ */
 function planHealthReports(
   obs: ReconcileObservation,
   cluster: ClusterView,
   me: MemberView,
+  view: LeaderView,
   actions: Action[],
   holds: Hold[],
 ): void {
   const asg = obs.asg;
   if (asg === null) return;
   const removing = new Set(actions.flatMap((a) => (a.type === "remove-member" ? [a.memberId] : [])));
+  const voters = cluster.members.filter((m) => !m.isLearner);
   for (const m of cluster.members) {
     if (m.id === me.id || removing.has(m.id) || isHealthy(m)) continue;
     const instance = instanceOfMember(m, asg);
     if (instance === null || instance.lifecycleState !== "InService" || instance.healthStatus !== "Healthy")
       continue;
     if (obs.reportedUnhealthy.includes(instance.instanceId)) continue;
-    const age = ageSeconds(obs.unhealthySince[m.id], obs.now);
-    if (age >= obs.config.unhealthyDeadlineSeconds) {
-      actions.push({
-        type: "set-instance-unhealthy",
-        instanceId: instance.instanceId,
-        memberId: m.id,
-        reason: `member ${m.id} has been unhealthy for ${Math.round(age)}s (deadline ${obs.config.unhealthyDeadlineSeconds}s)`,
-      });
-    } else {
-      holds.push(hold("unhealthy-deadline", `member ${m.id} unhealthy for ${Math.round(age)}s`));
+    const age = Math.round(ageSeconds(obs.unhealthySince[m.id], obs.now));
+    if (age < obs.config.unhealthyDeadlineSeconds) {
+      holds.push(hold("unhealthy-deadline", `member ${m.id} unhealthy for ${age}s`));
+      continue;
     }
+    const what = `member ${m.id} unhealthy for ${age}s (deadline ${obs.config.unhealthyDeadlineSeconds}s)`;
+    if (view.corrupt) {
+      holds.push(hold("etcd-alarm-corrupt", `${what} is not reported`));
+      continue;
+    }
+    if (view.suspect) {
+      holds.push(hold("observer-suspect", `${what} is not reported`));
+      continue;
+    }
+    if (actions.some((a) => DESTRUCTIVE_ACTIONS.has(a.type))) {
+      holds.push(hold("one-change-per-cycle", `${what} waits`));
+      continue;
+    }
+    if (!m.isLearner) {
+      const others = voters.filter((v) => v.id !== m.id && isHealthy(v)).length;
+      const needed = quorumSize(voters.length);
+      if (others < needed) {
+        holds.push(
+          hold(
+            "quorum-after-report",
+            `${what}: ${others} other healthy voters of ${voters.length}, ${needed} needed`,
+          ),
+        );
+        continue;
+      }
+    }
+    actions.push({
+      type: "set-instance-unhealthy",
+      instanceId: instance.instanceId,
+      memberId: m.id,
+      reason: `member ${m.id} has been unhealthy for ${age}s (deadline ${obs.config.unhealthyDeadlineSeconds}s)`,
+    });
   }
 }
 
@@ -368,27 +616,75 @@ function memberIp(m: MemberView, asg: AsgView | null): string | null {
   return instance?.privateIp ?? m.peerUrls.map(urlHost).find((h) => h !== null) ?? null;
 }
 
-function planDns(obs: ReconcileObservation, cluster: ClusterView, actions: Action[], holds: Hold[]): void {
-  if (obs.dns === null) {
+/**
+ * The records follow the settled voters: a healthy voter is added at once; an unhealthy one is
+ * dropped after DNS_SETTLE_SECONDS and taken back once it has recovered; a leaving one is dropped
+ * at once (the drain); nothing is dropped for health on a suspect view; at most
+ * DNS_WRITES_PER_MINUTE writes a minute.
+ */
+function planDns(
+  obs: ReconcileObservation,
+  cluster: ClusterView,
+  view: LeaderView,
+  actions: Action[],
+  holds: Hold[],
+): void {
+  const dns = obs.dns;
+  if (dns === null) {
     holds.push(hold("partial-information", "the DNS records could not be read; they are left as they are"));
     return;
   }
+  const domain = obs.config.domain;
   const voters: DnsMember[] = [];
   for (const m of cluster.members) {
-    if (m.isLearner || !isStarted(m) || !isHealthy(m)) continue;
+    if (m.isLearner || !isStarted(m)) continue;
+    if (!looksLikeInstanceId(m.name)) {
+      holds.push(hold("dns-not-instance-name", `member ${m.id} (${m.name})`));
+      continue;
+    }
+    const instance = obs.asg === null ? null : instanceOfMember(m, obs.asg);
+    if (instance !== null && isLeaving(instance)) continue;
     const ip = memberIp(m, obs.asg);
-    if (ip !== null) voters.push({ name: m.name, ip });
+    if (ip === null) continue;
+    if (settledHealthy(obs, m)) {
+      voters.push({ name: m.name, ip });
+      continue;
+    }
+    const published = isPublished(m.name, dns, domain);
+    const age = Math.round(ageSeconds(obs.unhealthySince[m.id], obs.now));
+    if (published) {
+      // Dropped only while it does not answer, past the settle time, on a view that is not suspect.
+      if (isHealthy(m) || view.suspect || age < DNS_SETTLE_SECONDS) voters.push({ name: m.name, ip });
+      if (!isHealthy(m) && !view.suspect && age < DNS_SETTLE_SECONDS)
+        holds.push(
+          hold("dns-settle", `member ${m.id} kept: unhealthy for ${age}s of ${DNS_SETTLE_SECONDS}s`),
+        );
+    } else if (isHealthy(m)) {
+      holds.push(hold("dns-settle", `member ${m.id} answers again; added once it has recovered`));
+    }
   }
   if (voters.length === 0) {
     holds.push(hold("partial-information", "no healthy voter to publish; DNS left as it is"));
     return;
   }
-  const changes = dnsChanges(obs.dns, desiredRecords(voters, obs.config), obs.config.domain);
-  if (changes.length > 0) {
-    actions.push({
-      type: "update-dns",
-      changes,
-      reason: `records differ from the ${voters.length} healthy voters: ${changes.map((c) => `${c.action} ${c.record.type} ${c.record.name}`).join(", ")}`,
-    });
+  const changes = dnsChanges(dns, desiredRecords(voters, obs.config), domain);
+  if (changes.length === 0) return;
+  const summary = changes.map((c) => `${c.action} ${c.record.type} ${c.record.name}`).join(", ");
+  const recent = (obs.dnsWrites ?? []).filter(
+    (t) => ageSeconds(t, obs.now) < DNS_WRITE_WINDOW_SECONDS,
+  ).length;
+  if (recent >= DNS_WRITES_PER_MINUTE) {
+    holds.push(
+      hold(
+        "dns-write-budget",
+        `${recent} writes in the last ${DNS_WRITE_WINDOW_SECONDS}s (budget ${DNS_WRITES_PER_MINUTE}); waiting: ${summary}`,
+      ),
+    );
+    return;
   }
+  actions.push({
+    type: "update-dns",
+    changes,
+    reason: `records differ from the ${voters.length} settled voters: ${summary}`,
+  });
 }

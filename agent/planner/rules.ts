@@ -34,6 +34,27 @@ export const RULES = {
   "self-terminating": "this instance is leaving; it does not join or take on work",
   "unhealthy-deadline": "the member has been unhealthy for less than the deadline",
   "marker-unknown": "the cluster marker could not be read",
+  "claimant-not-gone":
+    "the marker's claimant has left the ASG listing but EC2 does not say it is terminated; its etcd may still start",
+  "foreign-cluster":
+    "the cluster that answers is not the one the marker names; no join, no DNS or marker write (two clusters: see the alarm)",
+  "etcd-alarm":
+    "etcd has raised an alarm (shown by `etcd-agent status`); alarms are cluster-wide and never read as a member being unhealthy",
+  "etcd-alarm-corrupt":
+    "etcd reports a CORRUPT alarm: no member is removed or reported unhealthy until an operator has checked the data and disarmed it",
+  "quorum-after-report":
+    "a reported instance is terminated; reporting this one would leave the healthy voters below quorum",
+  "observer-suspect":
+    "this leader sees too many members down at once; its own reachability (security group, certificate) may be the problem, so it reports nobody and drops nobody from DNS on that view",
+  "instance-missing":
+    "the member's instance is missing from the ASG listing (detached, or a stale read); a healthy member is not removed, an unhealthy one only after it stays missing",
+  "dns-settle":
+    "DNS drops a member only after it has been unhealthy for the settle time, and takes it back once it has recovered",
+  "dns-write-budget": "DNS writes are limited per minute; the change waits for the budget",
+  "dns-not-instance-name":
+    "the member is not named after an instance; DNS records are published only for members named after instances",
+  "dns-drain":
+    "a leaving member leaves DNS first; it leaves etcd once its records are gone and their TTL has passed",
 } as const;
 
 export type RuleId = keyof typeof RULES;

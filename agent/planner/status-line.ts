@@ -1,5 +1,5 @@
 // The one line `systemctl status etcd-agent` shows. Pure.
-import { isHealthy, voterCounts } from "./membership.js";
+import { alarmsOf, isHealthy, voterCounts } from "./membership.js";
 import type { Plan, ReconcileObservation } from "./reconcile-plan.js";
 
 export function statusLine(obs: ReconcileObservation, plan: Plan, applied: string[]): string {
@@ -7,8 +7,10 @@ export function statusLine(obs: ReconcileObservation, plan: Plan, applied: strin
   const counts = voterCounts(obs.cluster.members);
   const learners = obs.cluster.members.filter((m) => m.isLearner).length;
   const down = obs.cluster.members.filter((m) => !isHealthy(m)).length;
+  const alarms = alarmsOf(obs.cluster.members);
   const parts = [
     plan.role,
+    ...(alarms.length > 0 ? [`ALARM ${alarms.join(",")}`] : []),
     `${counts.healthyVoters}/${counts.voters} voters healthy`,
     ...(learners > 0 ? [`${learners} learner(s)`] : []),
     ...(down > 0 ? [`${down} member(s) down`] : []),

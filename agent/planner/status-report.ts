@@ -2,7 +2,7 @@
 
 import type { MarkerRead } from "./boot-plan.js";
 import { type DnsChange, desiredRecords, dnsChanges } from "./dns-plan.js";
-import { instanceOfMember, isHealthy, isStarted, urlHost, voterCounts } from "./membership.js";
+import { alarmsOf, instanceOfMember, isHealthy, isStarted, urlHost, voterCounts } from "./membership.js";
 import type { AsgView, ClusterView, DnsRecord } from "./observation.js";
 import { hasQuorum, quorumSize } from "./quorum.js";
 
@@ -12,6 +12,8 @@ export interface StatusReport {
   clusterId: string | null;
   leaderId: string | null;
   quorum: { voters: number; healthyVoters: number; needed: number } | null;
+  /** etcd's alarms (NOSPACE, CORRUPT): cluster-wide, so not any member's health; the cluster is not healthy while one is raised. */
+  alarms: string[];
   members: Array<{
     id: string;
     name: string;
@@ -103,16 +105,18 @@ export function buildStatusReport(input: {
   const counts = cluster ? voterCounts(cluster.members) : null;
   const quorum = counts ? { ...counts, needed: quorumSize(counts.voters) } : null;
   const unhealthy = members.filter((m) => !m.healthy);
+  const alarms = cluster ? alarmsOf(cluster.members) : [];
   const healthy =
     cluster !== null &&
     counts !== null &&
     hasQuorum(counts) &&
     cluster.leaderId !== null &&
-    unhealthy.length === 0;
+    unhealthy.length === 0 &&
+    alarms.length === 0;
   const summary =
     cluster === null
       ? "no etcd member answers"
-      : `${healthy ? "healthy" : "UNHEALTHY"}: ${counts?.healthyVoters}/${counts?.voters} voters healthy (quorum ${quorum?.needed}), ` +
+      : `${healthy ? "healthy" : "UNHEALTHY"}: ${alarms.length > 0 ? `etcd alarm ${alarms.join(", ")}; ` : ""}${counts?.healthyVoters}/${counts?.voters} voters healthy (quorum ${quorum?.needed}), ` +
         `${members.filter((m) => m.learner).length} learner(s), leader ${cluster.leaderId ?? "none"}` +
         (unhealthy.length > 0 ? `; not healthy: ${unhealthy.map((m) => m.name || m.id).join(", ")}` : "") +
         (drift.length > 0 ? `; ${drift.length} drift item(s)` : "");
@@ -122,6 +126,7 @@ export function buildStatusReport(input: {
     clusterId: cluster?.clusterId ?? null,
     leaderId: cluster?.leaderId ?? null,
     quorum,
+    alarms,
     members,
     instances,
     dns: { records: input.dns, pending },

@@ -516,6 +516,18 @@ export class EtcdCluster extends Construct {
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],
     });
 
+    new events.Rule(this, "ForeignClusterFound", {
+      description: `Two etcd clusters answer for ${asgName}: a leader found the cluster marker naming another cluster and stopped writing DNS (the record under ${backupPrefix}events/ names both; see docs/architecture.md, "Why exactly one cluster forms")`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: `${backupPrefix}events/foreign-cluster-` }] },
+        },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
     // Deletes under the prefix that remove data for good (a version, not a delete marker): no node
     // can (no s3:DeleteObjectVersion; Object Lock on top), so one is a person or a stolen role.
     // The agent's own retention adds delete markers, which stay recoverable and do not alarm here.

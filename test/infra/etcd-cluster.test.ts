@@ -235,6 +235,18 @@ describe("EtcdCluster resources", () => {
       },
       Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
     });
+    // A leader that finds another cluster behind the marker writes a record of its own there.
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: {
+          bucket: { name: [Match.objectLike({ Ref: Match.stringLikeRegexp("Backups") })] },
+          object: { key: [{ prefix: `backups/${asgName}/events/foreign-cluster-` }] },
+        },
+      },
+      Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
+    });
     template.hasOutput("EtcdClientSrvRecord", { Value: "_etcd-client-ssl._tcp.etcd.internal" });
   });
 });

@@ -10,6 +10,7 @@ import { runRemoveMember } from "../../agent/commands/remove-member.js";
 import { runStatus } from "../../agent/commands/status.js";
 import { RefusedError } from "../../agent/errors.js";
 import { silentLogger } from "../../agent/log.js";
+import { RULES } from "../../agent/planner/rules.js";
 import { FakeAws } from "../fakes/fake-aws.js";
 import {
   bringUp,
@@ -149,7 +150,8 @@ describe("operations with real etcd", () => {
     inst.lifecycleState = "Terminating:Wait";
     inst.targetLifecycleState = "Terminated";
 
-    await eventually("the terminate hook completed", 60_000, async () =>
+    // The drain adds the records' TTL (30 s) before the member leaves etcd.
+    await eventually("the terminate hook completed", 120_000, async () =>
       aws.completed.some((c) => c.instanceId === leaving.instanceId && c.hookName === "etcd-terminate")
         ? true
         : undefined,
@@ -161,6 +163,7 @@ describe("operations with real etcd", () => {
     );
     const order = messagePositions(log, [
       "handed leadership away",
+      `held back: ${RULES["dns-drain"]}`,
       "removed member",
       "completed the terminate lifecycle action",
     ]);

@@ -83,9 +83,11 @@ function unitRoot(os: NodeOs, config: IgnitionConfig): string {
       writeFileSync(join(etc, `${u.name}.d`, d.name), d.contents);
     }
   }
+  // The etcd unit's ExecStartPre runs boot through /bin/sh, which both OSes ship.
   const executables = [
     `${NODE_PATHS.binDir[os]}/etcd-agent`,
     `${NODE_PATHS.binDir[os]}/${DATA_VOLUME_SCRIPT}`,
+    "/bin/sh",
   ];
   if (os === "flatcar") {
     cpSync(

@@ -1,6 +1,8 @@
 // A node as its systemd units run it, with real processes: an IMDSv2 endpoint of its own, then
-// `etcd-agent boot` (retried while it exits non-zero, as Restart=on-failure does), etcd from the
-// environment file boot wrote, then `etcd-agent run`. Everything binds to the instance's 127.x IP.
+// `etcd-agent boot` (retried while it exits non-zero, as Restart=on-failure does), then etcd's unit:
+// `etcd-agent boot` again (its ExecStartPre) and etcd from the environment file boot wrote,
+// restarted when it exits (Restart=on-failure), then `etcd-agent run`. Everything binds to the
+// instance's 127.x IP.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -189,20 +191,40 @@ export async function startNode(
     }
     await new Promise((res) => setTimeout(res, 2000));
   }
-  const etcdEnv = parseEnvFile(readFileSync(join(dir, "etc", "etcd.env"), "utf8"));
-  const etcdLog = createWriteStream(join(dir, "etcd.log"), { flags: "a" });
-  const etcd = spawn("etcd", [], {
-    env: { PATH: "/usr/bin:/bin", ...etcdEnv, ETCD_LOGGER: "zap" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  etcd.stdout?.pipe(etcdLog);
-  etcd.stderr?.pipe(etcdLog);
   let stopping = false;
+  const etcdLog = createWriteStream(join(dir, "etcd.log"), { flags: "a" });
+  /** ExecStartPre: boot again before every start of etcd; true when it exited 0. */
+  const bootBeforeEtcd = () =>
+    new Promise<boolean>((resolve) => {
+      const boot = spawn(AGENT_BINARY, ["boot"], { env, stdio: ["ignore", "pipe", "pipe"] });
+      boot.stdout?.pipe(log, { end: false });
+      boot.stderr?.pipe(log, { end: false });
+      const timer = setTimeout(() => boot.kill("SIGKILL"), 180_000);
+      boot.on("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c === 0);
+      });
+    });
+  const spawnEtcd = () => {
+    const etcdEnv = parseEnvFile(readFileSync(join(dir, "etc", "etcd.env"), "utf8"));
+    const child = spawn("etcd", [], {
+      env: { PATH: "/usr/bin:/bin", ...etcdEnv, ETCD_LOGGER: "zap" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.pipe(etcdLog, { end: false });
+    child.stderr?.pipe(etcdLog, { end: false });
+    return child;
+  };
+  if (!(await bootBeforeEtcd())) {
+    await closeImds();
+    throw new Error(`boot before etcd on ${instance.instanceId} failed; see ${dir}/agent.log`);
+  }
+  let etcdStarts = 1;
   const node: NodeProcess = {
     instance,
     dir,
     imds,
-    etcd,
+    etcd: spawnEtcd(),
     agent: null,
     runStarts: 0,
     async stop() {
@@ -217,6 +239,25 @@ export async function startNode(
       await closeImds();
     },
   };
+  // etcd's unit: Restart=on-failure (10 s on a node, 2 s here), boot before every start, at most 20.
+  const watchEtcd = (child: ChildProcess) => {
+    child.once("exit", (code, sig) => {
+      if (stopping || etcdStarts > 20 || (code === 0 && sig === null)) return;
+      const restart = async () => {
+        if (stopping) return;
+        etcdStarts++;
+        if (!(await bootBeforeEtcd())) {
+          if (!stopping && etcdStarts <= 20) setTimeout(() => void restart(), 2000);
+          return;
+        }
+        if (stopping) return;
+        node.etcd = spawnEtcd();
+        watchEtcd(node.etcd);
+      };
+      setTimeout(() => void restart(), 2000);
+    });
+  };
+  if (node.etcd) watchEtcd(node.etcd);
   // `etcd-agent run` as etcd-agent.service runs it: Restart=always, here at most 20 restarts.
   const startRun = () => {
     const agent = spawn(AGENT_BINARY, ["run"], { env, stdio: ["ignore", "pipe", "pipe"] });

@@ -8,12 +8,14 @@ import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { LocalDisk } from "../../agent/adapters/local-disk.js";
 import { SystemClock } from "../../agent/adapters/system-clock.js";
 import { noServiceManager } from "../../agent/adapters/systemd-notify.js";
+import type { AfterStep } from "../../agent/apply/steps.js";
 import { type BootResult, runBoot } from "../../agent/commands/boot.js";
 import { runLoop } from "../../agent/commands/run.js";
 import { type AgentConfig, parseConfig } from "../../agent/config/config.js";
 import { createLogger, type Logger } from "../../agent/log.js";
 import { parseEnvFile } from "../../agent/planner/etcd-env.js";
 import type { Ports } from "../../agent/ports/index.js";
+import { renderUnits } from "../../ignition/render.js";
 import type { FakeAws } from "../fakes/fake-aws.js";
 
 export const ETCD_BIN = process.env.ETCD_BIN ?? "etcd";
@@ -89,14 +91,70 @@ export function makeNode(
   };
 }
 
-export async function boot(node: TestNode, mode: "boot" | "join" = "boot"): Promise<BootResult> {
+export async function boot(
+  node: TestNode,
+  mode: "boot" | "join" = "boot",
+  afterStep?: AfterStep,
+): Promise<BootResult> {
   return runBoot(
     node.ports,
     node.config,
     { identity: await node.ports.metadata.identity(), asgName: "etcd" },
     node.log,
-    { mode },
+    { mode, ...(afterStep ? { afterStep } : {}) },
   );
+}
+
+/**
+ * Whether the etcd unit runs `etcd-agent boot` before every start of etcd (ExecStartPre), read
+ * from the units Ignition ships for both OSes: the tests start etcd the way those units do.
+ */
+export function etcdUnitRunsBoot(): boolean {
+  const texts = (["flatcar", "fcos"] as const).map((os) => {
+    const unit = renderUnits(os).find((u) => u.name === "etcd-member.service");
+    return [unit?.contents ?? "", ...(unit?.dropins ?? []).map((d) => d.contents)].join("\n");
+  });
+  return texts.every((t) => /^ExecStartPre=.*etcd-agent boot/m.test(t));
+}
+
+/**
+ * etcd as its unit runs it: ExecStartPre (when the units have it), then etcd, restarted when it
+ * exits as Restart=on-failure does, at most `starts` times. Running: etcd was still up `settleMs`
+ * after its last start.
+ */
+export async function runEtcdUnit(
+  node: TestNode,
+  options: { starts?: number; settleMs?: number } = {},
+): Promise<{ running: boolean; starts: number; preFailures: string[] }> {
+  const starts = options.starts ?? 5;
+  const settleMs = options.settleMs ?? 6000;
+  const runsBoot = etcdUnitRunsBoot();
+  const preFailures: string[] = [];
+  for (let start = 1; start <= starts; start++) {
+    if (runsBoot) {
+      try {
+        await boot(node);
+      } catch (error) {
+        preFailures.push((error as Error).message);
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+    }
+    await startEtcd(node);
+    const child = node.etcd;
+    const exited = await new Promise<boolean>((resolve) => {
+      if (!child) return resolve(true);
+      const timer = setTimeout(() => resolve(false), settleMs);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!exited) return { running: true, starts: start, preFailures };
+    node.etcd = null;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return { running: false, starts, preFailures };
 }
 
 /** Starts etcd with exactly the environment boot wrote, as the systemd unit would. */

@@ -72,17 +72,20 @@ export function cluster(members: MemberView[], leaderId: string | null = "1"): C
 export const ABSENT: MarkerRead = { kind: "absent" };
 
 export function marker(
-  state: "claimed" | "active",
+  state: "claimed" | "active" | "restoring",
   claimant = iid(1),
   token = `etcd-${claimant}`,
+  clusterId?: string,
 ): MarkerRead {
+  const id = clusterId ? ` cluster=${clusterId}` : "";
   return {
     kind: "present",
     marker: {
       state,
       token,
       claimant,
-      raw: `"etcd-agent-marker v1 state=${state} token=${token} claimant=${claimant}"`,
+      ...(clusterId ? { cluster: clusterId } : {}),
+      raw: `"etcd-agent-marker v1 state=${state} token=${token} claimant=${claimant}${id}"`,
     },
   };
 }
@@ -106,7 +109,8 @@ export function reconcileObs(self: number, over: Partial<ReconcileObservation> =
     self: { instanceId: iid(self), privateIp: ip(self), targetLifecycleState: null },
     asg: asg([instance(1), instance(2), instance(3)]),
     cluster: cluster([member(1), member(2), member(3)]),
-    marker: marker("active"),
+    // The marker as the leader leaves it: active, with the cluster's ID ("42", as cluster() has).
+    marker: marker("active", iid(1), "etcd-i-00000001", "42"),
     dns: null,
     hooks: { launch: "launch-hook", terminate: "terminate-hook" },
     now: NOW,

@@ -69,6 +69,18 @@ describe("units and the agent agree", () => {
     expect(directive(run, "ExecStart")).toEqual([`${NODE_PATHS.binDir[os]}/etcd-agent run`]);
   });
 
+  it.each([
+    "flatcar",
+    "fcos",
+  ] as const)("%s: etcd's unit runs boot before every start, with the agent's settings kept out of etcd's environment", (os) => {
+    const etcd = unit(os, "etcd-member.service");
+    const pre = directive(etcd, "ExecStartPre").filter((line) => line.includes("etcd-agent boot"));
+    expect(pre).toEqual([
+      `/bin/sh -c 'set -a && . ${NODE_PATHS.agentEnv} && exec ${NODE_PATHS.binDir[os]}/etcd-agent boot'`,
+    ]);
+    expect(directive(etcd, "EnvironmentFile")).not.toContain(NODE_PATHS.agentEnv);
+  });
+
   it("boot may write where the agent writes: data dir, state dir, env file dir", () => {
     const boot = unit("flatcar", "etcd-agent-boot.service");
     expect(directive(boot, "ReadWritePaths").join(" ").split(" ")).toEqual(

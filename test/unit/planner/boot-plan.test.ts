@@ -74,13 +74,15 @@ describe("decideBoot: no member answers", () => {
 
   it("takes over a claim whose claimant left before anyone joined", () => {
     const group = asg([instance(2), instance(3)]);
-    const d = decideBoot(bootObs(2, { asg: group, marker: marker("claimed", iid(1)) }));
+    const ec2States = { [iid(1)]: "terminated" };
+    const d = decideBoot(bootObs(2, { asg: group, marker: marker("claimed", iid(1)), ec2States }));
     expect(d).toMatchObject({ kind: "bootstrap", claim: "takeover" });
   });
 
   it("lets only the next designated instance take over a dead claim", () => {
     const group = asg([instance(2), instance(3)]);
-    expect(kind(decideBoot(bootObs(3, { asg: group, marker: marker("claimed", iid(1)) })))).toBe(
+    const ec2States = { [iid(1)]: "terminated" };
+    expect(kind(decideBoot(bootObs(3, { asg: group, marker: marker("claimed", iid(1)), ec2States })))).toBe(
       "wait:not-bootstrapper",
     );
   });

@@ -23,15 +23,18 @@ const dnsFor = (ns: number[]) =>
   );
 
 describe("planReconcile: stale members (leader only)", () => {
-  it("removes a member whose instance left the ASG", () => {
-    const plan = planReconcile(reconcileObs(1, { asg: asg([instance(1), instance(2)]) }));
+  it("removes an unhealthy member whose instance has left the ASG for a minute", () => {
+    const c = cluster([member(1), member(2), member(3, { healthy: false })]);
+    const plan = planReconcile(
+      reconcileObs(1, { cluster: c, asg: asg([instance(1), instance(2)]), missingSince: { "3": ago(61) } }),
+    );
     expect(plan.actions).toEqual([expect.objectContaining({ type: "remove-member", memberId: "3" })]);
   });
 
   it("removes a crashed instance's member even when its replacement got the same address", () => {
     const group = asg([instance(1), instance(2), instance(4, { privateIp: "127.0.1.3" })]);
     const c = cluster([member(1), member(2), member(3, { healthy: false })]);
-    const plan = planReconcile(reconcileObs(1, { asg: group, cluster: c }));
+    const plan = planReconcile(reconcileObs(1, { asg: group, cluster: c, missingSince: { "3": ago(61) } }));
     expect(plan.actions).toContainEqual(expect.objectContaining({ type: "remove-member", memberId: "3" }));
   });
 
@@ -49,7 +52,9 @@ describe("planReconcile: stale members (leader only)", () => {
       member(4, { healthy: false }),
       member(5, { healthy: false }),
     ]);
-    const plan = planReconcile(reconcileObs(1, { cluster: c }));
+    const leaving = { lifecycleState: "Terminating" };
+    const group = asg([instance(1), instance(2), instance(3), instance(4, leaving), instance(5, leaving)]);
+    const plan = planReconcile(reconcileObs(1, { cluster: c, asg: group }));
     expect(types(plan).filter((t) => t === "remove-member")).toHaveLength(1);
     expect(rules(plan)).toContain("one-change-per-cycle");
   });
@@ -58,12 +63,16 @@ describe("planReconcile: stale members (leader only)", () => {
     // 3 voters, member 2 down and gone from the ASG, member 3 healthy but gone too: removing 3
     // first would leave 1 healthy of 2 voters.
     const c = cluster([member(1), member(2, { healthy: false }), member(3)]);
-    const plan = planReconcile(reconcileObs(1, { cluster: c, asg: asg([instance(1)]) }));
+    const missing = { "2": ago(61), "3": ago(61) };
+    const plan = planReconcile(
+      reconcileObs(1, { cluster: c, asg: asg([instance(1)]), missingSince: missing }),
+    );
     expect(plan.actions).toEqual([expect.objectContaining({ type: "remove-member", memberId: "2" })]);
     const after = planReconcile(
       reconcileObs(1, {
         cluster: cluster([member(1), member(3, { healthy: false }), member(4, { healthy: true })]),
         asg: asg([instance(1), instance(4)]),
+        missingSince: missing,
       }),
     );
     expect(after.actions).toEqual([expect.objectContaining({ type: "remove-member", memberId: "3" })]);
@@ -71,7 +80,7 @@ describe("planReconcile: stale members (leader only)", () => {
 
   it("holds a removal that breaks quorum with the rule's name", () => {
     // 5 voters, 3 healthy: 2 and 3 are down (instances still in the ASG), 4 is healthy but its
-    // instance is gone. Removing 4 would leave 2 healthy of 4 voters, where 3 are needed.
+    // instance is terminating. Removing 4 would leave 2 healthy of 4 voters, where 3 are needed.
     const c = cluster([
       member(1),
       member(2, { healthy: false }),
@@ -79,7 +88,13 @@ describe("planReconcile: stale members (leader only)", () => {
       member(4),
       member(5),
     ]);
-    const group = asg([instance(1), instance(2), instance(3), instance(5)]);
+    const group = asg([
+      instance(1),
+      instance(2),
+      instance(3),
+      instance(4, { lifecycleState: "Terminating" }),
+      instance(5),
+    ]);
     const plan = planReconcile(reconcileObs(1, { cluster: c, asg: group }));
     expect(types(plan)).not.toContain("remove-member");
     expect(plan.holds).toContainEqual({
@@ -116,11 +131,23 @@ describe("planReconcile: stale members (leader only)", () => {
       false,
     ],
     ["after the grace it removes", ago(301), [instance(1), instance(2), instance(3)], null, true],
-    ["an instance that is gone it removes at once", ago(1), [instance(1), instance(2)], null, true],
+    ["an instance gone for a minute it removes", ago(1), [instance(1), instance(2)], null, true],
+    [
+      "an instance that is terminating it removes at once",
+      ago(1),
+      [instance(1), instance(2), instance(3, { lifecycleState: "Terminating" })],
+      null,
+      true,
+    ],
   ] as const)("never-started member: %s", (_name, seen, instances, rule, removes) => {
     const c = cluster([member(1), member(2), member(3, { started: false, learner: true })]);
     const plan = planReconcile(
-      reconcileObs(1, { cluster: c, asg: asg([...instances]), firstSeenUnstarted: { "3": seen } }),
+      reconcileObs(1, {
+        cluster: c,
+        asg: asg([...instances]),
+        firstSeenUnstarted: { "3": seen },
+        missingSince: { "3": ago(61) },
+      }),
     );
     expect(types(plan).includes("remove-member")).toBe(removes);
     if (rule) expect(rules(plan)).toContain(rule);
@@ -196,7 +223,11 @@ describe("planReconcile: lifecycle hooks", () => {
 
   it("removes its own member when terminating as a follower, and heartbeats", () => {
     const self = { instanceId: iid(2), privateIp: ip(2), targetLifecycleState: "Terminated" };
-    expect(types(planReconcile(reconcileObs(2, { self })))).toEqual(["remove-member", "heartbeat-lifecycle"]);
+    const drained = { dns: dnsFor([1, 3]), drainedSince: ago(31) };
+    expect(types(planReconcile(reconcileObs(2, { self, ...drained })))).toEqual([
+      "remove-member",
+      "heartbeat-lifecycle",
+    ]);
   });
 
   it("completes the terminate hook once etcd has let the member go", () => {
@@ -210,7 +241,9 @@ describe("planReconcile: lifecycle hooks", () => {
   it("keeps heartbeating instead of leaving when leaving would break quorum", () => {
     const self = { instanceId: iid(2), privateIp: ip(2), targetLifecycleState: "Terminated" };
     const c = cluster([member(1), member(2), member(3, { healthy: false })]);
-    const plan = planReconcile(reconcileObs(2, { self, cluster: c }));
+    const plan = planReconcile(
+      reconcileObs(2, { self, cluster: c, dns: dnsFor([1, 3]), drainedSince: ago(31) }),
+    );
     expect(types(plan)).toEqual(["heartbeat-lifecycle"]);
     expect(rules(plan)).toContain("quorum-after-removal");
   });
@@ -238,7 +271,9 @@ describe("planReconcile: DNS and health (leader only)", () => {
 
   it("drops a member that is down from the records and deletes its A record", () => {
     const c = cluster([member(1), member(2), member(3, { healthy: false })]);
-    const plan = planReconcile(reconcileObs(1, { cluster: c, dns: dnsFor([1, 2, 3]) }));
+    const plan = planReconcile(
+      reconcileObs(1, { cluster: c, dns: dnsFor([1, 2, 3]), unhealthySince: { "3": ago(31) } }),
+    );
     const update = plan.actions.find((a) => a.type === "update-dns");
     expect(
       update?.type === "update-dns" && update.changes.map((c) => `${c.action} ${c.record.name}`),
@@ -288,7 +323,8 @@ describe("planReconcile: the cluster marker", () => {
   it.each([
     ["absent: it writes an active marker", ABSENT, ["write-marker"]],
     ["claimed: it marks it active", marker("claimed"), ["write-marker"]],
-    ["active: nothing", marker("active"), []],
+    ["active with this cluster's ID: nothing", marker("active", iid(1), "etcd-i-00000001", "42"), []],
+    ["active without an ID: it adds the cluster's ID", marker("active"), ["write-marker"]],
   ] as const)("%s", (_name, m, expected) => {
     expect(types(planReconcile(reconcileObs(1, { marker: m, dns: dnsFor([1, 2, 3]) })))).toEqual(expected);
   });
