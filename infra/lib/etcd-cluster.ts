@@ -306,6 +306,7 @@ export class EtcdCluster extends Construct {
       agent: { domain: d, hostedZoneId: ZONE_PLACEHOLDER, asgName, backupBucket: BACKUP_PLACEHOLDER },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
+      ...(s.etcdImageDigest ? { etcdImageDigest: s.etcdImageDigest } : {}),
       dataDevice: "/dev/xvdb",
     });
     this.ignitionTemplate = serialize(config);

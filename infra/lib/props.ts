@@ -1,6 +1,7 @@
 // The EtcdCluster construct's properties and their validation: every refusal names the value and
 // the fix, before any resource is made.
 import { existsSync, readFileSync } from "node:fs";
+import { DIGEST_RE, ETCD_IMAGE } from "../../ignition/etcd-image.js";
 import type { NodeArch, NodeOs } from "../../ignition/render.js";
 
 export interface BackupSettings {
@@ -41,6 +42,8 @@ export interface EtcdClusterSettings {
   domain?: string;
   /** etcd's image tag. Default the pinned one (ignition/etcd-image.ts). */
   etcdVersion?: string;
+  /** etcdVersion's image digest (sha256:...): nodes pull by digest; required with an etcdVersion other than the pinned one. */
+  etcdImageDigest?: string;
   /** Size of the encrypted gp3 data volume in GiB. Default 20. */
   dataVolumeGiB?: number;
   backup?: BackupSettings;
@@ -74,6 +77,7 @@ export interface ValidSettings {
   amis: Record<string, string> | undefined;
   domain: string;
   etcdVersion: string | undefined;
+  etcdImageDigest: string | undefined;
   dataVolumeGiB: number;
   backupExpireAfterDays: number;
   /** null: Object Lock off. */
@@ -153,6 +157,14 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     );
   if (p.etcdVersion !== undefined && !/^v3\.(4|5|6)\.\d+$/.test(p.etcdVersion))
     fail(`etcdVersion must be an etcd image tag such as v3.5.17, got ${JSON.stringify(p.etcdVersion)}`);
+  if (p.etcdVersion !== undefined && p.etcdVersion !== ETCD_IMAGE.tag && p.etcdImageDigest === undefined)
+    fail(
+      `etcdVersion ${p.etcdVersion} needs etcdImageDigest (nodes pull etcd by digest): crane digest ${ETCD_IMAGE.repository}:${p.etcdVersion}`,
+    );
+  if (p.etcdImageDigest !== undefined && !DIGEST_RE.test(p.etcdImageDigest))
+    fail(
+      `etcdImageDigest must be sha256: and 64 lowercase hex digits, got ${JSON.stringify(p.etcdImageDigest)}`,
+    );
   const dataVolumeGiB = wholeInRange("dataVolumeGiB", p.dataVolumeGiB, 20, 8, 16384);
   const backupExpireAfterDays = wholeInRange(
     "backup.expireAfterDays",
@@ -219,6 +231,7 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     amis: p.amis === undefined ? undefined : { ...p.amis },
     domain,
     etcdVersion: p.etcdVersion,
+    etcdImageDigest: p.etcdImageDigest,
     dataVolumeGiB,
     backupExpireAfterDays,
     backupLock,
