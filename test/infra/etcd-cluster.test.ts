@@ -543,7 +543,7 @@ describe("the user data", () => {
     });
     const wrapper = json.storage.files.find((f: any) => f.path === "/opt/bin/etcd-restore");
     expect(decodeURIComponent(wrapper.contents.source.replace(/^data:,/, ""))).toMatch(
-      /docker run --rm --network none .* quay\.io\/coreos\/etcd:v3\.5\.\d+ etcdutl "\$@"/,
+      /docker run --rm --network none .* quay\.io\/coreos\/etcd:v3\.5\.\d+@sha256:[0-9a-f]{64} etcdutl "\$@"/,
     );
     const raw = Object.fromEntries(
       Object.entries(env).map(([k, v]) => [
@@ -558,7 +558,12 @@ describe("the user data", () => {
   });
 
   it("arm64 on Fedora CoreOS: a Graviton type, the arm64 binary, the podman unit", () => {
-    const arm = synth({ architecture: "arm64", os: "fcos", etcdVersion: "v3.5.21" });
+    const arm = synth({
+      architecture: "arm64",
+      os: "fcos",
+      etcdVersion: "v3.5.21",
+      etcdImageDigest: `sha256:${"b".repeat(64)}`,
+    });
     arm.template.hasResourceProperties("AWS::EC2::LaunchTemplate", {
       LaunchTemplateData: Match.objectLike({ InstanceType: "m7g.large" }),
     });
@@ -566,7 +571,7 @@ describe("the user data", () => {
     const sha = readFileSync(join(ROOT, "dist/etcd-agent-linux-arm64.sha512"), "utf8").split(/\s+/)[0];
     const bin = cfg.storage.files.find((f: any) => f.path === "/usr/local/bin/etcd-agent");
     expect(bin.contents.verification.hash).toBe(`sha512-${sha}`);
-    expect(t).toContain("v3.5.21");
+    expect(t).toContain(`v3.5.21@sha256:${"b".repeat(64)}`);
     // FCOS: the data volume by the same discovery, the restore's podman volume relabelled for SELinux.
     expect(cfg.storage.filesystems).toBeUndefined();
     const units = cfg.systemd.units.map((u: any) => u.name);
@@ -593,6 +598,10 @@ describe("property validation: the value and the fix, before any resource", () =
     [{ os: "ubuntu" as never }, /os must be "flatcar" or "fcos", got "ubuntu"/],
     [{ domain: "Etcd.Internal." }, /domain must be a lowercase DNS name.*"Etcd.Internal."/],
     [{ etcdVersion: "3.5" }, /etcdVersion must be an etcd image tag such as v3.5.17, got "3.5"/],
+    [
+      { etcdVersion: "v3.5.21" },
+      /etcdVersion v3.5.21 needs etcdImageDigest.*crane digest quay.io\/coreos\/etcd:v3.5.21/,
+    ],
     [{ bastionAllowedCidr: "0.0.0.0/0" }, /opens SSH to 4294967296 addresses/],
     [{ bastionAllowedCidr: "300.1.1.1/32" }, /bastionAllowedCidr must be an IPv4 CIDR/],
     [{ dataVolumeGiB: 2 }, /dataVolumeGiB must be a whole number from 8 to 16384, got 2/],
