@@ -17,9 +17,14 @@ import type { Logger } from "../log.js";
 import {
   backupDue,
   FUTURE_SKEW_MS,
+  type MemberRegistryEntry,
+  memberRegistryKey,
+  memberRegistryPrefix,
+  parseRegistryEntry,
   parseSnapshotKey,
   planRetention,
   type RefusedSnapshot,
+  registeredInstances,
   type SnapshotRef,
   snapshotKey,
   vetSnapshots,
@@ -271,8 +276,8 @@ export function eventsPrefix(backup: BackupConfig, asgName: string): string {
 }
 
 /**
- * Records an automatic restore as an object `events/restore-<time>-<instance>.json` under the
- * backup prefix. The bucket sends its object-created events to EventBridge and the infrastructure's
+ * Records a restore as an object `events/restore-<cluster token>.json` (without a token:
+ * `restore-<time>-<instance>.json`) under the backup prefix. The bucket sends its object-created events to EventBridge and the infrastructure's
  * rule on this key prefix alarms (infra/lib/etcd-cluster.ts), so the alarm needs no permission the
  * node does not already have. Returns the key.
  */
@@ -284,7 +289,13 @@ export async function recordRestoreEvent(
 ): Promise<string> {
   const { backups, backup } = store(ports, config);
   const at = ports.clock.now().toISOString();
-  const key = `${eventsPrefix(backup, asgName)}restore-${at.replace(/[:.]/g, "-")}-${event.instanceId}.json`;
+  // An automatic restore records one event per restored cluster (its token names it), so a restore
+  // interrupted and done again overwrites its own record instead of adding a second.
+  const name =
+    typeof event.clusterToken === "string"
+      ? event.clusterToken
+      : `${at.replace(/[:.]/g, "-")}-${event.instanceId}`;
+  const key = `${eventsPrefix(backup, asgName)}restore-${name}.json`;
   const body = Buffer.from(`${JSON.stringify({ event: "restore", at, ...event }, null, 2)}\n`);
   await backups.put(key, body, { sha256: sha256(body) });
   return key;
@@ -521,40 +532,32 @@ export function restoreArgs(o: {
   ];
 }
 
+/** A snapshot downloaded and checked against its recorded sha256. */
+export interface VerifiedSnapshot {
+  ref: SnapshotRef;
+  body: Buffer;
+  /** Newer candidates skipped because their content did not match their checksum. */
+  corrupt: string[];
+}
+
 /**
- * Restores the newest snapshot that verifies (or `key`) into `dataDir` as a new one-member cluster
- * with `name` and `peerUrl`, using etcd's own restore tool (etcdctl on 3.4, etcdutl on 3.5+).
- * Refuses a data dir that already holds a member.
+ * Downloads the candidates newest first and returns the first whose content matches its recorded
+ * sha256 (with `key`, only that one). Throws NoGoodSnapshotError when none verifies.
  */
-export async function restoreSnapshot(
+export async function downloadVerified(
   ports: Ports,
   config: AgentConfig,
   asgName: string,
   log: Logger,
-  o: { key?: string; dataDir: string; name: string; peerUrl: string; tool: string; clusterToken?: string },
-): Promise<RestoreResult> {
+  o: { key?: string; refs?: SnapshotRef[] },
+): Promise<VerifiedSnapshot> {
   const { backups } = store(ports, config);
-  if (o.dataDir === config.dataDir && (await ports.local.hasData())) {
-    throw new ConfigError(
-      `${o.dataDir} already holds an etcd member; restore into an empty --data-dir (or move member/ aside first)`,
-    );
-  }
   const refs = o.key
     ? [parseSnapshotKey(o.key) ?? { key: o.key, takenAt: "", revision: "?", clusterToken: "?" }]
-    : await listSnapshots(ports, config, asgName);
+    : (o.refs ?? (await listSnapshots(ports, config, asgName)));
   if (refs.length === 0)
     throw new NoGoodSnapshotError(`no snapshot under the backup prefix in ${config.backup?.bucket}`);
   const corrupt: string[] = [];
-  const wanted = config.backup?.restoreBumpRevision ?? 0;
-  let bumpRevision: number | null = null;
-  if (wanted > 0) {
-    if (toolBumpsRevision(o.tool)) bumpRevision = wanted;
-    else
-      log.warn(
-        "the restore tool cannot bump the revision (etcd 3.4's etcdctl; etcdutl 3.5.10+ can): revisions restart at the snapshot's, so a watcher resuming from a later revision misses events until it lists again; restart the cluster's clients after this restore",
-        { action: "restore", tool: o.tool },
-      );
-  }
   for (const ref of refs) {
     const { body, meta } = await backups.get(ref.key);
     const recorded = meta.sha256 ?? null;
@@ -572,45 +575,138 @@ export async function restoreSnapshot(
       if (o.key) break;
       continue;
     }
-    mkdirSync(dirname(o.dataDir), { recursive: true });
-    // Beside the target, not in /tmp: on a node the restore tool runs in etcd's container, which
-    // sees the data dir's file system (and the boot unit has a private /tmp).
-    const work = mkdtempSync(join(dirname(o.dataDir), ".etcd-agent-restore-"));
-    try {
-      const file = join(work, "snapshot.db");
-      writeFileSync(file, body, { mode: 0o600 });
-      const token = o.clusterToken ?? `restored-${randomBytes(6).toString("hex")}`;
-      const args = restoreArgs({
-        file,
-        dataDir: o.dataDir,
-        name: o.name,
-        peerUrl: o.peerUrl,
-        token,
-        bumpRevision,
-      });
-      const r = spawnSync(o.tool, args, { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
-      if (r.error)
-        throw new ConfigError(
-          `cannot run ${o.tool} (${r.error.message}); give --restore-tool the path of etcdctl (3.4) or etcdutl (3.5+)`,
-        );
-      if (r.status !== 0) {
-        throw new Error(
-          `${o.tool} snapshot restore of ${ref.key} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`,
-        );
-      }
-      log.warn("restored a snapshot into a new one-member cluster", {
-        action: "restore",
-        key: ref.key,
-        revision: ref.revision,
-        path: o.dataDir,
-        ...(bumpRevision ? { bump_revision: bumpRevision } : {}),
-      });
-      return { key: ref.key, revision: ref.revision, dataDir: o.dataDir, corrupt, bumpRevision };
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    return { ref, body, corrupt };
   }
   throw new NoGoodSnapshotError(
     `no snapshot verified: ${corrupt.length} checked, every one corrupt (${corrupt.join(", ")}); nothing was restored`,
   );
+}
+
+/** The revision bump the restore tool is given (null when off or the tool cannot). */
+export function plannedBump(config: AgentConfig, tool: string, log: Logger): number | null {
+  const wanted = config.backup?.restoreBumpRevision ?? 0;
+  if (wanted <= 0) return null;
+  if (toolBumpsRevision(tool)) return wanted;
+  log.warn(
+    "the restore tool cannot bump the revision (etcd 3.4's etcdctl; etcdutl 3.5.10+ can): revisions restart at the snapshot's, so a watcher resuming from a later revision misses events until it lists again; restart the cluster's clients after this restore",
+    { action: "restore", tool },
+  );
+  return null;
+}
+
+/** Runs etcd's restore tool on a verified snapshot into `dataDir` (which must not exist). */
+export function restoreVerified(
+  verified: VerifiedSnapshot,
+  log: Logger,
+  o: { dataDir: string; name: string; peerUrl: string; tool: string; clusterToken?: string },
+  bumpRevision: number | null,
+): RestoreResult {
+  const { ref, body, corrupt } = verified;
+  mkdirSync(dirname(o.dataDir), { recursive: true });
+  // Beside the target, not in /tmp: on a node the restore tool runs in etcd's container, which
+  // sees the data dir's file system (and the boot unit has a private /tmp).
+  const work = mkdtempSync(join(dirname(o.dataDir), ".etcd-agent-restore-"));
+  try {
+    const file = join(work, "snapshot.db");
+    writeFileSync(file, body, { mode: 0o600 });
+    const token = o.clusterToken ?? `restored-${randomBytes(6).toString("hex")}`;
+    const args = restoreArgs({
+      file,
+      dataDir: o.dataDir,
+      name: o.name,
+      peerUrl: o.peerUrl,
+      token,
+      bumpRevision,
+    });
+    const r = spawnSync(o.tool, args, { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+    if (r.error)
+      throw new ConfigError(
+        `cannot run ${o.tool} (${r.error.message}); give --restore-tool the path of etcdctl (3.4) or etcdutl (3.5+)`,
+      );
+    if (r.status !== 0) {
+      throw new Error(
+        `${o.tool} snapshot restore of ${ref.key} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`,
+      );
+    }
+    log.warn("restored a snapshot into a new one-member cluster", {
+      action: "restore",
+      key: ref.key,
+      revision: ref.revision,
+      path: o.dataDir,
+      ...(bumpRevision ? { bump_revision: bumpRevision } : {}),
+    });
+    return { key: ref.key, revision: ref.revision, dataDir: o.dataDir, corrupt, bumpRevision };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Restores the newest snapshot that verifies (or `key`) into `dataDir` as a new one-member cluster
+ * with `name` and `peerUrl`, using etcd's own restore tool (etcdctl on 3.4, etcdutl on 3.5+).
+ * Refuses a data dir that already holds a member.
+ */
+export async function restoreSnapshot(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  log: Logger,
+  o: { key?: string; dataDir: string; name: string; peerUrl: string; tool: string; clusterToken?: string },
+): Promise<RestoreResult> {
+  store(ports, config);
+  if (o.dataDir === config.dataDir && (await ports.local.hasData())) {
+    throw new ConfigError(
+      `${o.dataDir} already holds an etcd member; restore into an empty --data-dir (or move member/ aside first)`,
+    );
+  }
+  const bump = plannedBump(config, o.tool, log);
+  const verified = await downloadVerified(ports, config, asgName, log, o.key ? { key: o.key } : {});
+  return restoreVerified(verified, log, o, bump);
+}
+
+/**
+ * Writes this instance's entry in the member registry of `clusterToken`
+ * (`<prefix>members/<token>/<instance-id>`), before a member of that cluster can exist here.
+ */
+export async function registerMember(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  entry: Omit<MemberRegistryEntry, "time">,
+): Promise<string> {
+  const { backups, backup } = store(ports, config);
+  const key = memberRegistryKey(backupPrefix(backup, asgName), entry.token, entry.instance);
+  const body = Buffer.from(
+    `${JSON.stringify({ ...entry, time: ports.clock.now().toISOString() }, null, 2)}\n`,
+  );
+  await backups.put(key, body, { sha256: sha256(body) });
+  return key;
+}
+
+/** The instances in the member registry of `clusterToken`. */
+export async function registeredMembers(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  clusterToken: string,
+): Promise<string[]> {
+  const { backups, backup } = store(ports, config);
+  const prefix = memberRegistryPrefix(backupPrefix(backup, asgName), clusterToken);
+  return registeredInstances(await backups.list(prefix), prefix);
+}
+
+/** The registry entry of one instance in `clusterToken`, or null when there is none (or it is not one). */
+export async function readRegistryEntry(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  clusterToken: string,
+  instanceId: string,
+): Promise<MemberRegistryEntry | null> {
+  const { backups, backup } = store(ports, config);
+  const key = memberRegistryKey(backupPrefix(backup, asgName), clusterToken, instanceId);
+  const listed = await backups.list(key);
+  if (!listed.includes(key)) return null;
+  const { body } = await backups.get(key);
+  return parseRegistryEntry(body.toString("utf8"));
 }

@@ -1,5 +1,5 @@
 // `etcd-agent boot`: decide how this node's etcd starts, act on it, write etcd's environment file.
-
+import { rmSync } from "node:fs";
 import { type AfterStep, Steps } from "../apply/steps.js";
 import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
 import {
@@ -16,11 +16,26 @@ import { markerName } from "../planner/dns-plan.js";
 import { initialClusterFor, parseEnvFile, renderEtcdEnv } from "../planner/etcd-env.js";
 import { markerRecord } from "../planner/marker.js";
 import { clientUrlFor, peerUrlFor } from "../planner/membership.js";
-import { emptyMemory, rememberMembers } from "../planner/memory.js";
-import type { Identity, Member } from "../planner/observation.js";
+import {
+  emptyMemory,
+  type Memory,
+  observeUnreachable,
+  parseMemory,
+  rememberMembers,
+} from "../planner/memory.js";
+import type { ClusterMarker, Identity, Member } from "../planner/observation.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
-import { listSnapshots, recordRestoreEvent, restoreSnapshot } from "./backup.js";
+import {
+  downloadVerified,
+  listSnapshots,
+  plannedBump,
+  readRegistryEntry,
+  recordRestoreEvent,
+  registeredMembers,
+  registerMember,
+  restoreVerified,
+} from "./backup.js";
 
 export interface BootContext {
   identity: Identity;
@@ -57,6 +72,7 @@ export async function resolveContext(ports: Ports, config: AgentConfig, log: Log
 export const BOOTSTRAP_STEPS = [
   "bootstrap:claim-marker",
   "bootstrap:move-aside",
+  "bootstrap:register",
   "bootstrap:write-state",
   "bootstrap:write-env",
 ] as const;
@@ -70,6 +86,7 @@ export const JOIN_STEPS = [
   "join:activate-marker",
   "join:make-room",
   "join:move-aside",
+  "join:register",
   "join:member-add",
   "join:write-state",
   "join:write-env",
@@ -96,15 +113,15 @@ export async function runBoot(
   const deadline = ports.clock.now().getTime() + config.bootTimeoutSeconds * 1000;
   let memory = emptyMemory();
   let lastHold: BootDecision | null = null;
-  /** When this boot first saw no member answer; the restore bound counts from here. */
-  let unreachableSince: string | null = null;
 
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     if (signal?.aborted) throw new Error("boot interrupted");
     const obs = await observeBoot(ports, config, ctx, log);
     if (obs.cluster) memory = rememberMembers(memory, obs.cluster.members, obs.now);
     obs.firstSeen = memory.firstSeenUnstarted;
-    unreachableSince = obs.cluster === null ? (unreachableSince ?? obs.now) : null;
+    // Since when no member answered, kept in the state dir across boots (systemd restarts a boot
+    // that waited out its timeout): the restore bound counts from there, not from this process.
+    const unreachableSince = await trackUnreachable(ports, obs.cluster !== null, obs.now, log);
     if (obs.recovery) obs.recovery.unreachableSince = unreachableSince ?? obs.now;
     const decision = decideBoot(obs);
     logDecision(log, decision, round);
@@ -150,7 +167,7 @@ export async function runBoot(
             detail: "join never restores: no member answers",
           });
         }
-        const restored = await applyRestore(ports, config, identity, decision, obs, log);
+        const restored = await applyRestore(ports, config, identity, decision, obs, log, options.afterStep);
         if (restored !== null) return restored;
         continue;
       }
@@ -177,8 +194,16 @@ export async function runBoot(
           await steps.run("bootstrap:move-aside", () =>
             moveAside(ports, log, "stale data before a new bootstrap"),
           );
+        // In the member registry before a member can exist (restore eligibility reads it).
+        const registered = await steps.run("bootstrap:register", () =>
+          register(ports, config, ctx.asgName, identity, decision.clusterToken, deadline, log, signal),
+        );
+        if (!registered) continue;
         // Written before etcd first starts, so a crash between here and etcd's start resumes as "own".
-        await startAlone(ports, config, identity, decision.clusterToken, steps);
+        await startAlone(ports, config, identity, decision.clusterToken, "new", {
+          steps,
+          action: "bootstrap",
+        });
         return { decision: "bootstrap", reason: decision.reason, envFile: config.envFile, memberId: null };
       }
       case "join": {
@@ -283,6 +308,11 @@ async function applyJoin(
     memberId = decision.resumeMemberId;
     members = obs.cluster?.members ?? [];
   } else {
+    // Member registry (restore eligibility) before the member exists; a failed write joins next round.
+    const registered = await steps.run("join:register", () =>
+      register(ports, config, obs.asg?.name ?? "", identity, decision.clusterToken, deadline, log, signal),
+    );
+    if (!registered) return null;
     const added = await steps.run("join:member-add", () =>
       addLearner(ports, endpoints, selfPeerUrl, deadline, log, signal),
     );
@@ -343,13 +373,21 @@ async function observeBoot(
   const cluster =
     peers.length > 0 ? await observeCluster(ports.etcd, peers, asg, config.clientPort, config.scheme) : null;
   const recovery =
-    cluster === null && dns.marker.kind === "present" && dns.marker.marker.state === "active"
-      ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker.token, log)
+    cluster === null &&
+    dns.marker.kind === "present" &&
+    (dns.marker.marker.state === "active" || dns.marker.marker.state === "restoring")
+      ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker, log)
       : null;
-  const ec2States =
-    cluster === null && dns.marker.kind === "present" && dns.marker.marker.state !== "active"
-      ? await observeClaimant(ports, asg, dns.marker.marker.claimant, log)
-      : {};
+  // EC2's word on the instances whose going would let this node take a claim over or restore: the
+  // marker's claimant and the lost cluster's former members, when the ASG does not list them.
+  const unlisted =
+    cluster === null && dns.marker.kind === "present"
+      ? [
+          ...(dns.marker.marker.state !== "active" ? [dns.marker.marker.claimant] : []),
+          ...(recovery?.formerMembers ?? []),
+        ]
+      : [];
+  const ec2States = await observeUnlisted(ports, asg, unlisted, log);
   return {
     recovery,
     ec2States,
@@ -365,38 +403,50 @@ async function observeBoot(
 }
 
 /**
- * EC2's state of a marker's claimant that the ASG does not list (`not-found` when EC2 does not
- * know it): a takeover needs EC2 to confirm it terminated. Empty when it is listed or unknown.
+ * EC2's state of each of `ids` that the ASG does not list (`not-found` when EC2 does not know it):
+ * a takeover or a restore needs EC2 to confirm such an instance terminated. Empty for the listed
+ * ones, and all of it when EC2 could not be read (unknown: never gone).
  */
-async function observeClaimant(
+async function observeUnlisted(
   ports: Ports,
   asg: BootObservation["asg"],
-  claimant: string,
+  ids: string[],
   log: Logger,
 ): Promise<Record<string, string>> {
-  if (asg === null || asg.instances.some((i) => i.instanceId === claimant)) return {};
+  if (asg === null) return {};
+  const unlisted = [...new Set(ids)].filter((id) => !asg.instances.some((i) => i.instanceId === id));
+  if (unlisted.length === 0) return {};
   try {
-    const [facts] = await ports.ec2.describeInstances([claimant]);
-    return { [claimant]: facts?.state ?? "not-found" };
+    const facts = await ports.ec2.describeInstances(unlisted);
+    return Object.fromEntries(
+      unlisted.map((id) => [id, facts.find((f) => f.instanceId === id)?.state ?? "not-found"]),
+    );
   } catch (error) {
-    log.warn("could not read the claimant's EC2 state", {
-      target_instance_id: claimant,
+    log.warn("could not read the EC2 state of instances the ASG does not list", {
+      target_instance_id: unlisted.join(","),
       reason: (error as Error).message,
     });
     return {};
   }
 }
 
-/** The state file and etcd's environment for a one-member cluster of this node (bootstrap, restore). */
+/**
+ * The state file and etcd's environment for a one-member cluster of this node. A bootstrap starts
+ * a new cluster (`new`, on empty data); a restore starts on the restored data dir, so `existing`:
+ * etcd restarts from the data's WAL, and were the data ever missing it would fail to start rather
+ * than seed an empty cluster.
+ */
 async function startAlone(
   ports: Ports,
   config: AgentConfig,
   identity: BootContext["identity"],
   clusterToken: string,
-  steps: Steps | null = null,
+  state: "new" | "existing",
+  steps?: { steps: Steps; action: "restore" | "bootstrap" },
 ): Promise<void> {
-  const run = <T>(step: string, fn: () => Promise<T>) => (steps ? steps.run(step, fn) : fn());
-  await run("bootstrap:write-state", () =>
+  const run = <T>(step: string, fn: () => Promise<T>) =>
+    steps ? steps.steps.run(`${steps.action}:${step}`, fn) : fn();
+  await run("write-state", () =>
     ports.local.writeState({
       clusterToken,
       memberId: null,
@@ -404,31 +454,117 @@ async function startAlone(
       updatedAt: ports.clock.now().toISOString(),
     }),
   );
-  await run("bootstrap:write-env", () =>
+  await run("write-env", () =>
     writeEnv(ports, config, identity, {
       initialCluster: `${identity.instanceId}=${peerUrlFor(identity.privateIp, config.peerPort, config.scheme)}`,
-      state: "new",
+      state,
       token: clusterToken,
     }),
   );
 }
 
-/** The newest snapshot (of this cluster's token when it has any) and who the members were; null when unknown. */
+/**
+ * Advances the persisted unreachable clock (memory.json in the state dir) and returns since when
+ * no member has answered (null when one answers). Only these fields of the file are touched.
+ */
+async function trackUnreachable(
+  ports: Ports,
+  answered: boolean,
+  now: string,
+  log: Logger,
+): Promise<string | null> {
+  let stored: Memory;
+  try {
+    stored = parseMemory(await ports.local.readMemory());
+  } catch (error) {
+    log.warn("could not read the agent's memory; the unreachable clock starts again", {
+      reason: (error as Error).message,
+    });
+    stored = emptyMemory();
+  }
+  const next = observeUnreachable(stored, answered, now);
+  if (
+    next.unreachableSince !== stored.unreachableSince ||
+    next.unreachableConfirmedAt !== stored.unreachableConfirmedAt
+  ) {
+    try {
+      await ports.local.writeMemory(next);
+    } catch (error) {
+      // Not persisted: the next boot starts the clock again (later, never sooner).
+      log.warn("could not persist the unreachable clock", { reason: (error as Error).message });
+    }
+  }
+  return next.unreachableSince;
+}
+
+/**
+ * This instance's entry in the member registry of `clusterToken`, written before a member of that
+ * cluster can exist here (when backups are on; without them there is no automatic restore to
+ * inform). False when the write failed: the caller does not go ahead and observes again.
+ */
+async function register(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  identity: Identity,
+  clusterToken: string,
+  deadline: number,
+  log: Logger,
+  signal?: AbortSignal,
+  extra: { restoredFrom?: string; snapshot?: string } = {},
+): Promise<boolean> {
+  if (!config.backup || !ports.backups) return true;
+  try {
+    await registerMember(ports, config, asgName, {
+      instance: identity.instanceId,
+      peerUrl: peerUrlFor(identity.privateIp, config.peerPort, config.scheme),
+      token: clusterToken,
+      ...extra,
+    });
+    return true;
+  } catch (error) {
+    if (ports.clock.now().getTime() + 2000 > deadline) throw error;
+    log.warn("could not write the member registry; not going ahead, observing again", {
+      action: "register-member",
+      reason: (error as Error).message,
+    });
+    await ports.clock.sleep(2000, signal);
+    return false;
+  }
+}
+
+/**
+ * What the backups say about the lost cluster: its newest snapshot (only of its own token), and
+ * every instance that was or may have been a member (the snapshot's members and the member
+ * registry). Under a restoring marker the lost cluster is the one the restorer's registry entry
+ * names. Null when backups are off or could not be read.
+ */
 async function observeRecovery(
   ports: Ports,
   config: AgentConfig,
   asgName: string,
-  token: string,
+  marker: ClusterMarker,
   log: Logger,
 ): Promise<BootObservation["recovery"]> {
   if (!config.backup || !ports.backups) return null;
   try {
-    const refs = await listSnapshots(ports, config, asgName);
-    const newest = refs.find((r) => r.clusterToken === token) ?? refs[0] ?? null;
+    const formerToken =
+      marker.state === "restoring"
+        ? ((await readRegistryEntry(ports, config, asgName, marker.token, marker.claimant))?.restoredFrom ??
+          null)
+        : marker.token;
+    const refs = await listSnapshots(ports, config, asgName, log);
+    const newest = formerToken === null ? null : (refs.find((r) => r.clusterToken === formerToken) ?? null);
+    const other = newest === null ? (refs[0] ?? null) : null;
     const meta = newest ? await ports.backups.head(newest.key) : {};
+    const registered =
+      formerToken === null ? [] : await registeredMembers(ports, config, asgName, formerToken);
+    const fromSnapshot = (meta.members ?? "").split(",").filter((m) => m !== "");
     return {
+      formerToken,
       newest: newest ? { key: newest.key, takenAt: newest.takenAt } : null,
-      formerMembers: (meta.members ?? "").split(",").filter((m) => m !== ""),
+      otherNewest: other ? { key: other.key, clusterToken: other.clusterToken } : null,
+      formerMembers: [...new Set([...fromSnapshot, ...registered])].sort(),
       unreachableSince: ports.clock.now().toISOString(),
       restoreAfterSeconds: config.backup.restoreAfterSeconds,
     };
@@ -438,10 +574,27 @@ async function observeRecovery(
   }
 }
 
+/** The steps of a restore, in order; a crash after any of them is resumed by the next boot. */
+export const RESTORE_STEPS = [
+  "restore:register",
+  "restore:swap-marker",
+  "restore:move-data-aside",
+  "restore:download-verify",
+  "restore:restore-to-staging",
+  "restore:record-event",
+  "restore:adopt",
+  "restore:write-state",
+  "restore:write-env",
+] as const;
+
 /**
- * Disaster recovery on the designated instance: take the marker from the lost cluster (compare-and-
- * swap, so two instances cannot both restore), restore the newest snapshot that verifies into the
- * data dir, write etcd's environment for a one-member cluster. The others join it as usual.
+ * Disaster recovery on the designated instance. The marker goes from the lost cluster's `active`
+ * (or a dead restorer's `restoring`) to `restoring` by this instance, by compare-and-swap, so two
+ * instances cannot both restore; it stays `restoring` until the restored member serves (the run
+ * loop's leader then writes `active`), so an interrupted restore is done again or taken over,
+ * never turned into an empty cluster. Then the newest snapshot of the lost cluster that verifies
+ * is restored beside the data dir and moved into place, and etcd's environment is written for a
+ * one-member cluster on that data. The others join it as usual.
  */
 async function applyRestore(
   ports: Ports,
@@ -450,15 +603,37 @@ async function applyRestore(
   decision: Extract<BootDecision, { kind: "restore" }>,
   obs: BootObservation,
   log: Logger,
+  afterStep?: AfterStep,
 ): Promise<BootResult | null> {
   const name = markerName(config.domain);
-  if (obs.marker.kind !== "present") return null;
+  if (obs.marker.kind !== "present" || !config.backup) return null;
+  const asgName = obs.asg?.name ?? "";
+  const steps = new Steps(log, afterStep);
+  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort, config.scheme);
+  // Before the marker names this instance: a takeover reads which cluster is being restored here.
+  await steps.run("restore:register", () =>
+    registerMember(ports, config, asgName, {
+      instance: identity.instanceId,
+      peerUrl: selfPeerUrl,
+      token: decision.clusterToken,
+      restoredFrom: decision.formerToken,
+      snapshot: decision.snapshotKey,
+    }),
+  );
+  const current = obs.marker.marker;
   try {
-    await ports.dns.swapTxt(
-      name,
-      { name, type: "TXT", ttl: 60, values: [obs.marker.marker.raw] },
-      markerRecord(name, { state: "claimed", token: decision.clusterToken, claimant: identity.instanceId }),
-    );
+    await steps.run("restore:swap-marker", async () => {
+      if (decision.claim === "own") return;
+      await ports.dns.swapTxt(
+        name,
+        { name, type: "TXT", ttl: 60, values: [current.raw] },
+        markerRecord(name, {
+          state: "restoring",
+          token: decision.clusterToken,
+          claimant: identity.instanceId,
+        }),
+      );
+    });
   } catch (error) {
     if (error instanceof MarkerConflictError) {
       log.info("lost the restore claim; observing again", { reason: error.message });
@@ -466,20 +641,58 @@ async function applyRestore(
     }
     throw error;
   }
-  if (decision.moveDataAside) await moveAside(ports, log, "stale data before a restore");
-  const selfPeerUrl = peerUrlFor(identity.privateIp, config.peerPort, config.scheme);
+  // Whatever is in the data dir (stale data, or a partial restore of an earlier attempt) goes aside.
+  await steps.run("restore:move-data-aside", () => moveAside(ports, log, "stale data before a restore"));
+  const tool = config.backup.restoreTool;
+  // Only the lost cluster's own snapshots, newest first: never another cluster's in their place.
+  const candidates = (await listSnapshots(ports, config, asgName, log)).filter(
+    (r) => r.clusterToken === decision.formerToken,
+  );
+  const verified = await steps.run("restore:download-verify", () =>
+    downloadVerified(ports, config, asgName, log, { refs: candidates }),
+  );
   // etcd's tool wants a directory that does not exist; the data dir may be a mount point, so the
-  // restore goes beside member/ on the same file system and member/ is moved into place.
-  const staging = `${config.dataDir}/restore-${ports.clock.now().getTime()}`;
-  const result = await restoreSnapshot(ports, config, obs.asg?.name ?? "", log, {
-    dataDir: staging,
-    name: identity.instanceId,
-    peerUrl: selfPeerUrl,
-    tool: config.backup?.restoreTool ?? "etcdctl",
-    clusterToken: decision.clusterToken,
+  // restore goes beside member/ on the same file system and member/ is moved into place. One name,
+  // so an interrupted attempt's leftovers are removed by the next.
+  const staging = `${config.dataDir}/restore-staging`;
+  const result = await steps.run("restore:restore-to-staging", async () => {
+    rmSync(staging, { recursive: true, force: true });
+    return restoreVerified(
+      verified,
+      log,
+      {
+        dataDir: staging,
+        name: identity.instanceId,
+        peerUrl: selfPeerUrl,
+        tool,
+        clusterToken: decision.clusterToken,
+      },
+      plannedBump(config, tool, log),
+    );
   });
-  await ports.local.adoptRestored(staging);
-  await startAlone(ports, config, identity, decision.clusterToken);
+  // From here the old cluster is given up for this snapshot: say so (the record alarms). One record
+  // per restored cluster (its token is in the key): a restore done again overwrites it.
+  await steps.run("restore:record-event", () =>
+    recordRestoreEvent(ports, config, asgName, {
+      instanceId: identity.instanceId,
+      key: result.key,
+      revision: result.revision,
+      clusterToken: decision.clusterToken,
+      formerToken: decision.formerToken,
+      skippedCorrupt: result.corrupt,
+      reason: decision.reason,
+      bumpRevision: result.bumpRevision,
+    }).then(
+      (key) => log.info("recorded the restore for the alarm", { action: "restore", key }),
+      (error: Error) =>
+        log.error("could not record the restore (no alarm will fire): see this log", {
+          action: "restore",
+          error: error.message,
+        }),
+    ),
+  );
+  await steps.run("restore:adopt", () => ports.local.adoptRestored(staging));
+  await startAlone(ports, config, identity, decision.clusterToken, "existing", { steps, action: "restore" });
   log.error("restored the cluster from a snapshot: writes after it are lost; the other instances join it", {
     action: "restore",
     key: result.key,
@@ -487,23 +700,6 @@ async function applyRestore(
     reason: decision.reason,
     ...(result.corrupt.length > 0 ? { skipped_corrupt: result.corrupt.join(",") } : {}),
   });
-  // The restore is done and etcd may start; the record (which alarms) must not undo that.
-  await recordRestoreEvent(ports, config, obs.asg?.name ?? "", {
-    instanceId: identity.instanceId,
-    key: result.key,
-    revision: result.revision,
-    clusterToken: decision.clusterToken,
-    skippedCorrupt: result.corrupt,
-    reason: decision.reason,
-    bumpRevision: result.bumpRevision,
-  }).then(
-    (key) => log.info("recorded the restore for the alarm", { action: "restore", key }),
-    (error: Error) =>
-      log.error("could not record the restore (no alarm will fire): see this log", {
-        action: "restore",
-        error: error.message,
-      }),
-  );
   return { decision: "restore", reason: decision.reason, envFile: config.envFile, memberId: null };
 }
 

@@ -329,7 +329,7 @@ export function parseConfig(raw: Raw): AgentConfig {
         `${describe("endpoints")}: ${JSON.stringify(e)} does not start with ${want}, but the agent runs ${plaintext ? "in plaintext (--plaintext)" : "with TLS"}; use ${want} URLs${plaintext ? "" : " or --plaintext for a plaintext cluster"}`,
       );
   }
-  return {
+  return checkRestoreBound({
     tls,
     scheme: plaintext ? "http" : "https",
     backup,
@@ -384,7 +384,42 @@ export function parseConfig(raw: Raw): AgentConfig {
       600,
     ),
     logLevel: logLevel as Level,
-  };
+  });
+}
+
+/**
+ * The boot unit's retry limits (systemd/etcd-agent-boot.service; a unit test reads the file and
+ * checks these): Restart=on-failure after RestartSec, at most StartLimitBurst starts in
+ * StartLimitIntervalSec, then the unit stays failed.
+ */
+export const BOOT_UNIT = { restartSec: 15, startLimitBurst: 20, startLimitIntervalSec: 1800 } as const;
+
+/**
+ * How long boots keep retrying before systemd gives up on the unit, in seconds, or null when the
+ * start limit cannot trip (consecutive starts are further apart than interval / (burst - 1)).
+ * Each boot waits out --boot-timeout-seconds, then systemd waits RestartSec.
+ */
+export function bootUnitGivesUpAfter(bootTimeoutSeconds: number): number | null {
+  const spacing = bootTimeoutSeconds + BOOT_UNIT.restartSec;
+  if (spacing * (BOOT_UNIT.startLimitBurst - 1) >= BOOT_UNIT.startLimitIntervalSec) return null;
+  return spacing * (BOOT_UNIT.startLimitBurst - 1) + bootTimeoutSeconds;
+}
+
+/**
+ * Settings that depend on one another, checked together: the restore bound is counted across boots
+ * (the unreachable clock is persisted), so it must pass before systemd stops restarting the boot.
+ * The last boot needs time to restore, so the bound must pass within all but the last one.
+ */
+export function checkRestoreBound(config: AgentConfig): AgentConfig {
+  if (!config.backup) return config;
+  const givesUp = bootUnitGivesUpAfter(config.bootTimeoutSeconds);
+  if (givesUp === null) return config;
+  const usable = givesUp - config.bootTimeoutSeconds;
+  if (config.backup.restoreAfterSeconds <= usable) return config;
+  const spacingNeeded = Math.ceil(BOOT_UNIT.startLimitIntervalSec / (BOOT_UNIT.startLimitBurst - 1));
+  throw new ConfigError(
+    `${describe("restore-after-seconds")} is ${config.backup.restoreAfterSeconds}, but with ${describe("boot-timeout-seconds")} ${config.bootTimeoutSeconds} the boot unit (RestartSec=${BOOT_UNIT.restartSec}, StartLimitBurst=${BOOT_UNIT.startLimitBurst} in StartLimitIntervalSec=${BOOT_UNIT.startLimitIntervalSec}) gives up after about ${givesUp}s, so an automatic restore could never start; lower --restore-after-seconds to at most ${usable} or raise --boot-timeout-seconds to at least ${spacingNeeded - BOOT_UNIT.restartSec}`,
+  );
 }
 
 /** What the service manager running `run` allows: systemd's watchdog, when it set one. */

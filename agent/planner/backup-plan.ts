@@ -164,3 +164,57 @@ export function planRetention(
     remove: sorted.filter((r) => !keep.has(r.key)),
   };
 }
+
+/**
+ * The member registry: `<prefix>members/<token>/<instance-id>`, written before a member of that
+ * cluster can exist (before MemberAdd, before a bootstrapper's or restorer's environment file), so
+ * restore eligibility sees every instance that may hold the cluster's data, not only the members
+ * of a snapshot up to an interval old.
+ */
+export function memberRegistryPrefix(prefix: string, clusterToken: string): string {
+  return `${prefix}members/${clusterToken}/`;
+}
+
+export function memberRegistryKey(prefix: string, clusterToken: string, instanceId: string): string {
+  return `${memberRegistryPrefix(prefix, clusterToken)}${instanceId}`;
+}
+
+/** What a registry entry holds; `restoredFrom` on a restorer's entry names the lost cluster. */
+export interface MemberRegistryEntry {
+  instance: string;
+  time: string;
+  peerUrl: string;
+  token: string;
+  restoredFrom?: string;
+  snapshot?: string;
+}
+
+/** The instance IDs in a listing of one token's registry. */
+export function registeredInstances(keys: string[], registryPrefix: string): string[] {
+  return [
+    ...new Set(
+      keys
+        .filter((k) => k.startsWith(registryPrefix))
+        .map((k) => k.slice(registryPrefix.length))
+        .filter((id) => /^[\w-]+$/.test(id)),
+    ),
+  ].sort();
+}
+
+/** A registry entry's body, or null when it is not one. */
+export function parseRegistryEntry(body: string): MemberRegistryEntry | null {
+  try {
+    const v = JSON.parse(body) as Partial<MemberRegistryEntry>;
+    if (typeof v.instance !== "string" || typeof v.token !== "string") return null;
+    return {
+      instance: v.instance,
+      time: typeof v.time === "string" ? v.time : "",
+      peerUrl: typeof v.peerUrl === "string" ? v.peerUrl : "",
+      token: v.token,
+      ...(typeof v.restoredFrom === "string" ? { restoredFrom: v.restoredFrom } : {}),
+      ...(typeof v.snapshot === "string" ? { snapshot: v.snapshot } : {}),
+    };
+  } catch {
+    return null;
+  }
+}

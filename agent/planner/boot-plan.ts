@@ -43,18 +43,31 @@ export interface BootObservation {
    */
   ec2States?: Record<string, string>;
   /**
-   * What the backups say, read only when the cluster is marked active and no member answers:
+   * What the backups say, read only when no member answers and the marker is active or restoring:
    * null when backups are off or could not be read.
    */
-  recovery?: {
-    /** The newest snapshot (of the marker's cluster if it has any), or null when there is none. */
-    newest: { key: string; takenAt: string } | null;
-    /** The instances that were members when it was taken. */
-    formerMembers: string[];
-    /** When this boot first saw no member answer (ISO-8601). */
-    unreachableSince: string;
-    restoreAfterSeconds: number;
-  } | null;
+  recovery?: Recovery | null;
+}
+
+export interface Recovery {
+  /**
+   * The lost cluster's token, whose snapshots are the candidates: the marker's own under an active
+   * marker; under a restoring marker, the one its restorer recorded in the member registry (null
+   * when that record could not be found).
+   */
+  formerToken?: string | null;
+  /** The newest snapshot of formerToken, or null when there is none. */
+  newest: { key: string; takenAt: string } | null;
+  /** The newest snapshot of any other token, when formerToken has none (named in the hold). */
+  otherNewest?: { key: string; clusterToken: string } | null;
+  /**
+   * The instances that were or may have been members: the newest snapshot's members and every
+   * entry of the formerToken's member registry (written before a member can exist).
+   */
+  formerMembers: string[];
+  /** When no member was first seen to answer (ISO-8601), persisted across boots. */
+  unreachableSince: string;
+  restoreAfterSeconds: number;
 }
 
 export interface MemberRemoval {
@@ -101,8 +114,13 @@ export type BootDecision =
       reason: string;
       snapshotKey: string;
       moveDataAside: boolean;
-      /** The lost cluster's token (the marker is swapped from it by compare-and-swap). */
+      /** The lost cluster's token (its snapshots are the only candidates). */
       formerToken: string;
+      /**
+       * swap: the marker goes from the lost cluster's `active` (or a dead restorer's `restoring`) to
+       * `restoring` by this instance; own: it already is (an interrupted restore is done again).
+       */
+      claim: "swap" | "own";
       clusterToken: string;
     }
   | { kind: "wait"; hold: Hold }
@@ -367,11 +385,24 @@ function findBlocker(obs: BootObservation, cluster: ClusterView): Blocker {
   return { kind: "none" };
 }
 
+/** The snapshot to restore from, or the hold that says why there is none. */
+function snapshotOf(r: Recovery, formerToken: string): { key: string; takenAt: string } | Hold {
+  if (r.newest !== null) return r.newest;
+  const other = r.otherNewest;
+  return hold(
+    "no-snapshot",
+    other
+      ? `cluster ${formerToken} has no snapshot; the newest found, ${other.key}, is of cluster ${other.clusterToken} and is never restored in its place`
+      : `cluster ${formerToken} has no snapshot`,
+  );
+}
+
 /**
- * The cluster existed and no member answers. Only when every instance that was a member at the
- * newest snapshot has left the ASG (so no data can come back), no member has answered for the
- * bound, and this is the earliest-launched eligible instance, restore; anything else waits or
- * refuses, naming the rule.
+ * The cluster existed and no member answers. Only when every instance that was or may have been a
+ * member (the newest snapshot's members and the member registry of the marker's token) has left
+ * the ASG (so no data can come back), no member has answered for the bound (counted across boots),
+ * and this is the earliest-launched eligible instance, restore a snapshot of that cluster; anything
+ * else waits or refuses, naming the rule.
  */
 function decideRecovery(obs: BootObservation, formerToken: string, staleData: boolean): BootDecision {
   const r = obs.recovery;
@@ -385,18 +416,20 @@ function decideRecovery(obs: BootObservation, formerToken: string, staleData: bo
       ),
     };
   }
-  if (r.newest === null) return { kind: "refuse", hold: hold("no-snapshot", `cluster ${formerToken}`) };
-  const present = r.formerMembers.filter((id) =>
-    asg.instances.some((i) => i.instanceId === id && !isLeaving(i)),
-  );
+  const snapshot = snapshotOf(r, formerToken);
+  if ("rule" in snapshot) return { kind: "refuse", hold: snapshot };
+  // A former member counts as gone only when it surely is (claimantGone: not listed, and EC2 says
+  // terminated): one in Terminating:Wait may still start its etcd on its data, and one missing from
+  // a stale listing was never asked whether it answers.
+  const present = r.formerMembers.filter((id) => !claimantGone(obs, id));
   if (present.length > 0 || r.formerMembers.length === 0) {
     return {
       kind: r.formerMembers.length === 0 ? "refuse" : "wait",
       hold: hold(
         "former-member-present",
         r.formerMembers.length === 0
-          ? `snapshot ${r.newest.key} names no members, so none can be ruled out`
-          : `${present.join(", ")} of ${r.formerMembers.join(", ")} still in ${asg.name}`,
+          ? `snapshot ${snapshot.key} names no members and the member registry has none, so none can be ruled out`
+          : `${present.join(", ")} of ${r.formerMembers.join(", ")} still in ${asg.name} (in any state) or not confirmed terminated by EC2`,
       ),
     };
   }
@@ -417,11 +450,70 @@ function decideRecovery(obs: BootObservation, formerToken: string, staleData: bo
   }
   return {
     kind: "restore",
-    reason: `cluster ${formerToken} lost every member (${r.formerMembers.join(", ")} gone) and none answered for ${Math.round(waited)}s; restoring ${r.newest.key} (taken ${r.newest.takenAt})`,
-    snapshotKey: r.newest.key,
+    reason: `cluster ${formerToken} lost every member (${r.formerMembers.join(", ")} gone) and none answered for ${Math.round(waited)}s; restoring ${snapshot.key} (taken ${snapshot.takenAt})`,
+    snapshotKey: snapshot.key,
     moveDataAside: staleData,
     formerToken,
+    claim: "swap",
     clusterToken: tokenFor(asg.name, obs.self.instanceId),
+  };
+}
+
+/**
+ * A restore is in progress (marker `restoring`) and no member answers. Never a bootstrap: the
+ * restorer does its restore again, another instance waits for it, and when the restorer is gone
+ * the next designated instance takes the restore over and restores again.
+ */
+function decideRestoring(obs: BootObservation, marker: ClusterMarker, staleData: boolean): BootDecision {
+  const asg = obs.asg as AsgView;
+  const mine = marker.claimant === obs.self.instanceId;
+  if (!mine && !claimantGone(obs, marker.claimant)) {
+    return {
+      kind: "wait",
+      hold: hold("restore-in-progress", `${marker.claimant} is restoring cluster ${marker.token}`),
+    };
+  }
+  if (!mine) {
+    const next = designatedBootstrapper(asg, new Set([marker.claimant]));
+    if (next === null) return { kind: "wait", hold: hold("no-eligible-instances", `in ${asg.name}`) };
+    if (next.instanceId !== obs.self.instanceId) {
+      return {
+        kind: "wait",
+        hold: hold("not-bootstrapper", `${next.instanceId} takes the restore over from ${marker.claimant}`),
+      };
+    }
+  }
+  const r = obs.recovery;
+  if (r === null || r === undefined) {
+    return {
+      kind: "wait",
+      hold: hold(
+        "partial-information",
+        `cluster ${marker.token} is being restored and the backups could not be read`,
+      ),
+    };
+  }
+  if (r.formerToken === null || r.formerToken === undefined) {
+    return {
+      kind: "wait",
+      hold: hold(
+        "partial-information",
+        `the member registry of ${marker.token} does not say which cluster ${marker.claimant} restores`,
+      ),
+    };
+  }
+  const snapshot = snapshotOf(r, r.formerToken);
+  if ("rule" in snapshot) return { kind: "refuse", hold: snapshot };
+  return {
+    kind: "restore",
+    reason: mine
+      ? `this instance's restore of ${r.formerToken} into ${marker.token} was interrupted; restoring ${snapshot.key} again`
+      : `restorer ${marker.claimant} is gone before its restore served; taking it over and restoring ${snapshot.key} again`,
+    snapshotKey: snapshot.key,
+    moveDataAside: staleData,
+    formerToken: r.formerToken,
+    claim: mine ? "own" : "swap",
+    clusterToken: mine ? marker.token : tokenFor(asg.name, obs.self.instanceId),
   };
 }
 
@@ -455,6 +547,9 @@ function decideWithoutCluster(obs: BootObservation): BootDecision {
   if (marker.kind === "present" && marker.marker.state === "active") {
     return decideRecovery(obs, marker.marker.token, staleData);
   }
+  if (marker.kind === "present" && marker.marker.state === "restoring") {
+    return decideRestoring(obs, marker.marker, staleData);
+  }
 
   const asg = obs.asg;
   const selfInstance = asg.instances.find((i) => i.instanceId === self.instanceId);
@@ -473,6 +568,22 @@ function decideWithoutCluster(obs: BootObservation): BootDecision {
   if (marker.kind === "present") {
     const claim = marker.marker;
     if (claim.claimant === self.instanceId) {
+      // This node's own claim, but its state says its etcd ran as a member of that cluster and the
+      // data is gone: the cluster held data once. A new empty one would replace it.
+      if (
+        !local.hasData &&
+        local.state !== null &&
+        local.state.clusterToken === claim.token &&
+        local.state.memberId !== null
+      ) {
+        return {
+          kind: "refuse",
+          hold: hold(
+            "cluster-existed",
+            `this node ran member ${local.state.memberId} of cluster ${claim.token} and its data is gone; restore it from a backup (etcd-agent snapshot restore) or bring the data back`,
+          ),
+        };
+      }
       return {
         kind: "bootstrap",
         reason: "this instance claimed the bootstrap before and has not finished it",

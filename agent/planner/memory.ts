@@ -30,6 +30,8 @@ export interface Memory {
   unreachableSince: string | null;
   /** The run loop last looked at the members (kept to the minute): how old the member clocks are. */
   observedAt: string | null;
+  /** Boot: the last observation that confirmed no member answers (ISO-8601); null while one answers. */
+  unreachableConfirmedAt: string | null;
 }
 
 /** A member counts as recovered after answering, without a miss, for this long (three 10 s cycles). */
@@ -61,6 +63,7 @@ export function emptyMemory(): Memory {
     drainedSince: null,
     unreachableSince: null,
     observedAt: null,
+    unreachableConfirmedAt: null,
   };
 }
 
@@ -91,6 +94,12 @@ export function parseMemory(raw: unknown): Memory {
   if (isTime(r.drainedSince)) m.drainedSince = r.drainedSince;
   if (isTime(r.unreachableSince)) m.unreachableSince = r.unreachableSince;
   if (isTime(r.observedAt)) m.observedAt = r.observedAt;
+  if (isTime(r.unreachableConfirmedAt)) m.unreachableConfirmedAt = r.unreachableConfirmedAt;
+  // Half a clock is no clock: without both, it starts again.
+  if (m.unreachableSince === null || m.unreachableConfirmedAt === null) {
+    m.unreachableSince = null;
+    m.unreachableConfirmedAt = null;
+  }
   return m;
 }
 
@@ -191,4 +200,38 @@ export function rememberLeave(
   const drainedSince =
     published === null ? memory.drainedSince : published ? null : (memory.drainedSince ?? now);
   return { ...memory, leavingSince: memory.leavingSince ?? now, drainedSince };
+}
+
+/**
+ * The longest gap between two observations that still continues the unreachable clock. Between
+ * rounds of one boot there are at most 3 s of waiting plus one observation (AWS and etcd calls,
+ * each with its own deadline of seconds); between boots, systemd's RestartSec (15 s) and the
+ * process's start. 120 s covers both with room to spare. A longer gap (the node was off, or the
+ * boot unit gave up and was started by hand a day later) means nobody watched: a member may have
+ * answered meanwhile, so the clock starts again (later, never sooner: the safe direction).
+ */
+export const UNREACHABLE_GAP_SECONDS = 120;
+
+/**
+ * Boot: carries `unreachableSince` across rounds and boots. `answered`: some member of a cluster
+ * answered this round (the clock stops). A gap over UNREACHABLE_GAP_SECONDS since the last
+ * confirmation, or a clock that reads in the future, restarts it at `now`.
+ */
+export function observeUnreachable(memory: Memory, answered: boolean, now: string): Memory {
+  if (answered) return { ...memory, unreachableSince: null, unreachableConfirmedAt: null };
+  const t = Date.parse(now);
+  const last =
+    memory.unreachableConfirmedAt === null ? Number.NaN : Date.parse(memory.unreachableConfirmedAt);
+  const since = memory.unreachableSince === null ? Number.NaN : Date.parse(memory.unreachableSince);
+  const continues =
+    !Number.isNaN(last) &&
+    !Number.isNaN(since) &&
+    since <= t &&
+    last <= t &&
+    t - last <= UNREACHABLE_GAP_SECONDS * 1000;
+  return {
+    ...memory,
+    unreachableSince: continues ? memory.unreachableSince : now,
+    unreachableConfirmedAt: now,
+  };
 }

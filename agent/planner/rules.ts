@@ -25,7 +25,10 @@ export const RULES = {
   "former-member-present":
     "an instance of the lost cluster is still in the ASG and may come back with its data; no restore while it is",
   "restore-wait": "no member has answered for less than the restore bound; it may still come back",
-  "no-snapshot": "the cluster existed, no member answers, and there is no snapshot to restore from",
+  "no-snapshot":
+    "the cluster existed, no member answers, and there is no snapshot of that cluster to restore from",
+  "restore-in-progress":
+    "another instance is restoring the cluster from a snapshot; this one waits to join the restored cluster",
   "bootstrap-claimed": "another instance has claimed the bootstrap and may be starting the cluster",
   "no-eligible-instances": "the ASG has no eligible instance with a known address and launch time",
   "self-not-eligible": "this instance is not eligible to bootstrap (not Pending/InService and Healthy)",

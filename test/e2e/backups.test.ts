@@ -103,9 +103,11 @@ describe("backups to S3", () => {
         { stdio: "ignore" },
       );
       try {
-        await eventually("the restored member", 30_000, async () =>
-          (await plain.status(`http://${ip}:2379`))?.leaderId !== "0" ? true : undefined,
-        );
+        await eventually("the restored member", 30_000, async () => {
+          // null: etcd is not listening yet, which is not "has a leader".
+          const status = await plain.status(`http://${ip}:2379`);
+          return status !== null && status.leaderId !== "0" ? true : undefined;
+        });
         const client = new Etcd3({ hosts: [`http://${ip}:2379`] });
         const restored = await client.getAll().prefix("/backup-test/").strings();
         client.close();

@@ -49,7 +49,7 @@ describe("docs/deploy.md on the bastion, against the sandbox", () => {
   let awsEnv: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
-    scenario = await openScenario({ subnet: "127.0.57.0/24", writer: false });
+    scenario = await openScenario({ subnet: "127.0.57.0/24" });
     sandbox = scenario.sandbox;
     home = join(scenario.root, "ssm-user");
     mkdirSync(join(home, "bin"), { recursive: true });

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
-import { withSandbox } from "../support/with-sandbox.js";
+import { expectClusterInvariants, withSandbox } from "../support/with-sandbox.js";
 
 function agentLogs(root: string, ids: string[]): string {
   return ids
@@ -28,7 +28,10 @@ describe("AWS faults", () => {
       const before = await worldInstances(sandbox.world);
       const list = await sandbox.probe.memberList(before.map((i) => sandbox.clientUrl(i.ip)));
       const status = await sandbox.probe.status(sandbox.clientUrl(before[0]?.ip as string));
-      const victim = list.members.find((m) => m.id !== status?.leaderId)?.name as string;
+      // An unanswered status would make any member, the leader too, "not the leader".
+      if (status === null || status.leaderId === "0")
+        throw new Error("no leader to spare: the status did not answer");
+      const victim = list.members.find((m) => m.id !== status.leaderId)?.name as string;
 
       sandbox.gaps.setFaults([{ api: "autoscaling:DescribeAutoScalingGroups", share: 1, kind: "5xx" }]);
       await clients(sandbox.world.endpoint).ec2.send(
@@ -68,6 +71,8 @@ describe("AWS faults", () => {
 
       expect(new Set(ids).size).toBe(1);
       expect(failed).toBeGreaterThan(0);
+      // Not a withSandbox scenario (the faults start before the first boot): the frame's invariants.
+      await expectClusterInvariants(sandbox);
     } finally {
       await sandbox.stop();
       if (!process.env.KEEP_TEST_DIRS) rmSync(root, { recursive: true, force: true });

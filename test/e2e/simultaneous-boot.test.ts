@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
+import { expectClusterInvariants } from "../support/with-sandbox.js";
 
 const RUNS = Number(process.env.ETCD_SANDBOX_BOOT_RUNS ?? "2");
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 50) {
@@ -62,6 +63,8 @@ describe("simultaneous boot", () => {
       expect(members).toHaveLength(nodes);
       expect(members.every((m) => !m.isLearner && m.name !== "")).toBe(true);
       expect(bootstraps).toHaveLength(1);
+      // Not a withSandbox scenario (it watches the first boot): the frame's invariants.
+      await expectClusterInvariants(sandbox);
     } finally {
       await sandbox.stop();
       await sandbox.probe.close();

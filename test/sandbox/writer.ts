@@ -23,6 +23,8 @@ export class ContinuousWriter {
   private loop: Promise<void> | null = null;
   private client: Etcd3 | null = null;
   private hosts = "";
+  /** What stopAndVerify found, once it ran (the frame asserts it without reading back again). */
+  report: WriterReport | null = null;
   readonly prefix = `/etcd-sandbox-writer/${randomBytes(4).toString("hex")}/`;
 
   constructor(
@@ -105,6 +107,7 @@ export class ContinuousWriter {
       if (!(key in stored)) missing.push(key);
       else if (stored[key] !== value) wrong.push(key);
     }
-    return { acknowledged: this.acked.size, failed: this.failed, missing, wrong };
+    this.report = { acknowledged: this.acked.size, failed: this.failed, missing, wrong };
+    return this.report;
   }
 }

@@ -70,7 +70,11 @@ export async function startSingleEtcd(ip: string, options: { tls?: boolean } = {
   const clientUrl = `${scheme}://${ip}:2379`;
   const probe = new Etcd3Cluster({ callTimeoutMs: 1000, ...(clientTls ? { tls: clientTls } : {}) });
   await eventually(`etcd on ${ip}`, 30_000, async () =>
-    (await probe.status(clientUrl))?.leaderId !== "0" ? true : undefined,
+    // null: etcd is not listening yet, which is not "has a leader".
+    {
+      const status = await probe.status(clientUrl);
+      return status !== null && status.leaderId !== "0" ? true : undefined;
+    },
   );
   await probe.close();
   return {

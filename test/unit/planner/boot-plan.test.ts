@@ -255,8 +255,32 @@ describe("decideBoot: disaster recovery (the cluster existed, no member answers)
     restoreAfterSeconds: 300,
     ...over,
   });
+  // EC2 confirms the lost members terminated (claimantGone: not listed and EC2 says so).
+  const ec2States = { [iid(7)]: "terminated", [iid(8)]: "terminated", [iid(9)]: "not-found" };
   const obs = (self: number, over: object = {}) =>
-    bootObs(self, { asg: fresh, marker: marker("active"), recovery: recovery(over) });
+    bootObs(self, { asg: fresh, marker: marker("active"), recovery: recovery(over), ec2States });
+
+  it("no restore while a lost member is unlisted but EC2 does not confirm it terminated", () => {
+    for (const state of [undefined, "running", "stopping", "shutting-down"]) {
+      const states: Record<string, string> = { ...ec2States };
+      if (state === undefined) delete states[iid(8)];
+      else states[iid(8)] = state;
+      const d = decideBoot(
+        bootObs(4, { asg: fresh, marker: marker("active"), recovery: recovery(), ec2States: states }),
+      );
+      expect(kind(d)).toBe("wait:former-member-present");
+    }
+  });
+
+  it("no restore while a lost member is listed in any state, Terminating:Wait included", () => {
+    for (const lifecycleState of ["Terminating:Wait", "Terminating:Proceed", "Detached", "Standby"]) {
+      const listed = asg([instance(4), instance(5), instance(8, { lifecycleState })]);
+      const d = decideBoot(
+        bootObs(4, { asg: listed, marker: marker("active"), recovery: recovery(), ec2States }),
+      );
+      expect(kind(d)).toBe("wait:former-member-present");
+    }
+  });
 
   it("the earliest-launched instance restores the newest snapshot with a new token", () => {
     const d = decideBoot(obs(4));
