@@ -59,6 +59,7 @@ try {
           ? false
           : { mode: str("backupObjectLockMode") as never, days: num("backupObjectLockDays") },
       replicateToBucketArn: str("backupReplicateToBucketArn"),
+      customerManagedKey: str("backupCustomerManagedKey") !== "off",
     },
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

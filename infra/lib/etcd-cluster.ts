@@ -15,6 +15,7 @@ import {
   aws_events as events,
   aws_events_targets as eventTargets,
   aws_iam as iam,
+  aws_kms as kms,
   aws_logs as logs,
   RemovalPolicy,
   aws_route53 as route53,
@@ -71,6 +72,8 @@ export class EtcdCluster extends Construct {
   readonly clientSecurityGroup: ec2.SecurityGroup;
   readonly memberSecurityGroup: ec2.SecurityGroup;
   readonly backupBucket: s3.Bucket;
+  /** The snapshots' customer-managed key (backup.customerManagedKey, default on). */
+  readonly backupKey: kms.Key | undefined;
   readonly bastion: ec2.BastionHostLinux;
   readonly alarmTopic: sns.ITopic;
   readonly nodeRole: iam.Role;
@@ -140,9 +143,18 @@ export class EtcdCluster extends Construct {
     // so the newest snapshot stays whatever the clock says; what the agent expired (non-current
     // versions) goes after expireAfterDays, never before the lock ends.
     const lock = s.backupLock;
+    this.backupKey = s.backupCustomerManagedKey
+      ? new kms.Key(this, "BackupKey", {
+          description: `etcd snapshots of ${asgName}`,
+          enableKeyRotation: true,
+          removalPolicy: RemovalPolicy.RETAIN,
+        })
+      : undefined;
     this.backupBucket = new s3.Bucket(this, "Backups", {
       versioned: true,
-      encryption: s3.BucketEncryption.S3_MANAGED,
+      ...(this.backupKey
+        ? { encryption: s3.BucketEncryption.KMS, encryptionKey: this.backupKey, bucketKeyEnabled: true }
+        : { encryption: s3.BucketEncryption.S3_MANAGED }),
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -173,6 +185,7 @@ export class EtcdCluster extends Construct {
                 priority: 0,
                 // A node's delete markers stay here: the copy keeps what was deleted.
                 deleteMarkerReplication: false,
+                ...(this.backupKey ? { sseKmsEncryptedObjects: true } : {}),
                 filter: { prefix: backupPrefix },
               },
             ],
@@ -239,6 +252,20 @@ export class EtcdCluster extends Construct {
         resourceName: `${secretName(name)}-??????`,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
+    // The snapshots' key, through S3 only (kms:ViaService): nodes encrypt and decrypt, the bastion decrypts.
+    const kmsStatements = (actions: string[]) =>
+      this.backupKey
+        ? [
+            new iam.PolicyStatement({
+              sid: actions.includes("kms:GenerateDataKey")
+                ? "SnapshotKeyThroughS3"
+                : "SnapshotKeyDecryptThroughS3",
+              actions,
+              resources: [this.backupKey.keyArn],
+              conditions: { StringEquals: { "kms:ViaService": `s3.${stack.region}.amazonaws.com` } },
+            }),
+          ]
+        : [];
     const nodePolicy = new iam.Policy(this, "NodePolicy", {
       statements: [
         // The CA is made once by the first node and then only read: no node can replace it.
@@ -286,6 +313,7 @@ export class EtcdCluster extends Construct {
           actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
           resources: [this.backupBucket.arnForObjects(`${backupPrefix}*`)],
         }),
+        ...kmsStatements(["kms:Decrypt", "kms:GenerateDataKey"]),
         new iam.PolicyStatement({
           sid: "ListBackupsOfThisCluster",
           // Versions too: a snapshot key with a second version was overwritten, and is refused.
@@ -431,6 +459,7 @@ export class EtcdCluster extends Construct {
         }),
         // `etcd-agent snapshot list | restore` on the bastion: read only (an operator there holds
         // the cluster's admin certificate, so the keyspace is no secret from them).
+        ...kmsStatements(["kms:Decrypt"]),
         new iam.PolicyStatement({
           sid: "ReadBackupsOfThisCluster",
           actions: ["s3:GetObject"],

@@ -22,6 +22,12 @@ export interface BackupSettings {
    * must let this stack's replication role write (docs/security.md). Default: none.
    */
   replicateToBucketArn?: string;
+  /**
+   * Encrypt the snapshots with a customer-managed KMS key the construct makes (default true): only
+   * principals the key's IAM grants name (the nodes, the bastion) can decrypt them, so s3:GetObject
+   * alone (ReadOnlyAccess) no longer reads the keyspace. false: S3-managed keys.
+   */
+  customerManagedKey?: boolean;
 }
 
 export interface EtcdClusterSettings {
@@ -83,6 +89,7 @@ export interface ValidSettings {
   /** null: Object Lock off. */
   backupLock: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } | null;
   backupReplicateToBucketArn: string | undefined;
+  backupCustomerManagedKey: boolean;
   bastionAllowedCidr: string | undefined;
   sshAuthorizedKeys: string[];
   bastionKeyName: string | undefined;
@@ -236,6 +243,7 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     backupExpireAfterDays,
     backupLock,
     backupReplicateToBucketArn,
+    backupCustomerManagedKey: p.backup?.customerManagedKey ?? true,
     bastionAllowedCidr: p.bastionAllowedCidr,
     sshAuthorizedKeys: p.sshAuthorizedKeys ?? [],
     bastionKeyName: p.bastionKeyName,

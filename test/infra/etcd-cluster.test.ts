@@ -271,6 +271,8 @@ const SECRET = (name: string) =>
 const SNAPSHOTS = /^<EtcdBackups[0-9A-F]+\.Arn>\/backups\/Test-Etcd\/\*$/;
 const BUCKET = /^<EtcdBackups[0-9A-F]+\.Arn>$/;
 const ON_PREFIX = { StringLike: { "s3:prefix": ["backups/Test-Etcd/*"] } };
+const KEY = /^<EtcdBackupKey[0-9A-F]+\.Arn>$/;
+const VIA_S3 = { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } };
 
 /**
  * What each role may do, statement by statement: the actions exactly, the resources each must be,
@@ -336,6 +338,11 @@ const MAY: Record<
       resources: [BUCKET],
       condition: ON_PREFIX,
     },
+    SnapshotKeyThroughS3: {
+      actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+      resources: [KEY],
+      condition: VIA_S3,
+    },
   },
   bastion: {
     DescribeCannotBeScoped: { actions: DESCRIBE, resources: [/^\*$/] },
@@ -343,6 +350,7 @@ const MAY: Record<
     FetchTheAgentBinary: { actions: ["s3:GetObject"], resources: [BINARY] },
     OperatorsCertificateOnly: { actions: ["secretsmanager:GetSecretValue"], resources: [SECRET("operator")] },
     ReadBackupsOfThisCluster: { actions: ["s3:GetObject"], resources: [SNAPSHOTS] },
+    SnapshotKeyDecryptThroughS3: { actions: ["kms:Decrypt"], resources: [KEY], condition: VIA_S3 },
     ListBackupsOfThisCluster: {
       actions: ["s3:ListBucket", "s3:ListBucketVersions"],
       resources: [BUCKET],
@@ -489,6 +497,28 @@ describe("the backup bucket: nothing a node writes can be rewritten, the newest 
       },
       Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
     });
+  });
+
+  it("the snapshots under a customer-managed key by default (rotated, kept); S3-managed when turned off", () => {
+    template.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+    template.hasResourceProperties("AWS::S3::Bucket", {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: {
+              SSEAlgorithm: "aws:kms",
+              KMSMasterKeyID: Match.objectLike({
+                "Fn::GetAtt": [Match.stringLikeRegexp("BackupKey"), "Arn"],
+              }),
+            },
+          }),
+        ],
+      },
+    });
+    const off = synth({ backup: { customerManagedKey: false } }).template;
+    expect(off.findResources("AWS::KMS::Key")).toEqual({});
+    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("kms:");
   });
 
   it("the bastion's metadata: IMDSv2 with one hop", () => {
