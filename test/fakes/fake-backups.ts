@@ -1,7 +1,9 @@
 // An in-memory backup bucket (the BackupStore port) with failures on demand: an S3 outage for
 // reads or writes, or under one key prefix only.
+
+import { readFileSync } from "node:fs";
 import { parseSnapshotKey, type StoredObject } from "../../agent/planner/backup-plan.js";
-import type { BackupStore } from "../../agent/ports/backups.js";
+import type { BackupStore, SnapshotFile } from "../../agent/ports/backups.js";
 
 export class FakeBackups implements BackupStore {
   readonly objects = new Map<string, { body: Buffer; meta: Record<string, string> }>();
@@ -11,10 +13,12 @@ export class FakeBackups implements BackupStore {
   failPut: string | null = null;
   failPutOn: string | null = null;
 
-  async put(key: string, body: Buffer, meta: Record<string, string>): Promise<void> {
+  async put(key: string, body: Buffer | SnapshotFile, meta: Record<string, string>): Promise<void> {
     if (this.failPut !== null && (this.failPutOn === null || key.includes(this.failPutOn)))
       throw new Error(this.failPut);
-    this.objects.set(key, { body: Buffer.from(body), meta: { ...meta } });
+    // A snapshot comes as a file (streamed by the S3 adapter): read it, as S3 would upload it.
+    const bytes = Buffer.isBuffer(body) ? Buffer.from(body) : readFileSync(body.file);
+    this.objects.set(key, { body: bytes, meta: { ...meta } });
   }
   async list(prefix: string): Promise<string[]> {
     return [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
