@@ -2,16 +2,30 @@
 // Each node runs decideBoot on an observation of the world (possibly taken some steps earlier, or
 // from an ASG listing missing an instance) and applies the decision as agent/commands/boot.ts does:
 // - bootstrap: claim "create" = create the marker if absent, "takeover" = swap it if unchanged,
-//   "own" = no marker write; then a new one-member cluster with empty data;
-// - restore: swap the marker if unchanged to `claimed` by this node with a new token (as boot.ts
-//   does today), then a one-member cluster from the snapshot;
-// - join: activateMarker = swap claimed -> active if unchanged (and observe again); removeFirst =
-//   MemberRemove (needs quorum); else MemberAdd as a learner (needs quorum) or resume the member,
-//   write the state with the decision's token, start etcd in the cluster the add went to;
+//   "own" = no marker write; then the member registry entry of its token; then a new one-member
+//   cluster with empty data;
+// - restore: the registry entry of the new token naming the lost one (restoredFrom), then claim
+//   "swap" = swap the marker if unchanged to `restoring` by this node with the new token, "own" =
+//   no marker write; then a one-member cluster from the snapshot;
+// - join: activateMarker = swap claimed/restoring -> active with `cluster=<the answering cluster's
+//   ID>` if unchanged (and observe again); removeFirst = MemberRemove (needs quorum); else the
+//   registry entry of the decision's token, then MemberAdd as a learner (needs quorum) or resume
+//   the member, write the state with the decision's token, start etcd in the cluster the add went to;
 // - rejoin: start etcd on this node's data (in the cluster the data belongs to, while it is a member).
 // A crash stops an apply after its marker write or MemberAdd, before etcd starts. The leader's
-// run loop is modelled by one cycle: write the marker active (planMarker) and take a snapshot.
-import { type BootDecision, type BootObservation, decideBoot } from "../../../../agent/planner/boot-plan.js";
+// run loop is modelled by one cycle: foreignLeaderHold (a leader of a cluster the marker does not
+// name writes nothing and saves no snapshot), else planMarker's write (anything but an active
+// marker with a cluster ID -> active with this cluster's ID) and a snapshot (not while leaving).
+// observe fills what observeBoot reads: EC2's state of every instance the listing misses
+// ("running" while its machine is alive, "terminated" once gone), and, when no member answers
+// under an active or restoring marker, the backups (newest snapshot of the lost token, former
+// members = its members and the registry's entries of that token).
+import {
+  type BootDecision,
+  type BootObservation,
+  decideBoot,
+  type Recovery,
+} from "../../../../agent/planner/boot-plan.js";
 import { encodeMarker, type MarkerFields } from "../../../../agent/planner/marker.js";
 import type {
   AsgInstance,
@@ -20,6 +34,7 @@ import type {
   MemberView,
 } from "../../../../agent/planner/observation.js";
 import { quorumSize } from "../../../../agent/planner/quorum.js";
+import { foreignLeaderHold, type ReconcileObservation } from "../../../../agent/planner/reconcile-plan.js";
 import { ago, iid, ip, NOW } from "../../../support/fixtures.js";
 import type { ModelCommand, ModelSpec } from "./arbitraries.js";
 
@@ -54,19 +69,38 @@ interface ModelNode {
   state: LocalState | null;
 }
 
+interface ModelSnapshot {
+  token: string;
+  cluster: string;
+  members: string[];
+}
+
+/** One entry of the member registry (`members/<token>/<instance>`), written before a member can exist. */
+interface RegistryEntry {
+  token: string;
+  instance: string;
+  /** A restorer's entry: the lost cluster's token. */
+  restoredFrom?: string;
+}
+
 /** What can be observed of the world at one moment (kept for stale reads). */
 interface Frame {
   listing: AsgInstance[];
   marker: MarkerFields | null;
   clusters: ModelCluster[];
   etcdOf: Record<string, string | null>;
+  /** EC2's truth: whether each instance's machine runs. */
+  aliveOf: Record<string, boolean>;
+  snapshots: ModelSnapshot[];
+  registry: RegistryEntry[];
 }
 
 export interface ModelWorld {
   nodes: ModelNode[];
   clusters: ModelCluster[];
   marker: MarkerFields | null;
-  snapshots: { token: string; cluster: string; members: string[] }[];
+  snapshots: ModelSnapshot[];
+  registry: RegistryEntry[];
   history: Frame[];
   grace: number;
   nextId: number;
@@ -82,6 +116,7 @@ export function newWorld(spec: ModelSpec): ModelWorld {
     clusters: [],
     marker: null,
     snapshots: [],
+    registry: [],
     history: [],
     grace: spec.startupGraceSeconds,
     nextId: 1,
@@ -121,6 +156,9 @@ function frame(world: ModelWorld): Frame {
     marker: clone(world.marker),
     clusters: clone(world.clusters),
     etcdOf: Object.fromEntries(world.nodes.map((n) => [n.instanceId, n.alive ? n.etcd : null])),
+    aliveOf: Object.fromEntries(world.nodes.map((n) => [n.instanceId, n.alive])),
+    snapshots: clone(world.snapshots),
+    registry: clone(world.registry),
   };
 }
 
@@ -179,12 +217,17 @@ export function observe(
   );
   const uid = peer ? (f.etcdOf[peer.instanceId] as string) : null;
   const marker = f.marker;
-  const snapshot =
-    marker?.state === "active"
-      ? ([...world.snapshots].reverse().find((s) => s.token === marker.token) ??
-        world.snapshots.at(-1) ??
-        null)
+  // observeBoot reads the backups only when no member answers under an active or restoring marker.
+  const recovery =
+    uid === null && (marker?.state === "active" || marker?.state === "restoring")
+      ? recoveryOf(f, marker)
       : null;
+  // EC2's state of every instance the listing misses (the claimant, former members).
+  const ec2States = Object.fromEntries(
+    Object.entries(f.aliveOf)
+      .filter(([id]) => !listing.some((i) => i.instanceId === id))
+      .map(([id, alive]) => [id, alive ? "running" : "terminated"]),
+  );
   return {
     self: {
       instanceId: node.instanceId,
@@ -199,15 +242,34 @@ export function observe(
     now: NOW,
     startupGraceSeconds: world.grace,
     firstSeen: {},
-    recovery:
-      marker?.state === "active"
-        ? {
-            newest: snapshot === null ? null : { key: `snap-${snapshot.cluster}`, takenAt: ago(60) },
-            formerMembers: snapshot?.members ?? [],
-            unreachableSince: ago(3600),
-            restoreAfterSeconds: 300,
-          }
-        : null,
+    ec2States,
+    recovery,
+  };
+}
+
+/**
+ * What observeRecovery reads: the lost cluster's token (the active marker's own; under a restoring
+ * marker the one its restorer's registry entry names), its newest snapshot (never another token's),
+ * and every instance that was or may have been a member (the snapshot's and the registry's).
+ */
+function recoveryOf(f: Frame, marker: MarkerFields): Recovery {
+  const formerToken =
+    marker.state === "restoring"
+      ? (f.registry.find((e) => e.token === marker.token && e.instance === marker.claimant)?.restoredFrom ??
+        null)
+      : marker.token;
+  const newest =
+    formerToken === null ? null : ([...f.snapshots].reverse().find((s) => s.token === formerToken) ?? null);
+  const other = newest === null ? (f.snapshots.at(-1) ?? null) : null;
+  const registered = f.registry.filter((e) => e.token === formerToken).map((e) => e.instance);
+  return {
+    formerToken,
+    newest: newest === null ? null : { key: `snap-${newest.cluster}-${newest.token}`, takenAt: ago(60) },
+    otherNewest:
+      other === null ? null : { key: `snap-${other.cluster}-${other.token}`, clusterToken: other.token },
+    formerMembers: [...new Set([...(newest?.members ?? []), ...registered])].sort(),
+    unreachableSince: ago(3600),
+    restoreAfterSeconds: 300,
   };
 }
 
@@ -293,33 +355,48 @@ function applyDecision(
       if (!crash && node.data !== null) startEtcd(world, node, node.data);
       return;
     }
-    case "bootstrap":
-    case "restore": {
+    case "bootstrap": {
       const next: MarkerFields = { state: "claimed", token: d.clusterToken, claimant: node.instanceId };
-      const claimed =
-        d.kind === "bootstrap" && d.claim === "own"
-          ? true
-          : swapMarker(world, d.kind === "bootstrap" && d.claim === "create" ? null : seen, next);
+      const claimed = d.claim === "own" ? true : swapMarker(world, d.claim === "create" ? null : seen, next);
       if (!claimed) return;
-      if (d.kind === "bootstrap") {
-        // Data moved aside is still evidence: nothing is deleted, an operator can move it back.
-        const evidence = evidenceOfFormer(world);
-        if (evidence.length > 0)
-          throw new InvariantViolation(
-            `${node.instanceId} bootstraps a new empty cluster (${d.claim}, token ${d.clusterToken}) while ${evidence.join("; ")}`,
-          );
-      }
+      // Data moved aside is still evidence: nothing is deleted, an operator can move it back.
+      const evidence = evidenceOfFormer(world);
+      if (evidence.length > 0)
+        throw new InvariantViolation(
+          `${node.instanceId} bootstraps a new empty cluster (${d.claim}, token ${d.clusterToken}) while ${evidence.join("; ")}`,
+        );
       // A crash after the claim: the restart finds the marker as this apply left it.
       if (crash) return;
       if (d.moveDataAside) node.data = null;
-      const cluster = newCluster(world, node, d.clusterToken, d.kind === "restore");
+      register(world, { token: d.clusterToken, instance: node.instanceId });
+      const cluster = newCluster(world, node, d.clusterToken, false);
+      node.state = { clusterToken: d.clusterToken, memberId: null, name: node.instanceId, updatedAt: NOW };
+      startEtcd(world, node, cluster.uid);
+      return;
+    }
+    case "restore": {
+      // The registry entry first: a takeover reads from it which cluster is being restored here.
+      register(world, { token: d.clusterToken, instance: node.instanceId, restoredFrom: d.formerToken });
+      const next: MarkerFields = { state: "restoring", token: d.clusterToken, claimant: node.instanceId };
+      if (d.claim === "swap" && !swapMarker(world, seen, next)) return;
+      // A crash after the swap: the restart finds the marker restoring by this node.
+      if (crash) return;
+      // Whatever is in the data dir goes aside; the restored member is moved into place.
+      node.data = null;
+      const cluster = newCluster(world, node, d.clusterToken, true);
       node.state = { clusterToken: d.clusterToken, memberId: null, name: node.instanceId, updatedAt: NOW };
       startEtcd(world, node, cluster.uid);
       return;
     }
     case "join": {
       if (d.activateMarker && seen !== null) {
-        swapMarker(world, seen, { state: "active", token: seen.token, claimant: seen.claimant });
+        // claimed/restoring -> active naming the answering cluster, before anyone joins it.
+        swapMarker(world, seen, {
+          state: "active",
+          token: seen.token,
+          claimant: seen.claimant,
+          cluster: d.clusterId,
+        });
         return;
       }
       // Membership calls go to the endpoints that answered: whatever cluster they serve now.
@@ -333,6 +410,8 @@ function applyDecision(
       if (d.moveDataAside) node.data = null;
       let member = cluster.members.find((m) => m.id === d.resumeMemberId);
       if (!member) {
+        // In the member registry before the member exists (restore eligibility reads it).
+        register(world, { token: d.clusterToken, instance: node.instanceId });
         // etcd allows one learner at a time (too-many-learners): the boot observes again.
         if (cluster.members.some((m) => !m.started)) return;
         member = { id: String(world.nextId++), instanceId: node.instanceId, started: false };
@@ -350,24 +429,53 @@ function applyDecision(
   }
 }
 
-/** One cycle of the serving cluster's leader: planMarker's write (claimed or absent -> active), a snapshot. */
+/** registerMember: one entry per token and instance (a restore done again overwrites its entry). */
+function register(world: ModelWorld, entry: RegistryEntry): void {
+  world.registry = world.registry.filter((e) => e.token !== entry.token || e.instance !== entry.instance);
+  world.registry.push(entry);
+}
+
+/**
+ * One cycle of the serving cluster's leader, as planReconcile and run.ts do it: a leader of a
+ * cluster the marker does not name (foreignLeaderHold) writes nothing and saves no snapshot; else
+ * planMarker's write (an active marker without the cluster's ID gains it; absent, claimed or
+ * restoring -> active with this cluster's ID, by compare-and-swap), then a snapshot under the
+ * marker's token (the local one without a marker) unless the leader is leaving.
+ */
 function leaderCycle(world: ModelWorld): void {
-  const etcdOf = frame(world).etcdOf;
+  const f = frame(world);
   for (const cluster of world.clusters) {
-    const leader = leaderOf(cluster, etcdOf);
+    const leader = leaderOf(cluster, f.etcdOf);
     const node = world.nodes.find((n) => n.instanceId === leader?.instanceId);
     if (!node) continue;
     const m = world.marker;
-    if (m === null || m.state !== "active") {
-      const token = m?.token ?? node.state?.clusterToken;
-      if (token !== undefined)
-        swapMarker(world, m, { state: "active", token, claimant: m?.claimant ?? node.instanceId });
+    const marker: ReconcileObservation["marker"] =
+      m === null ? { kind: "absent" } : { kind: "present", marker: { ...m, raw: raw(m) } };
+    const localClusterToken = node.state?.clusterToken ?? null;
+    const view = clusterView(f, cluster.uid, node.instanceId);
+    // foreignLeaderHold reads only the marker and the local token of the observation.
+    const foreign = foreignLeaderHold({ marker, localClusterToken } as ReconcileObservation, view);
+    if (foreign !== null) {
+      world.log.push(`  ${node.instanceId} leads ${cluster.uid}: held, ${foreign.rule}: ${foreign.detail}`);
+      return;
     }
-    world.snapshots.push({
-      token: node.state?.clusterToken ?? "?",
-      cluster: cluster.uid,
-      members: cluster.members.filter((x) => x.started).map((x) => x.instanceId),
-    });
+    if (m === null || m.state !== "active" || m.cluster === undefined) {
+      const token = m?.token ?? localClusterToken;
+      if (token !== null)
+        swapMarker(world, m, {
+          state: "active",
+          token,
+          claimant: m?.claimant ?? node.instanceId,
+          cluster: cluster.uid,
+        });
+    }
+    const snapshotToken = m?.token ?? localClusterToken;
+    if (node.lifecycle === "InService" && snapshotToken !== null)
+      world.snapshots.push({
+        token: snapshotToken,
+        cluster: cluster.uid,
+        members: cluster.members.filter((x) => x.started).map((x) => x.instanceId),
+      });
     return;
   }
 }
@@ -404,7 +512,7 @@ export function step(world: ModelWorld, cmd: ModelCommand): void {
       const obs = observe(world, node, cmd.stale, cmd.drop);
       const d = decideBoot(obs);
       world.log.push(
-        `${node.instanceId} boot (stale ${cmd.stale}${cmd.drop !== null ? `, drop ${cmd.drop}` : ""}${cmd.crash ? ", crash" : ""}): ${d.kind === "wait" || d.kind === "refuse" ? `${d.kind} ${d.hold.rule}` : `${d.kind}${d.kind === "bootstrap" ? ` ${d.claim}` : ""}`}`,
+        `${node.instanceId} boot (stale ${cmd.stale}${cmd.drop !== null ? `, drop ${cmd.drop}` : ""}${cmd.crash ? ", crash" : ""}): ${d.kind === "wait" || d.kind === "refuse" ? `${d.kind} ${d.hold.rule}` : `${d.kind}${d.kind === "bootstrap" || d.kind === "restore" ? ` ${d.claim}` : d.kind === "join" && d.activateMarker ? " activate" : ""}`}`,
       );
       applyDecision(world, node, d, obs, cmd.crash);
       break;
