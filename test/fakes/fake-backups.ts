@@ -1,6 +1,5 @@
 // An in-memory backup bucket (the BackupStore port) with failures on demand: an S3 outage for
 // reads or writes, or under one key prefix only.
-
 import { readFileSync } from "node:fs";
 import { parseSnapshotKey, type StoredObject } from "../../agent/planner/backup-plan.js";
 import type { BackupStore, SnapshotFile } from "../../agent/ports/backups.js";
@@ -16,7 +15,6 @@ export class FakeBackups implements BackupStore {
   async put(key: string, body: Buffer | SnapshotFile, meta: Record<string, string>): Promise<void> {
     if (this.failPut !== null && (this.failPutOn === null || key.includes(this.failPutOn)))
       throw new Error(this.failPut);
-    // A snapshot comes as a file (streamed by the S3 adapter): read it, as S3 would upload it.
     const bytes = Buffer.isBuffer(body) ? Buffer.from(body) : readFileSync(body.file);
     this.objects.set(key, { body: bytes, meta: { ...meta } });
   }

@@ -105,6 +105,29 @@ describe("the run loop's memory across a restart", () => {
     expect(reportedAt).toEqual([1300]);
   });
 
+  it("never writes its stale copy of boot's unreachable clock over the one boot keeps", async () => {
+    const w = world(new Set([3]));
+    // run starts with an old unreachable clock on disk; boot (before an etcd restart) then
+    // writes a newer one beside the loop.
+    await w.local.writeMemory({
+      unreachableSince: "2026-11-22T11:00:00.000Z",
+      unreachableConfirmedAt: "2026-11-22T11:01:00.000Z",
+    });
+    const state = initialLoopState();
+    w.setNow(0);
+    await reconcileOnce(w.ports, config, w.ctx, state, silentLogger);
+    const boots = {
+      unreachableSince: "2026-11-22T12:00:30.000Z",
+      unreachableConfirmedAt: "2026-11-22T12:00:40.000Z",
+    };
+    await w.local.writeMemory({ ...((await w.local.readMemory()) as object), ...boots });
+    for (const s of [70, 140, 210]) {
+      w.setNow(s);
+      await reconcileOnce(w.ports, config, w.ctx, state, silentLogger);
+    }
+    expect(await w.local.readMemory()).toMatchObject(boots);
+  });
+
   it("remembers the DNS writes across a restart, so the budget holds", async () => {
     const w = world(new Set());
     const state = initialLoopState();
