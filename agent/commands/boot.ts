@@ -19,6 +19,7 @@ import { clientUrlFor, peerUrlFor } from "../planner/membership.js";
 import {
   emptyMemory,
   type Memory,
+  observeNotFound,
   observeUnreachable,
   parseMemory,
   rememberMembers,
@@ -418,9 +419,17 @@ async function observeUnlisted(
   if (unlisted.length === 0) return {};
   try {
     const facts = await ports.ec2.describeInstances(unlisted);
-    return Object.fromEntries(
+    const states = Object.fromEntries(
       unlisted.map((id) => [id, facts.find((f) => f.instanceId === id)?.state ?? "not-found"]),
     );
+    // "Not found" may be an instance EC2 does not show yet: gone only once it has lasted.
+    const stored = parseMemory(await ports.local.readMemory().catch(() => null));
+    const seen = observeNotFound(stored, states, ports.clock.now().toISOString());
+    if (JSON.stringify(seen.memory.notFoundSince) !== JSON.stringify(stored.notFoundSince))
+      await ports.local.writeMemory(seen.memory).catch((error: Error) =>
+        log.warn("could not persist the not-found clocks", { reason: error.message }),
+      );
+    return seen.states;
   } catch (error) {
     log.warn("could not read the EC2 state of instances the ASG does not list", {
       target_instance_id: unlisted.join(","),

@@ -269,13 +269,14 @@ async function loadMemory(ports: Ports, state: LoopState, log: Logger): Promise<
 async function saveMemory(ports: Ports, state: LoopState, before: string, log: Logger): Promise<void> {
   if (JSON.stringify(state.memory) === before) return;
   try {
-    // The unreachable clock is boot's (it runs before every start of etcd, beside this loop): keep
+    // The unreachable and not-found clocks are boot's (it runs before every start of etcd, beside this loop): keep
     // what is on disk for it, never this process's copy from when it started.
     const disk = parseMemory(await ports.local.readMemory().catch(() => null));
     await ports.local.writeMemory({
       ...state.memory,
       unreachableSince: disk.unreachableSince,
       unreachableConfirmedAt: disk.unreachableConfirmedAt,
+      notFoundSince: disk.notFoundSince,
     });
   } catch (error) {
     log.warn("could not persist the remembered clocks", { error: (error as Error).message });

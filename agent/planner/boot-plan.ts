@@ -144,6 +144,12 @@ export function decideBoot(obs: BootObservation): BootDecision {
 }
 
 /** EC2 states in which an instance runs nothing any more. */
+/**
+ * EC2 states that say an instance is gone. `not-found` comes from the agent only once EC2 has not
+ * known the instance for NOT_FOUND_SETTLE_SECONDS (boot persists when it first saw it missing): a
+ * just-launched instance can be missing from EC2's answers for a while, a terminated one is shown
+ * as `terminated` for about an hour.
+ */
 const EC2_GONE = new Set(["terminated", "not-found"]);
 
 /**
@@ -467,6 +473,24 @@ function decideRecovery(obs: BootObservation, formerToken: string, staleData: bo
 function decideRestoring(obs: BootObservation, marker: ClusterMarker, staleData: boolean): BootDecision {
   const asg = obs.asg as AsgView;
   const mine = marker.claimant === obs.self.instanceId;
+  const local = obs.local;
+  if (
+    mine &&
+    !local.hasData &&
+    local.state !== null &&
+    local.state.clusterToken === marker.token &&
+    local.state.memberId !== null
+  ) {
+    // The restored member ran (its ID is recorded) and its data is gone: writes acknowledged since
+    // the restore would be lost by restoring the old snapshot again.
+    return {
+      kind: "refuse",
+      hold: hold(
+        "cluster-existed",
+        `this node ran member ${local.state.memberId} of the restored cluster ${marker.token} and its data is gone; restore it from its newest snapshot (etcd-agent snapshot restore) or bring the data back`,
+      ),
+    };
+  }
   if (!mine && !claimantGone(obs, marker.claimant)) {
     return {
       kind: "wait",

@@ -32,6 +32,8 @@ export interface Memory {
   observedAt: string | null;
   /** Boot: the last observation that confirmed no member answers (ISO-8601); null while one answers. */
   unreachableConfirmedAt: string | null;
+  /** Boot: instances EC2 did not know (filtered DescribeInstances), since when, unbroken (ISO-8601). */
+  notFoundSince: Record<string, string>;
 }
 
 /** A member counts as recovered after answering, without a miss, for this long (three 10 s cycles). */
@@ -64,6 +66,7 @@ export function emptyMemory(): Memory {
     unreachableSince: null,
     observedAt: null,
     unreachableConfirmedAt: null,
+    notFoundSince: {},
   };
 }
 
@@ -95,6 +98,7 @@ export function parseMemory(raw: unknown): Memory {
   if (isTime(r.unreachableSince)) m.unreachableSince = r.unreachableSince;
   if (isTime(r.observedAt)) m.observedAt = r.observedAt;
   if (isTime(r.unreachableConfirmedAt)) m.unreachableConfirmedAt = r.unreachableConfirmedAt;
+  if (isRecordOfStrings(r.notFoundSince)) m.notFoundSince = r.notFoundSince;
   // Half a clock is no clock: without both, it starts again.
   if (m.unreachableSince === null || m.unreachableConfirmedAt === null) {
     m.unreachableSince = null;
@@ -234,4 +238,35 @@ export function observeUnreachable(memory: Memory, answered: boolean, now: strin
     unreachableSince: continues ? memory.unreachableSince : now,
     unreachableConfirmedAt: now,
   };
+}
+
+/**
+ * EC2 may not show an instance for a while after it launched, and shows a terminated one as
+ * `terminated` for about an hour: "not found" says it is gone only once it has lasted this long.
+ */
+export const NOT_FOUND_SETTLE_SECONDS = 600;
+
+/**
+ * Boot: folds EC2's answer for the instances the ASG did not list into the not-found clocks, and
+ * returns the states the planner sees: `not-found` only once it has lasted NOT_FOUND_SETTLE_SECONDS
+ * (before that `not-found-recently`, which is not gone); other states as EC2 gave them.
+ */
+export function observeNotFound(
+  memory: Memory,
+  states: Record<string, string>,
+  now: string,
+): { memory: Memory; states: Record<string, string> } {
+  const notFoundSince: Record<string, string> = {};
+  const seen: Record<string, string> = {};
+  for (const [id, state] of Object.entries(states)) {
+    if (state !== "not-found") {
+      seen[id] = state;
+      continue;
+    }
+    const since = memory.notFoundSince[id];
+    const from = since !== undefined && Date.parse(since) <= Date.parse(now) ? since : now;
+    notFoundSince[id] = from;
+    seen[id] = ageSeconds(from, now) >= NOT_FOUND_SETTLE_SECONDS ? "not-found" : "not-found-recently";
+  }
+  return { memory: { ...memory, notFoundSince }, states: seen };
 }

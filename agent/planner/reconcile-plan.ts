@@ -368,7 +368,14 @@ export function foreignLeaderHold(obs: ReconcileObservation, cluster: ClusterVie
   if (
     m.marker.cluster === undefined &&
     obs.localClusterToken !== null &&
-    m.marker.token !== obs.localClusterToken
+    m.marker.token !== obs.localClusterToken &&
+    // A node that joined before any marker named its cluster after etcd's ID; a legacy active
+    // marker whose claimant is one of this cluster's members is this cluster's too.
+    obs.localClusterToken !== `adopted-${cluster.clusterId}` &&
+    !(
+      m.marker.state === "active" &&
+      cluster.members.some((x) => x.name === m.marker.claimant || x.instanceId === m.marker.claimant)
+    )
   ) {
     return hold(
       "foreign-cluster",
@@ -589,7 +596,13 @@ function planHealthReports(
       continue;
     }
     if (!m.isLearner) {
-      const others = voters.filter((v) => v.id !== m.id && isHealthy(v)).length;
+      // Voters that are leaving (their instance is going) or already reported (the ASG terminates
+      // them) will not be there to make quorum: they do not count.
+      const staying = (v: MemberView) => {
+        const i = instanceOfMember(v, asg);
+        return i !== null && !isLeaving(i) && !obs.reportedUnhealthy.includes(i.instanceId);
+      };
+      const others = voters.filter((v) => v.id !== m.id && isHealthy(v) && staying(v)).length;
       const needed = quorumSize(voters.length);
       if (others < needed) {
         holds.push(

@@ -45,7 +45,12 @@ export class FakeAws {
     return inst;
   }
 
+  /** Instances terminated: EC2 still describes them, as `terminated`, for about an hour. */
+  readonly terminated = new Map<string, { ip: string; launchTime: string }>();
+
   terminate(instanceId: string): void {
+    const i = this.instances.get(instanceId);
+    if (i) this.terminated.set(instanceId, { ip: i.ip, launchTime: i.launchTime });
     this.instances.delete(instanceId);
   }
 
@@ -90,7 +95,7 @@ export class FakeAws {
         aws.completed.push({ instanceId: input.instanceId, hookName: input.hookName, result: input.result });
         const inst = aws.instances.get(input.instanceId);
         if (inst?.lifecycleState === "Pending:Wait") inst.lifecycleState = "InService";
-        if (inst?.lifecycleState === "Terminating:Wait") aws.instances.delete(input.instanceId);
+        if (inst?.lifecycleState === "Terminating:Wait") aws.terminate(input.instanceId);
       },
       async recordLifecycleActionHeartbeat() {
         guard("RecordLifecycleActionHeartbeat");
@@ -111,7 +116,9 @@ export class FakeAws {
         aws.calls.push("EC2.DescribeInstances");
         return ids.flatMap((id) => {
           const i = aws.instances.get(id);
-          return i ? [{ instanceId: id, privateIp: i.ip, launchTime: i.launchTime, state: "running" }] : [];
+          if (i) return [{ instanceId: id, privateIp: i.ip, launchTime: i.launchTime, state: "running" }];
+          const t = aws.terminated.get(id);
+          return t ? [{ instanceId: id, privateIp: t.ip, launchTime: t.launchTime, state: "terminated" }] : [];
         });
       },
     };

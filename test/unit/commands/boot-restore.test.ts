@@ -67,7 +67,11 @@ function world(opts: { config?: Record<string, unknown>; corrupt?: boolean } = {
   const dir = join(root, `w${++seq}`);
   mkdirSync(dir, { recursive: true });
   const aws = new FakeAws();
-  // The lost cluster's instances (1, 2) are gone; the ASG holds new instances 4, 5, 6.
+  // The lost cluster's instances (1, 2) are gone (EC2 says terminated); the ASG holds new ones 4, 5, 6.
+  for (const n of [1, 2]) {
+    aws.launch(n, `127.0.50.${n}`);
+    aws.terminate(`i-${n.toString(16).padStart(8, "0")}`);
+  }
   const self = aws.launch(4, "127.0.50.4");
   aws.launch(5, "127.0.50.5");
   aws.launch(6, "127.0.50.6");
