@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { parseConfig } from "../agent/config/config.js";
 import { ConfigError } from "../agent/errors.js";
-import { ETCD_IMAGE } from "./etcd-image.js";
+import { DIGEST_RE, ETCD_IMAGE, pinnedTag } from "./etcd-image.js";
 
 /** EC2 refuses user data above 16 KB (before base64). */
 export const USER_DATA_LIMIT = 16 * 1024;
@@ -24,6 +24,8 @@ export interface NodeConfigOptions {
   sshAuthorizedKeys?: string[];
   /** etcd's image tag (default ETCD_IMAGE.tag), such as v3.5.17. */
   etcdImageTag?: string;
+  /** The tag's image digest (sha256:...); required with any tag but ETCD_IMAGE's own. */
+  etcdImageDigest?: string;
   /**
    * etcd's data volume (an EBS volume) by its block device mapping name, such as /dev/xvdb: found
    * on the node by etcd-data-volume.service (the name where the OS makes it, otherwise the one
@@ -48,7 +50,9 @@ export const NODE_PATHS = {
 
 const UNIT_DIR = new URL("../systemd/", import.meta.url);
 
-function template(path: string, os: NodeOs, imageTag: string = ETCD_IMAGE.tag): string {
+const DEFAULT_PINNED = pinnedTag(ETCD_IMAGE.tag, ETCD_IMAGE.digest);
+
+function template(path: string, os: NodeOs, imageTag: string = DEFAULT_PINNED): string {
   return readFileSync(new URL(path, UNIT_DIR), "utf8")
     .replaceAll("@BIN_DIR@", NODE_PATHS.binDir[os])
     .replaceAll("@ETCD_IMAGE_REPOSITORY@", ETCD_IMAGE.repository)
@@ -58,7 +62,7 @@ function template(path: string, os: NodeOs, imageTag: string = ETCD_IMAGE.tag): 
 /** The units a node runs, rendered for its OS: name, contents, drop-ins. */
 export function renderUnits(
   os: NodeOs,
-  imageTag: string = ETCD_IMAGE.tag,
+  imageTag: string = DEFAULT_PINNED,
 ): Array<{ name: string; contents?: string; dropins?: Array<{ name: string; contents: string }> }> {
   const etcd =
     os === "flatcar"
@@ -102,7 +106,8 @@ function dataUrl(text: string): string {
   return `data:,${encodeURIComponent(text)}`;
 }
 
-function validate(o: NodeConfigOptions): void {
+/** Checks the options; returns the etcd image pinned as `tag@digest`. */
+function validate(o: NodeConfigOptions): string {
   if (o.os !== "flatcar" && o.os !== "fcos")
     throw new ConfigError(`--os must be flatcar or fcos, got ${JSON.stringify(o.os)}`);
   if (o.arch !== "x64" && o.arch !== "arm64")
@@ -126,6 +131,20 @@ function validate(o: NodeConfigOptions): void {
       `etcd version must look like v3.5.17 (3.4, 3.5 or 3.6), got ${JSON.stringify(o.etcdImageTag)}`,
     );
   }
+  const digest =
+    o.etcdImageDigest ??
+    (o.etcdImageTag === undefined || o.etcdImageTag === ETCD_IMAGE.tag ? ETCD_IMAGE.digest : undefined);
+  const tag = o.etcdImageTag ?? ETCD_IMAGE.tag;
+  if (digest === undefined) {
+    throw new ConfigError(
+      `etcd image ${ETCD_IMAGE.repository}:${tag} has no digest: nodes run images pinned by digest; give its digest (sha256:<64 hex>) from \`crane digest ${ETCD_IMAGE.repository}:${tag}\` (docs/security.md, "Supply chain")`,
+    );
+  }
+  if (!DIGEST_RE.test(digest)) {
+    throw new ConfigError(
+      `etcd image digest must be sha256: and 64 lowercase hex digits, got ${JSON.stringify(digest)}`,
+    );
+  }
   if (o.dataDevice !== undefined && !/^\/dev\/[A-Za-z0-9/_.-]+$/.test(o.dataDevice)) {
     throw new ConfigError(
       `the data device must be a /dev/ path such as /dev/xvdb, got ${JSON.stringify(o.dataDevice)}`,
@@ -136,6 +155,7 @@ function validate(o: NodeConfigOptions): void {
       throw new ConfigError(`--ssh-key is not an OpenSSH public key: ${JSON.stringify(key.slice(0, 40))}`);
     }
   }
+  return pinnedTag(tag, digest);
 }
 
 export interface IgnitionConfig {
@@ -149,7 +169,7 @@ export interface IgnitionConfig {
 }
 
 export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
-  validate(o);
+  const pinned = validate(o);
   const bin = `${NODE_PATHS.binDir[o.os]}/etcd-agent`;
   return {
     ignition: { version: "3.3.0" },
@@ -182,7 +202,7 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
           path: `${NODE_PATHS.binDir[o.os]}/etcd-restore`,
           mode: 0o755,
           overwrite: true,
-          contents: { source: dataUrl(restoreWrapper(o.os, o.etcdImageTag ?? ETCD_IMAGE.tag)) },
+          contents: { source: dataUrl(restoreWrapper(o.os, pinned)) },
         },
         ...(o.dataDevice
           ? [
@@ -220,7 +240,7 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
     systemd: {
       units: [
         ...(o.dataDevice ? [dataVolumeUnit(o.os), dataMountUnit()] : []),
-        ...renderUnits(o.os, o.etcdImageTag).map((u) => ({ ...u, enabled: true })),
+        ...renderUnits(o.os, pinned).map((u) => ({ ...u, enabled: true })),
       ],
     },
   };

@@ -21,7 +21,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type Plugin } from "esbuild";
 import protobuf from "protobufjs";
-import { SEA_NODE_VERSION } from "./node-version.js";
+import { checkNodeBinary, SEA_NODE_VERSION } from "./node-version.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const DIST = join(ROOT, "dist");
@@ -100,7 +100,10 @@ async function bundle(): Promise<void> {
 function nodeBinary(arch: Arch): string {
   const dir = join(CACHE, `${arch}-${SEA_NODE_VERSION}`);
   const bin = join(dir, "package", "bin", "node");
-  if (existsSync(bin)) return bin;
+  if (existsSync(bin)) {
+    checkNodeBinary(bin, arch);
+    return bin;
+  }
   mkdirSync(dir, { recursive: true });
   const pkg = `node-linux-${arch}@${SEA_NODE_VERSION}`;
   log(`npm pack ${pkg}`);
@@ -111,6 +114,7 @@ function nodeBinary(arch: Arch): string {
   if (!tgz) throw new Error(`npm pack ${pkg} printed no file name`);
   execFileSync("tar", ["xzf", join(dir, tgz), "-C", dir, "package/bin/node"]);
   rmSync(join(dir, tgz));
+  checkNodeBinary(bin, arch);
   return bin;
 }
 

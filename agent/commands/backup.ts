@@ -16,16 +16,18 @@ import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import {
   backupDue,
+  FUTURE_SKEW_MS,
   type MemberRegistryEntry,
   memberRegistryKey,
   memberRegistryPrefix,
-  newestFirst,
   parseRegistryEntry,
   parseSnapshotKey,
   planRetention,
+  type RefusedSnapshot,
   registeredInstances,
   type SnapshotRef,
   snapshotKey,
+  vetSnapshots,
 } from "../planner/backup-plan.js";
 import { BACKUP_TRANSFER_TIMEOUT_MS, type BackupStore } from "../ports/backups.js";
 import type { Ports } from "../ports/index.js";
@@ -190,15 +192,61 @@ export async function saveSnapshot(
   }
 }
 
-/** Our snapshots under the prefix, newest first (other objects are ignored). */
+/**
+ * Our snapshots under the prefix, newest first by when S3 stored them; other objects, and objects
+ * in sub-folders, are not snapshots. A snapshot the listing refuses (overwritten, or dated in the
+ * future: planted) is never returned: it is logged and alarmed (`recordRefusedSnapshot`), every
+ * time it is listed, until someone removes it.
+ */
 export async function listSnapshots(
   ports: Ports,
   config: AgentConfig,
   asgName: string,
+  log?: Logger,
 ): Promise<SnapshotRef[]> {
   const { backups, backup } = store(ports, config);
-  const keys = await backups.list(backupPrefix(backup, asgName));
-  return newestFirst(keys.map(parseSnapshotKey).filter((r): r is SnapshotRef => r !== null));
+  const prefix = backupPrefix(backup, asgName);
+  const { snapshots, refused } = vetSnapshots(await backups.listStored(prefix), prefix, ports.clock.now());
+  for (const r of refused) {
+    log?.error(
+      "refused a snapshot: planted or overwritten; it is not restored and does not count as the newest",
+      {
+        action: "backup",
+        key: r.key,
+        reason: r.reason,
+      },
+    );
+    await recordRefusedSnapshot(ports, config, asgName, r).catch((error: Error) =>
+      log?.warn("could not record the refused snapshot's alarm", {
+        action: "backup",
+        key: r.key,
+        error: error.message,
+      }),
+    );
+  }
+  return snapshots;
+}
+
+/** The prefix (under events/) of refused-snapshot records; the infrastructure's rule alarms on it. */
+export const REFUSED_SNAPSHOT_EVENT = "refused-";
+
+/**
+ * Writes `events/refused-<snapshot name>.json` (one per refused key: listing it again rewrites the
+ * same record, and alarms again). Returns the key.
+ */
+export async function recordRefusedSnapshot(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  refused: RefusedSnapshot,
+): Promise<string> {
+  const { backups, backup } = store(ports, config);
+  const name = (refused.key.split("/").pop() ?? "").replace(/[^\w.-]/g, "_").replace(/\.db$/, "");
+  const key = `${eventsPrefix(backup, asgName)}${REFUSED_SNAPSHOT_EVENT}${name}.json`;
+  const at = ports.clock.now().toISOString();
+  const body = Buffer.from(`${JSON.stringify({ event: "refused-snapshot", at, ...refused }, null, 2)}\n`);
+  await backups.put(key, body, { sha256: sha256(body) });
+  return key;
 }
 
 /** Deletes what the retention policy does not keep; returns the deleted keys. */
@@ -209,7 +257,7 @@ export async function enforceRetention(
   log: Logger,
 ): Promise<string[]> {
   const { backups, backup } = store(ports, config);
-  const refs = await listSnapshots(ports, config, asgName);
+  const refs = await listSnapshots(ports, config, asgName, log);
   const { remove } = planRetention(refs, ports.clock.now(), backup);
   for (const r of remove) {
     await backups.delete(r.key);
@@ -337,9 +385,20 @@ export async function backupIfDue(
 ): Promise<boolean> {
   if (!config.backup || !ports.backups || clusterToken === null) return false;
   if (state.lastTakenAt === undefined) {
-    state.lastTakenAt = (await listSnapshots(ports, config, asgName))[0]?.takenAt ?? null;
+    // This cluster's own newest (an earlier cluster's snapshots do not make this one's less due);
+    // refused ones (a planted 2099 key) never count: listSnapshots alarms on them instead.
+    const ours = (await listSnapshots(ports, config, asgName, log)).filter(
+      (r) => r.clusterToken === clusterToken,
+    );
+    state.lastTakenAt = ours[0]?.takenAt ?? null;
   }
-  if (!backupDue(state.lastTakenAt, ports.clock.now(), config.backup.intervalMinutes)) return false;
+  const now = ports.clock.now();
+  if (state.lastTakenAt !== null && Date.parse(state.lastTakenAt) > now.getTime() + FUTURE_SKEW_MS)
+    log.error("the last snapshot is dated in the future; taking one now instead of waiting for it", {
+      action: "backup",
+      last_taken_at: state.lastTakenAt,
+    });
+  if (!backupDue(state.lastTakenAt, now, config.backup.intervalMinutes)) return false;
   const saved = await saveSnapshot(ports, config, asgName, endpoint, clusterToken, log, members, options);
   state.lastTakenAt = saved.takenAt;
   await new Steps(log, options.afterStep).run("snapshot:retention", () =>

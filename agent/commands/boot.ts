@@ -562,7 +562,7 @@ async function observeRecovery(
         ? ((await readRegistryEntry(ports, config, asgName, marker.token, marker.claimant))?.restoredFrom ??
           null)
         : marker.token;
-    const refs = await listSnapshots(ports, config, asgName);
+    const refs = await listSnapshots(ports, config, asgName, log);
     const newest = formerToken === null ? null : (refs.find((r) => r.clusterToken === formerToken) ?? null);
     const other = newest === null ? (refs[0] ?? null) : null;
     const meta = newest ? await ports.backups.head(newest.key) : {};
@@ -654,7 +654,7 @@ async function applyRestore(
   await steps.run("restore:move-data-aside", () => moveAside(ports, log, "stale data before a restore"));
   const tool = config.backup.restoreTool;
   // Only the lost cluster's own snapshots, newest first: never another cluster's in their place.
-  const candidates = (await listSnapshots(ports, config, asgName)).filter(
+  const candidates = (await listSnapshots(ports, config, asgName, log)).filter(
     (r) => r.clusterToken === decision.formerToken,
   );
   const verified = await steps.run("restore:download-verify", () =>

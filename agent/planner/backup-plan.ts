@@ -3,10 +3,21 @@
 
 export interface SnapshotRef {
   key: string;
-  /** When it was taken (ISO). */
+  /** When it was taken (ISO), as its name says. */
   takenAt: string;
   revision: string;
   clusterToken: string;
+  /** When S3 stored it (LastModified, S3's clock), from a listing; what "newest" means when known. */
+  storedAt?: string;
+}
+
+/** One object of a listing as S3 records it. */
+export interface StoredObject {
+  key: string;
+  /** S3's LastModified (ISO): set by S3, not by the writer. */
+  lastModified: string;
+  /** Versions of this key that are not delete markers (the agent writes a snapshot's key once). */
+  versions: number;
 }
 
 const KEY_RE = /(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:-\d{3})?Z)_r(\d+)_([A-Za-z0-9-]+)\.db$/;
@@ -23,10 +34,16 @@ export function snapshotKey(prefix: string, takenAt: Date, revision: string, clu
   return `${prefix}${stamp}_r${revision}_${clusterToken}.db`;
 }
 
-/** The snapshot a key names, or null for an object that is not one of ours. */
-export function parseSnapshotKey(key: string): SnapshotRef | null {
+/**
+ * The snapshot a key names, or null for an object that is not one of ours. With `prefix`, only a
+ * key directly under it counts: an object in a sub-folder (`<prefix>x/<name>.db`) is not a snapshot.
+ */
+export function parseSnapshotKey(key: string, prefix?: string): SnapshotRef | null {
+  if (prefix !== undefined && (!key.startsWith(prefix) || key.slice(prefix.length).includes("/")))
+    return null;
   const m = KEY_RE.exec(key);
   if (!m) return null;
+  if (prefix !== undefined && m.index !== prefix.length) return null;
   const [date, time] = (m[1] as string).split("T") as [string, string];
   const [hh, mm, ss, ms] = time.replace(/Z$/, "").split("-");
   const takenAt = `${date}T${hh}:${mm}:${ss}.${ms ?? "000"}Z`;
@@ -39,13 +56,74 @@ export function parseSnapshotKey(key: string): SnapshotRef | null {
   };
 }
 
-/** Newest first. */
+/** Newest first: by when S3 stored each (when known), then by the time in its name. */
 export function newestFirst(refs: SnapshotRef[]): SnapshotRef[] {
-  return [...refs].sort((a, b) => Date.parse(b.takenAt) - Date.parse(a.takenAt) || (a.key < b.key ? 1 : -1));
+  const stored = (r: SnapshotRef) => Date.parse(r.storedAt ?? r.takenAt);
+  return [...refs].sort(
+    (a, b) =>
+      stored(b) - stored(a) || Date.parse(b.takenAt) - Date.parse(a.takenAt) || (a.key < b.key ? 1 : -1),
+  );
 }
 
+/**
+ * How far a snapshot's name may run ahead of S3's LastModified, or of the agent's clock: the name
+ * is stamped before the upload starts, so an honest one is never later than either beyond clock skew.
+ */
+export const FUTURE_SKEW_MS = 5 * 60_000;
+
+/** A snapshot the listing refused, and why (the agent alarms on each, never restores or counts it). */
+export interface RefusedSnapshot {
+  key: string;
+  reason: string;
+}
+
+/**
+ * Invariant: a snapshot is trusted only if its key is written once (one version), its name's time
+ * is not after S3 stored it nor after now (beyond FUTURE_SKEW_MS). Everything else under the
+ * prefix that looks like a snapshot is refused with a reason; objects not directly under the prefix
+ * or not named as snapshots are not snapshots. Trusted ones come newest first by S3's LastModified.
+ */
+export function vetSnapshots(
+  objects: StoredObject[],
+  prefix: string,
+  now: Date,
+  skewMs: number = FUTURE_SKEW_MS,
+): { snapshots: SnapshotRef[]; refused: RefusedSnapshot[] } {
+  const snapshots: SnapshotRef[] = [];
+  const refused: RefusedSnapshot[] = [];
+  for (const o of objects) {
+    const ref = parseSnapshotKey(o.key, prefix);
+    if (!ref) continue;
+    const taken = Date.parse(ref.takenAt);
+    const stored = Date.parse(o.lastModified);
+    if (o.versions > 1) {
+      refused.push({
+        key: o.key,
+        reason: `written ${o.versions} times: the agent writes a snapshot's key once, so it was overwritten`,
+      });
+    } else if (taken > now.getTime() + skewMs) {
+      refused.push({
+        key: o.key,
+        reason: `its name is dated ${ref.takenAt}, in the future (now ${now.toISOString()})`,
+      });
+    } else if (Number.isNaN(stored) || taken > stored + skewMs) {
+      refused.push({
+        key: o.key,
+        reason: `its name is dated ${ref.takenAt}, after S3 stored it (${o.lastModified})`,
+      });
+    } else snapshots.push({ ...ref, storedAt: new Date(stored).toISOString() });
+  }
+  return { snapshots: newestFirst(snapshots), refused };
+}
+
+/**
+ * Whether a snapshot is due. A last snapshot dated in the future (beyond FUTURE_SKEW_MS) never
+ * holds a backup back: one is due.
+ */
 export function backupDue(lastTakenAt: string | null, now: Date, intervalMinutes: number): boolean {
-  return lastTakenAt === null || now.getTime() - Date.parse(lastTakenAt) >= intervalMinutes * 60_000;
+  if (lastTakenAt === null) return true;
+  const age = now.getTime() - Date.parse(lastTakenAt);
+  return age < -FUTURE_SKEW_MS || age >= intervalMinutes * 60_000;
 }
 
 export interface RetentionPolicy {

@@ -1,3 +1,5 @@
+import type { StoredObject } from "../planner/backup-plan.js";
+
 /** A transfer (put, get) finishes or fails within this: adapters must hold to it. */
 export const BACKUP_TRANSFER_TIMEOUT_MS = 600_000;
 
@@ -22,7 +24,15 @@ export interface BackupStore {
   ): Promise<void>;
   /** Every key under the prefix. */
   list(prefix: string): Promise<string[]>;
-  /** The body and the metadata recorded when it was stored. */
+  /**
+   * Every key under the prefix whose newest version is not a delete marker, with S3's LastModified
+   * and how many versions it has (ListObjectVersions): what the store, not the writer, recorded.
+   */
+  listStored(prefix: string): Promise<StoredObject[]>;
+  /**
+   * The body and the metadata recorded when it was stored. The store verifies its own checksum
+   * of the body (S3: SHA256 given at upload, ChecksumMode ENABLED) and fails on a mismatch.
+   */
   get(key: string): Promise<{ body: Buffer; meta: Record<string, string> }>;
   /** Only the metadata. */
   head(key: string): Promise<Record<string, string>>;

@@ -46,12 +46,21 @@ try {
     os: str("os") as never,
     domain: str("domain"),
     etcdVersion: str("etcdVersion"),
+    etcdImageDigest: str("etcdImageDigest"),
     dataVolumeGiB: num("dataVolumeGiB"),
     natGateways: num("natGateways"),
     bastionAllowedCidr: str("bastionAllowedCidr"),
     bastionKeyName: str("bastionKeyName"),
     sshAuthorizedKeys: json<string[]>("sshAuthorizedKeys"),
-    backup: { expireAfterDays: num("backupExpireAfterDays") },
+    backup: {
+      expireAfterDays: num("backupExpireAfterDays"),
+      objectLock:
+        str("backupObjectLock") === "off"
+          ? false
+          : { mode: str("backupObjectLockMode") as never, days: num("backupObjectLockDays") },
+      replicateToBucketArn: str("backupReplicateToBucketArn"),
+      customerManagedKey: str("backupCustomerManagedKey") !== "off",
+    },
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
   app.synth();

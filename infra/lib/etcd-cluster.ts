@@ -15,6 +15,7 @@ import {
   aws_events as events,
   aws_events_targets as eventTargets,
   aws_iam as iam,
+  aws_kms as kms,
   aws_logs as logs,
   RemovalPolicy,
   aws_route53 as route53,
@@ -71,6 +72,8 @@ export class EtcdCluster extends Construct {
   readonly clientSecurityGroup: ec2.SecurityGroup;
   readonly memberSecurityGroup: ec2.SecurityGroup;
   readonly backupBucket: s3.Bucket;
+  /** The snapshots' customer-managed key (backup.customerManagedKey, default on). */
+  readonly backupKey: kms.Key | undefined;
   readonly bastion: ec2.BastionHostLinux;
   readonly alarmTopic: sns.ITopic;
   readonly nodeRole: iam.Role;
@@ -133,22 +136,62 @@ export class EtcdCluster extends Construct {
 
     // ---- the agent binary and the backups
     const binary = new assets.Asset(this, "AgentBinary", { path: s.agentBinaryPath });
+    const backupPrefix = `backups/${asgName}/`;
+    // Snapshots nobody can poison after the fact (docs/security.md, "A bucket writer"): Object Lock
+    // keeps every version a node wrote for the lock's days (a node can add a delete marker or a new
+    // version, never remove or change a locked one); current versions never expire by a bucket rule,
+    // so the newest snapshot stays whatever the clock says; what the agent expired (non-current
+    // versions) goes after expireAfterDays, never before the lock ends.
+    const lock = s.backupLock;
+    this.backupKey = s.backupCustomerManagedKey
+      ? new kms.Key(this, "BackupKey", {
+          description: `etcd snapshots of ${asgName}`,
+          enableKeyRotation: true,
+          removalPolicy: RemovalPolicy.RETAIN,
+        })
+      : undefined;
     this.backupBucket = new s3.Bucket(this, "Backups", {
       versioned: true,
-      encryption: s3.BucketEncryption.S3_MANAGED,
+      ...(this.backupKey
+        ? { encryption: s3.BucketEncryption.KMS, encryptionKey: this.backupKey, bucketKeyEnabled: true }
+        : { encryption: s3.BucketEncryption.S3_MANAGED }),
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       removalPolicy: RemovalPolicy.RETAIN,
+      objectLockEnabled: lock !== null,
+      ...(lock
+        ? {
+            objectLockDefaultRetention:
+              lock.mode === "COMPLIANCE"
+                ? s3.ObjectLockRetention.compliance(Duration.days(lock.days))
+                : s3.ObjectLockRetention.governance(Duration.days(lock.days)),
+          }
+        : {}),
       lifecycleRules: [
         {
-          expiration: Duration.days(s.backupExpireAfterDays),
-          noncurrentVersionExpiration: Duration.days(7),
+          id: "ExpiredSnapshotsGoAfterExpireAfterDays",
+          noncurrentVersionExpiration: Duration.days(Math.max(s.backupExpireAfterDays, lock?.days ?? 0)),
           // Snapshots go up as multipart uploads: the parts of one a killed agent left are dropped.
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
+        { id: "DeleteMarkersWithNothingBehindThem", expiredObjectDeleteMarker: true },
       ],
+      ...(s.backupReplicateToBucketArn
+        ? {
+            replicationRules: [
+              {
+                id: "CopyToAnotherAccount",
+                destination: s3.Bucket.fromBucketArn(this, "BackupReplica", s.backupReplicateToBucketArn),
+                priority: 0,
+                // A node's delete markers stay here: the copy keeps what was deleted.
+                deleteMarkerReplication: false,
+                ...(this.backupKey ? { sseKmsEncryptedObjects: true } : {}),
+                filter: { prefix: backupPrefix },
+              },
+            ],
+          }
+        : {}),
     });
-    const backupPrefix = `backups/${asgName}/`;
     // Object-created events go to EventBridge: the RestoredFromSnapshot rule alarms on the agent's
     // restore records (no extra permission on the nodes: they already write the prefix). Set on the
     // CloudFormation resource: the Bucket's eventBridgeEnabled would add a custom-resource Lambda.
@@ -209,16 +252,37 @@ export class EtcdCluster extends Construct {
         resourceName: `${secretName(name)}-??????`,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
+    // The snapshots' key, through S3 only (kms:ViaService): nodes encrypt and decrypt, the bastion decrypts.
+    const kmsStatements = (actions: string[]) =>
+      this.backupKey
+        ? [
+            new iam.PolicyStatement({
+              sid: actions.includes("kms:GenerateDataKey")
+                ? "SnapshotKeyThroughS3"
+                : "SnapshotKeyDecryptThroughS3",
+              actions,
+              resources: [this.backupKey.keyArn],
+              conditions: { StringEquals: { "kms:ViaService": `s3.${stack.region}.amazonaws.com` } },
+            }),
+          ]
+        : [];
     const nodePolicy = new iam.Policy(this, "NodePolicy", {
       statements: [
+        // The CA is made once by the first node and then only read: no node can replace it.
         new iam.PolicyStatement({
-          sid: "ThisClustersTlsSecretsOnly",
+          sid: "TheCaCreatedOnceThenRead",
+          actions: ["secretsmanager:GetSecretValue", "secretsmanager:CreateSecret"],
+          resources: [secretArn("ca")],
+        }),
+        // The operators' certificate is renewed by the leader (a new version of the same secret).
+        new iam.PolicyStatement({
+          sid: "TheOperatorsCertificate",
           actions: [
             "secretsmanager:GetSecretValue",
             "secretsmanager:CreateSecret",
             "secretsmanager:PutSecretValue",
           ],
-          resources: [secretArn("ca"), secretArn("operator")],
+          resources: [secretArn("operator")],
         }),
         ...readStatements(),
         new iam.PolicyStatement({
@@ -249,9 +313,11 @@ export class EtcdCluster extends Construct {
           actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
           resources: [this.backupBucket.arnForObjects(`${backupPrefix}*`)],
         }),
+        ...kmsStatements(["kms:Decrypt", "kms:GenerateDataKey"]),
         new iam.PolicyStatement({
           sid: "ListBackupsOfThisCluster",
-          actions: ["s3:ListBucket"],
+          // Versions too: a snapshot key with a second version was overwritten, and is refused.
+          actions: ["s3:ListBucket", "s3:ListBucketVersions"],
           resources: [this.backupBucket.bucketArn],
           conditions: { StringLike: { "s3:prefix": [`${backupPrefix}*`] } },
         }),
@@ -268,6 +334,7 @@ export class EtcdCluster extends Construct {
       agent: { domain: d, hostedZoneId: ZONE_PLACEHOLDER, asgName, backupBucket: BACKUP_PLACEHOLDER },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
+      ...(s.etcdImageDigest ? { etcdImageDigest: s.etcdImageDigest } : {}),
       dataDevice: "/dev/xvdb",
     });
     this.ignitionTemplate = serialize(config);
@@ -371,6 +438,12 @@ export class EtcdCluster extends Construct {
       requireImdsv2: true,
       blockDevices: [{ deviceName: "/dev/xvda", volume: ec2.BlockDeviceVolume.ebs(10, { encrypted: true }) }],
     });
+    // One hop: a container on the bastion cannot reach the instance's credentials.
+    this.bastion.instance.instance.metadataOptions = {
+      httpTokens: "required",
+      httpPutResponseHopLimit: 1,
+      httpEndpoint: "enabled",
+    };
     if (s.bastionAllowedCidr) this.bastion.allowSshAccessFrom(ec2.Peer.ipv4(s.bastionAllowedCidr));
     if (s.bastionKeyName) this.bastion.instance.instance.keyName = s.bastionKeyName;
     this.bastion.instance.instance.monitoring = true;
@@ -383,6 +456,20 @@ export class EtcdCluster extends Construct {
           sid: "OperatorsCertificateOnly",
           actions: ["secretsmanager:GetSecretValue"],
           resources: [secretArn("operator")],
+        }),
+        // `etcd-agent snapshot list | restore` on the bastion: read only (an operator there holds
+        // the cluster's admin certificate, so the keyspace is no secret from them).
+        ...kmsStatements(["kms:Decrypt"]),
+        new iam.PolicyStatement({
+          sid: "ReadBackupsOfThisCluster",
+          actions: ["s3:GetObject"],
+          resources: [this.backupBucket.arnForObjects(`${backupPrefix}*`)],
+        }),
+        new iam.PolicyStatement({
+          sid: "ListBackupsOfThisCluster",
+          actions: ["s3:ListBucket", "s3:ListBucketVersions"],
+          resources: [this.backupBucket.bucketArn],
+          conditions: { StringLike: { "s3:prefix": [`${backupPrefix}*`] } },
         }),
       ],
     });
@@ -471,6 +558,36 @@ export class EtcdCluster extends Construct {
       },
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],
     });
+    // Deletes under the prefix that remove data for good (a version, not a delete marker): no node
+    // can (no s3:DeleteObjectVersion; Object Lock on top), so one is a person or a stolen role.
+    // The agent's own retention adds delete markers, which stay recoverable and do not alarm here.
+    new events.Rule(this, "SnapshotsDeletedForGood", {
+      description: `an object under ${backupPrefix} was permanently deleted (a version, not a delete marker): nothing in the agent does that`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Deleted"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: backupPrefix }] },
+          "deletion-type": ["Permanently Deleted"],
+        },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
+    // Snapshots the agent refused (a key from the future, another cluster's, overwritten): the
+    // agent writes events/refused-*.json, as it does for a restore.
+    new events.Rule(this, "RefusedSnapshots", {
+      description: `the agent of ${asgName} refused a snapshot under ${backupPrefix} as planted or overwritten (the record under ${backupPrefix}events/ names it and why)`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: `${backupPrefix}events/refused-` }] },
+        },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
 
     // ---- outputs: each one's key is the construct's ID and a fixed name (EtcdBastionInstanceId for
     // the app's "Etcd"), which docs/deploy.md uses verbatim; keep them.
@@ -515,7 +632,11 @@ export class EtcdCluster extends Construct {
       [`AwsSolutions::AwsSolutions-IAM5[Resource::<${stack.getLogicalId(this.backupBucket.node.defaultChild as s3.CfnBucket)}.Arn>/${backupPrefix}*]`]:
         "Snapshot objects are named by time under this cluster's own prefix; the agent writes, lists, reads and expires them there and nowhere else.",
     });
-    this.acknowledge(bastionPolicy, { "AwsSolutions::AwsSolutions-IAM5[Resource::*]": DESCRIBE_STAR });
+    this.acknowledge(bastionPolicy, {
+      "AwsSolutions::AwsSolutions-IAM5[Resource::*]": DESCRIBE_STAR,
+      [`AwsSolutions::AwsSolutions-IAM5[Resource::<${stack.getLogicalId(this.backupBucket.node.defaultChild as s3.CfnBucket)}.Arn>/${backupPrefix}*]`]:
+        "Operators list and read this cluster's snapshots (etcd-agent snapshot list | restore), read only, under its own prefix.",
+    });
     this.acknowledge(this.bastion, {
       "AwsSolutions::AwsSolutions-IAM5[Resource::*]":
         "BastionHostLinux's own grant for SSM Session Manager (ssmmessages, ec2messages, ssm:UpdateInstanceInformation), which have no resource-level permissions.",
@@ -530,6 +651,15 @@ export class EtcdCluster extends Construct {
       "AwsSolutions::AwsSolutions-S1":
         "Only the nodes' role can write here and the agent logs every snapshot it writes or expires; an access-log bucket would need its own retention. Enable CloudTrail S3 data events for an audit trail.",
     });
+    if (s.backupReplicateToBucketArn) {
+      const bucketId = stack.getLogicalId(this.backupBucket.node.defaultChild as s3.CfnBucket);
+      this.acknowledge(this.backupBucket, {
+        [`AwsSolutions::AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/*]`]:
+          "S3's replication role (made by the Bucket for replicationRules) reads every version of this bucket to copy it.",
+        [`AwsSolutions::AwsSolutions-IAM5[Resource::${s.backupReplicateToBucketArn}/*]`]:
+          "S3's replication role writes the copies into the operator's replica bucket, in another account.",
+      });
+    }
     this.acknowledge(this.autoScalingGroup, {
       "AwsSolutions::AwsSolutions-AS3":
         "Launch and terminate errors go to the alarm topic (plus EventBridge rules for failed lifecycle actions and unhealthy members); successful launches and terminations are routine and would drown the alarms.",

@@ -1,11 +1,33 @@
 // The EtcdCluster construct's properties and their validation: every refusal names the value and
 // the fix, before any resource is made.
 import { existsSync, readFileSync } from "node:fs";
+import { DIGEST_RE, ETCD_IMAGE } from "../../ignition/etcd-image.js";
 import type { NodeArch, NodeOs } from "../../ignition/render.js";
 
 export interface BackupSettings {
-  /** Days S3 keeps a snapshot before expiring it, a backstop behind the agent's own retention (default 35). */
+  /**
+   * Days S3 keeps a snapshot after the agent expired it (its non-current version, behind a delete
+   * marker) before removing it for good (default 35). Current versions never expire by a bucket
+   * rule: the agent's retention always keeps the newest snapshot, and the bucket does too.
+   */
   expireAfterDays?: number;
+  /**
+   * S3 Object Lock on every snapshot version (default governance, 14 days): no node can overwrite
+   * or delete a locked version; false turns it off (not advised). Governance: a principal with
+   * s3:BypassGovernanceRetention can still remove one (to clear a planted object); compliance: nobody.
+   */
+  objectLock?: false | { mode?: "GOVERNANCE" | "COMPLIANCE"; days?: number };
+  /**
+   * Replicates every object to a bucket in another account (its ARN); that account's bucket policy
+   * must let this stack's replication role write (docs/security.md). Default: none.
+   */
+  replicateToBucketArn?: string;
+  /**
+   * Encrypt the snapshots with a customer-managed KMS key the construct makes (default true): only
+   * principals the key's IAM grants name (the nodes, the bastion) can decrypt them, so s3:GetObject
+   * alone (ReadOnlyAccess) no longer reads the keyspace. false: S3-managed keys.
+   */
+  customerManagedKey?: boolean;
 }
 
 export interface EtcdClusterSettings {
@@ -26,6 +48,8 @@ export interface EtcdClusterSettings {
   domain?: string;
   /** etcd's image tag. Default the pinned one (ignition/etcd-image.ts). */
   etcdVersion?: string;
+  /** etcdVersion's image digest (sha256:...): nodes pull by digest; required with an etcdVersion other than the pinned one. */
+  etcdImageDigest?: string;
   /** Size of the encrypted gp3 data volume in GiB. Default 20. */
   dataVolumeGiB?: number;
   backup?: BackupSettings;
@@ -59,8 +83,13 @@ export interface ValidSettings {
   amis: Record<string, string> | undefined;
   domain: string;
   etcdVersion: string | undefined;
+  etcdImageDigest: string | undefined;
   dataVolumeGiB: number;
   backupExpireAfterDays: number;
+  /** null: Object Lock off. */
+  backupLock: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } | null;
+  backupReplicateToBucketArn: string | undefined;
+  backupCustomerManagedKey: boolean;
   bastionAllowedCidr: string | undefined;
   sshAuthorizedKeys: string[];
   bastionKeyName: string | undefined;
@@ -135,6 +164,14 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     );
   if (p.etcdVersion !== undefined && !/^v3\.(4|5|6)\.\d+$/.test(p.etcdVersion))
     fail(`etcdVersion must be an etcd image tag such as v3.5.17, got ${JSON.stringify(p.etcdVersion)}`);
+  if (p.etcdVersion !== undefined && p.etcdVersion !== ETCD_IMAGE.tag && p.etcdImageDigest === undefined)
+    fail(
+      `etcdVersion ${p.etcdVersion} needs etcdImageDigest (nodes pull etcd by digest): crane digest ${ETCD_IMAGE.repository}:${p.etcdVersion}`,
+    );
+  if (p.etcdImageDigest !== undefined && !DIGEST_RE.test(p.etcdImageDigest))
+    fail(
+      `etcdImageDigest must be sha256: and 64 lowercase hex digits, got ${JSON.stringify(p.etcdImageDigest)}`,
+    );
   const dataVolumeGiB = wholeInRange("dataVolumeGiB", p.dataVolumeGiB, 20, 8, 16384);
   const backupExpireAfterDays = wholeInRange(
     "backup.expireAfterDays",
@@ -143,6 +180,22 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     1,
     3650,
   );
+  const lock = p.backup?.objectLock;
+  let backupLock: ValidSettings["backupLock"] = null;
+  if (lock !== false) {
+    const mode = lock?.mode ?? "GOVERNANCE";
+    if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE")
+      fail(`backup.objectLock.mode must be GOVERNANCE or COMPLIANCE, got ${JSON.stringify(mode)}`);
+    backupLock = { mode, days: wholeInRange("backup.objectLock.days", lock?.days, 14, 1, 3650) };
+  }
+  const backupReplicateToBucketArn = p.backup?.replicateToBucketArn;
+  if (
+    backupReplicateToBucketArn !== undefined &&
+    !/^arn:aws[\w-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(backupReplicateToBucketArn)
+  )
+    fail(
+      `backup.replicateToBucketArn must be an S3 bucket ARN such as arn:aws:s3:::my-etcd-backups-copy, got ${JSON.stringify(backupReplicateToBucketArn)}`,
+    );
   const natGateways = wholeInRange("natGateways", p.natGateways, 1, 0, 3);
   if (p.bastionAllowedCidr !== undefined) {
     const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(p.bastionAllowedCidr);
@@ -185,8 +238,12 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     amis: p.amis === undefined ? undefined : { ...p.amis },
     domain,
     etcdVersion: p.etcdVersion,
+    etcdImageDigest: p.etcdImageDigest,
     dataVolumeGiB,
     backupExpireAfterDays,
+    backupLock,
+    backupReplicateToBucketArn,
+    backupCustomerManagedKey: p.backup?.customerManagedKey ?? true,
     bastionAllowedCidr: p.bastionAllowedCidr,
     sshAuthorizedKeys: p.sshAuthorizedKeys ?? [],
     bastionKeyName: p.bastionKeyName,

@@ -1,6 +1,7 @@
 // An in-memory backup bucket (the BackupStore port) with failures on demand: an S3 outage for
 // reads or writes, or under one key prefix only.
 import { readFileSync } from "node:fs";
+import { parseSnapshotKey, type StoredObject } from "../../agent/planner/backup-plan.js";
 import type { BackupStore, SnapshotFile } from "../../agent/ports/backups.js";
 
 export class FakeBackups implements BackupStore {
@@ -19,6 +20,14 @@ export class FakeBackups implements BackupStore {
   }
   async list(prefix: string): Promise<string[]> {
     return [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+  }
+  /** As S3 records it: an honest writer's LastModified (the time in a snapshot's name), one version. */
+  async listStored(prefix: string): Promise<StoredObject[]> {
+    return (await this.list(prefix)).map((key) => ({
+      key,
+      lastModified: parseSnapshotKey(key)?.takenAt ?? new Date(0).toISOString(),
+      versions: 1,
+    }));
   }
   async get(key: string): Promise<{ body: Buffer; meta: Record<string, string> }> {
     if (this.failGet !== null) throw new Error(this.failGet);

@@ -158,16 +158,6 @@ describe("EtcdCluster resources", () => {
     const node = Object.entries(policies).find(([id]) => id.startsWith("EtcdNodePolicy"))?.[1] as any;
     const statements = node.Properties.PolicyDocument.Statement as any[];
     const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
-    expect(Object.keys(bySid).sort()).toEqual([
-      "BackupsOfThisCluster",
-      "ChangeThisClustersRecordsOnly",
-      "DescribeCannotBeScoped",
-      "FetchTheAgentBinary",
-      "ListBackupsOfThisCluster",
-      "ReadThisZone",
-      "ThisClustersTlsSecretsOnly",
-      "ThisGroupOnly",
-    ]);
     const star = statements.filter((s) => s.Resource === "*");
     expect(star.map((s) => s.Sid)).toEqual(["DescribeCannotBeScoped"]);
     expect(
@@ -193,11 +183,6 @@ describe("EtcdCluster resources", () => {
       StringLike: { "s3:prefix": [`backups/${asgName}/*`] },
     });
     expect(bySid.FetchTheAgentBinary.Action).toBe("s3:GetObject");
-    // The TLS secrets: this cluster's two, by name (Secrets Manager's 6-character suffix), no more.
-    const tlsArns = JSON.stringify(bySid.ThisClustersTlsSecretsOnly.Resource);
-    expect(tlsArns).toContain(`:secret:etcd-agent/${asgName}/ca-??????`);
-    expect(tlsArns).toContain(`:secret:etcd-agent/${asgName}/operator-??????`);
-    expect(bySid.ThisClustersTlsSecretsOnly.Resource).toHaveLength(2);
     // The bastion reads the operators' certificate, never the CA.
     const bastion = Object.entries(policies).find(([id]) => id.startsWith("EtcdBastionPolicy"))?.[1] as any;
     const bastionSecrets = (bastion.Properties.PolicyDocument.Statement as any[]).filter((st) =>
@@ -266,6 +251,287 @@ describe("EtcdCluster resources", () => {
   });
 });
 
+/**
+ * What each role may do, statement by statement: the actions exactly, and what each statement's
+ * resource must name. A statement, action or resource beyond this table fails the test (#16).
+ */
+const DESCRIBE = [
+  "autoscaling:DescribeAutoScalingGroups",
+  "autoscaling:DescribeAutoScalingInstances",
+  "autoscaling:DescribeLifecycleHooks",
+  "ec2:DescribeInstances",
+];
+const ZONE = /^arn:<AWS::Partition>:route53:::hostedzone\/<EtcdZone[0-9A-F]+>$/;
+const BINARY =
+  /^arn:<AWS::Partition>:s3:::cdk-[a-z0-9]+-assets-<AWS::AccountId>-eu-west-1\/[0-9a-f]+(\.[0-9a-f]+)?$/;
+const SECRET = (name: string) =>
+  new RegExp(
+    `^arn:<AWS::Partition>:secretsmanager:eu-west-1:<AWS::AccountId>:secret:etcd-agent/Test-Etcd/${name}-\\?{6}$`,
+  );
+const SNAPSHOTS = /^<EtcdBackups[0-9A-F]+\.Arn>\/backups\/Test-Etcd\/\*$/;
+const BUCKET = /^<EtcdBackups[0-9A-F]+\.Arn>$/;
+const ON_PREFIX = { StringLike: { "s3:prefix": ["backups/Test-Etcd/*"] } };
+const KEY = /^<EtcdBackupKey[0-9A-F]+\.Arn>$/;
+const VIA_S3 = { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } };
+
+/**
+ * What each role may do, statement by statement: the actions exactly, the resources each must be,
+ * the conditions exactly. A statement, action, resource or loosened condition beyond this table
+ * fails the test (#16).
+ */
+const MAY: Record<
+  "node" | "bastion",
+  Record<string, { actions: string[]; resources: RegExp[]; condition?: unknown }>
+> = {
+  node: {
+    DescribeCannotBeScoped: { actions: DESCRIBE, resources: [/^\*$/] },
+    ReadThisZone: { actions: ["route53:ListResourceRecordSets"], resources: [ZONE] },
+    FetchTheAgentBinary: { actions: ["s3:GetObject"], resources: [BINARY] },
+    // Created once, then read: no PutSecretValue, so a node cannot replace the CA.
+    TheCaCreatedOnceThenRead: {
+      actions: ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue"],
+      resources: [SECRET("ca")],
+    },
+    TheOperatorsCertificate: {
+      actions: [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+      ],
+      resources: [SECRET("operator")],
+    },
+    // Any instance of this group: AWS has no condition naming the caller's own instance here.
+    ThisGroupOnly: {
+      actions: [
+        "autoscaling:CompleteLifecycleAction",
+        "autoscaling:RecordLifecycleActionHeartbeat",
+        "autoscaling:SetInstanceHealth",
+      ],
+      resources: [
+        /^arn:<AWS::Partition>:autoscaling:eu-west-1:<AWS::AccountId>:autoScalingGroup:\*:autoScalingGroupName\/Test-Etcd$/,
+      ],
+    },
+    ChangeThisClustersRecordsOnly: {
+      actions: ["route53:ChangeResourceRecordSets"],
+      resources: [ZONE],
+      condition: {
+        "ForAllValues:StringLike": {
+          "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+            "_etcd-server-ssl._tcp.etcd.internal",
+            "_etcd-client-ssl._tcp.etcd.internal",
+            "_etcd-server._tcp.etcd.internal",
+            "_etcd-client._tcp.etcd.internal",
+            "_etcd-cluster.etcd.internal",
+            "i-*.etcd.internal",
+          ],
+        },
+        "ForAllValues:StringEquals": { "route53:ChangeResourceRecordSetsRecordTypes": ["A", "SRV", "TXT"] },
+      },
+    },
+    // No DeleteObjectVersion, no PutObjectRetention/LegalHold, no BypassGovernanceRetention.
+    BackupsOfThisCluster: {
+      actions: ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+      resources: [SNAPSHOTS],
+    },
+    ListBackupsOfThisCluster: {
+      actions: ["s3:ListBucket", "s3:ListBucketVersions"],
+      resources: [BUCKET],
+      condition: ON_PREFIX,
+    },
+    SnapshotKeyThroughS3: {
+      actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+      resources: [KEY],
+      condition: VIA_S3,
+    },
+  },
+  bastion: {
+    DescribeCannotBeScoped: { actions: DESCRIBE, resources: [/^\*$/] },
+    ReadThisZone: { actions: ["route53:ListResourceRecordSets"], resources: [ZONE] },
+    FetchTheAgentBinary: { actions: ["s3:GetObject"], resources: [BINARY] },
+    OperatorsCertificateOnly: { actions: ["secretsmanager:GetSecretValue"], resources: [SECRET("operator")] },
+    ReadBackupsOfThisCluster: { actions: ["s3:GetObject"], resources: [SNAPSHOTS] },
+    SnapshotKeyDecryptThroughS3: { actions: ["kms:Decrypt"], resources: [KEY], condition: VIA_S3 },
+    ListBackupsOfThisCluster: {
+      actions: ["s3:ListBucket", "s3:ListBucketVersions"],
+      resources: [BUCKET],
+      condition: ON_PREFIX,
+    },
+  },
+};
+
+/** A resource as text: Fn::Join joined, a Ref as <Name>, a GetAtt as <Name.Attr>. */
+function arnText(v: unknown): string {
+  if (typeof v === "string") return v;
+  const o = v as Record<string, any>;
+  if (o.Ref) return `<${o.Ref}>`;
+  if (o["Fn::GetAtt"]) return `<${o["Fn::GetAtt"].join(".")}>`;
+  if (o["Fn::Join"]) return (o["Fn::Join"][1] as unknown[]).map(arnText).join(o["Fn::Join"][0]);
+  if (o["Fn::Sub"]) return (o["Fn::Sub"] as string).replace(/\$\{([^}]+)\}/g, "<$1>");
+  throw new Error(`cannot read ${JSON.stringify(v)}`);
+}
+
+describe("IAM: each role's statements against the table of what it may do", () => {
+  const policies = template.findResources("AWS::IAM::Policy");
+  const statementsOf = (prefix: string) =>
+    (Object.entries(policies).find(([id]) => id.startsWith(prefix))?.[1] as any).Properties.PolicyDocument
+      .Statement as any[];
+  it.each([
+    ["node", "EtcdNodePolicy"],
+    ["bastion", "EtcdBastionPolicy"],
+  ] as const)("the %s role: exactly the table's statements, actions and resources", (role, prefix) => {
+    const statements = statementsOf(prefix);
+    const table = MAY[role];
+    expect(statements.map((st) => st.Sid).sort()).toEqual(Object.keys(table).sort());
+    for (const st of statements) {
+      const may = table[st.Sid] as (typeof table)[string];
+      const resources = [st.Resource].flat().map(arnText);
+      expect({
+        sid: st.Sid,
+        effect: st.Effect,
+        actions: [st.Action].flat().sort(),
+        n: resources.length,
+      }).toEqual({
+        sid: st.Sid,
+        effect: "Allow",
+        actions: may.actions,
+        n: may.resources.length,
+      });
+      for (const [k, r] of resources.entries()) expect(r).toMatch(may.resources[k] as RegExp);
+      expect({ sid: st.Sid, condition: st.Condition }).toEqual({ sid: st.Sid, condition: may.condition });
+    }
+  });
+
+  it("the CA secret: no role may put a new value (a compromised node cannot replace the CA)", () => {
+    const all = Object.values(policies).flatMap((p: any) => p.Properties.PolicyDocument.Statement as any[]);
+    const onCa = all.filter((st) => JSON.stringify(st.Resource).includes("/ca-"));
+    expect(onCa.length).toBeGreaterThan(0);
+    expect(
+      onCa
+        .flatMap((st) => [st.Action].flat())
+        .filter(
+          (a) =>
+            a !== "secretsmanager:GetSecretValue" &&
+            a !== "secretsmanager:CreateSecret" &&
+            !a.startsWith("secretsmanager:Delete") &&
+            a !== "secretsmanager:DescribeSecret",
+        ),
+    ).toEqual([]);
+  });
+});
+
+describe("the backup bucket: nothing a node writes can be rewritten, the newest always kept", () => {
+  it("Object Lock on by default (governance, 14 days): a node cannot overwrite or delete a locked version", () => {
+    template.hasResourceProperties("AWS::S3::Bucket", {
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: "Enabled",
+        Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 14 } },
+      },
+    });
+  });
+
+  it("no lifecycle rule expires a current version (the newest snapshot stays); expired ones go after the lock", () => {
+    const buckets = Object.values(template.findResources("AWS::S3::Bucket")) as any[];
+    const backups = buckets.filter((b) => b.Properties.ObjectLockEnabled !== undefined);
+    expect(backups).toHaveLength(1);
+    const rules = backups[0].Properties.LifecycleConfiguration.Rules as any[];
+    expect(rules.filter((r) => r.ExpirationInDays !== undefined || r.ExpirationDate !== undefined)).toEqual(
+      [],
+    );
+    const noncurrent = rules.map((r) => r.NoncurrentVersionExpiration?.NoncurrentDays).filter(Boolean);
+    expect(noncurrent).toEqual([35]);
+  });
+
+  it("compliance mode and the lock's days are the operator's; false turns the lock off", () => {
+    const compliance = synth({ backup: { objectLock: { mode: "COMPLIANCE", days: 30 } } }).template;
+    compliance.hasResourceProperties("AWS::S3::Bucket", {
+      ObjectLockConfiguration: {
+        ObjectLockEnabled: "Enabled",
+        Rule: { DefaultRetention: { Mode: "COMPLIANCE", Days: 30 } },
+      },
+    });
+    const off = synth({ backup: { objectLock: false } }).template;
+    expect(JSON.stringify(off.findResources("AWS::S3::Bucket"))).not.toContain("ObjectLockConfiguration");
+  });
+
+  it("replication to another account's bucket when given, delete markers not replicated", () => {
+    const arn = "arn:aws:s3:::etcd-backups-copy";
+    const t = synth({ backup: { replicateToBucketArn: arn } }).template;
+    t.hasResourceProperties("AWS::S3::Bucket", {
+      ReplicationConfiguration: Match.objectLike({
+        Rules: [
+          Match.objectLike({
+            Destination: Match.objectLike({ Bucket: arn }),
+            DeleteMarkerReplication: { Status: "Disabled" },
+            Status: "Enabled",
+          }),
+        ],
+      }),
+    });
+    expect(() => synth({ backup: { replicateToBucketArn: "etcd-backups-copy" } })).toThrow(
+      /backup.replicateToBucketArn must be an S3 bucket ARN.*"etcd-backups-copy"/,
+    );
+  });
+
+  it("permanent deletes under the prefix and snapshots the agent refused go to the alarm topic", () => {
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Deleted"],
+        detail: {
+          bucket: { name: [Match.objectLike({ Ref: Match.stringLikeRegexp("Backups") })] },
+          object: { key: [{ prefix: `backups/${asgName}/` }] },
+          "deletion-type": ["Permanently Deleted"],
+        },
+      },
+      Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: {
+          bucket: { name: [Match.objectLike({ Ref: Match.stringLikeRegexp("Backups") })] },
+          object: { key: [{ prefix: `backups/${asgName}/events/refused-` }] },
+        },
+      },
+      Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
+    });
+  });
+
+  it("the snapshots under a customer-managed key by default (rotated, kept); S3-managed when turned off", () => {
+    template.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+    template.hasResourceProperties("AWS::S3::Bucket", {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          Match.objectLike({
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: {
+              SSEAlgorithm: "aws:kms",
+              KMSMasterKeyID: Match.objectLike({
+                "Fn::GetAtt": [Match.stringLikeRegexp("BackupKey"), "Arn"],
+              }),
+            },
+          }),
+        ],
+      },
+    });
+    const off = synth({ backup: { customerManagedKey: false } }).template;
+    expect(off.findResources("AWS::KMS::Key")).toEqual({});
+    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("kms:");
+  });
+
+  it("the bastion's metadata: IMDSv2 with one hop", () => {
+    const instances = Object.values(template.findResources("AWS::EC2::Instance")) as any[];
+    expect(instances).toHaveLength(1);
+    expect(instances[0].Properties.MetadataOptions).toEqual({
+      HttpTokens: "required",
+      HttpPutResponseHopLimit: 1,
+      HttpEndpoint: "enabled",
+    });
+  });
+});
+
 describe("the user data", () => {
   const { text, json } = userDataConfig(template);
 
@@ -307,7 +573,7 @@ describe("the user data", () => {
     });
     const wrapper = json.storage.files.find((f: any) => f.path === "/opt/bin/etcd-restore");
     expect(decodeURIComponent(wrapper.contents.source.replace(/^data:,/, ""))).toMatch(
-      /docker run --rm --network none .* quay\.io\/coreos\/etcd:v3\.5\.\d+ etcdutl "\$@"/,
+      /docker run --rm --network none .* quay\.io\/coreos\/etcd:v3\.5\.\d+@sha256:[0-9a-f]{64} etcdutl "\$@"/,
     );
     const raw = Object.fromEntries(
       Object.entries(env).map(([k, v]) => [
@@ -322,7 +588,12 @@ describe("the user data", () => {
   });
 
   it("arm64 on Fedora CoreOS: a Graviton type, the arm64 binary, the podman unit", () => {
-    const arm = synth({ architecture: "arm64", os: "fcos", etcdVersion: "v3.5.21" });
+    const arm = synth({
+      architecture: "arm64",
+      os: "fcos",
+      etcdVersion: "v3.5.21",
+      etcdImageDigest: `sha256:${"b".repeat(64)}`,
+    });
     arm.template.hasResourceProperties("AWS::EC2::LaunchTemplate", {
       LaunchTemplateData: Match.objectLike({ InstanceType: "m7g.large" }),
     });
@@ -330,7 +601,7 @@ describe("the user data", () => {
     const sha = readFileSync(join(ROOT, "dist/etcd-agent-linux-arm64.sha512"), "utf8").split(/\s+/)[0];
     const bin = cfg.storage.files.find((f: any) => f.path === "/usr/local/bin/etcd-agent");
     expect(bin.contents.verification.hash).toBe(`sha512-${sha}`);
-    expect(t).toContain("v3.5.21");
+    expect(t).toContain(`v3.5.21@sha256:${"b".repeat(64)}`);
     // FCOS: the data volume by the same discovery, the restore's podman volume relabelled for SELinux.
     expect(cfg.storage.filesystems).toBeUndefined();
     const units = cfg.systemd.units.map((u: any) => u.name);
@@ -357,6 +628,10 @@ describe("property validation: the value and the fix, before any resource", () =
     [{ os: "ubuntu" as never }, /os must be "flatcar" or "fcos", got "ubuntu"/],
     [{ domain: "Etcd.Internal." }, /domain must be a lowercase DNS name.*"Etcd.Internal."/],
     [{ etcdVersion: "3.5" }, /etcdVersion must be an etcd image tag such as v3.5.17, got "3.5"/],
+    [
+      { etcdVersion: "v3.5.21" },
+      /etcdVersion v3.5.21 needs etcdImageDigest.*crane digest quay.io\/coreos\/etcd:v3.5.21/,
+    ],
     [{ bastionAllowedCidr: "0.0.0.0/0" }, /opens SSH to 4294967296 addresses/],
     [{ bastionAllowedCidr: "300.1.1.1/32" }, /bastionAllowedCidr must be an IPv4 CIDR/],
     [{ dataVolumeGiB: 2 }, /dataVolumeGiB must be a whole number from 8 to 16384, got 2/],

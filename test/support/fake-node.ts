@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { MemoryLocalNode } from "../../agent/adapters/memory-local.js";
+import { parseSnapshotKey, type StoredObject } from "../../agent/planner/backup-plan.js";
 import type { BackupStore, SnapshotFile } from "../../agent/ports/backups.js";
 import type { EtcdCluster } from "../../agent/ports/etcd.js";
 import type { Ports } from "../../agent/ports/index.js";
@@ -12,14 +13,26 @@ import { FakeAws } from "../fakes/fake-aws.js";
 /** A bucket in a map; a put that fails or is aborted leaves nothing (as S3's multipart upload). */
 export class MapStore implements BackupStore {
   readonly objects = new Map<string, { body: Buffer; meta: Record<string, string> }>();
+  /** S3's LastModified per key when a test sets it; else the time in a snapshot's name (an honest writer). */
+  readonly storedAt = new Map<string, string>();
+  /** Versions per key: each put adds one (an overwrite leaves two). */
+  readonly versions = new Map<string, number>();
   puts = 0;
   async put(key: string, body: Buffer | SnapshotFile, meta: Record<string, string>): Promise<void> {
     this.puts++;
     const bytes = Buffer.isBuffer(body) ? body : readFileSync(body.file);
     this.objects.set(key, { body: bytes, meta: { ...meta } });
+    this.versions.set(key, (this.versions.get(key) ?? 0) + 1);
   }
   async list(prefix: string) {
     return [...this.objects.keys()].filter((k) => k.startsWith(prefix));
+  }
+  async listStored(prefix: string): Promise<StoredObject[]> {
+    return (await this.list(prefix)).map((key) => ({
+      key,
+      lastModified: this.storedAt.get(key) ?? parseSnapshotKey(key)?.takenAt ?? new Date(0).toISOString(),
+      versions: this.versions.get(key) ?? 1,
+    }));
   }
   async get(key: string) {
     const o = this.objects.get(key);

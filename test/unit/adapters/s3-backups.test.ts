@@ -8,6 +8,8 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  GetObjectCommand,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -66,5 +68,63 @@ describe("S3Backups.put of a snapshot file", () => {
     const puts = s3Mock.commandCalls(PutObjectCommand);
     expect(puts).toHaveLength(1);
     expect(puts[0]?.args[0].input.Metadata).toEqual({ sha256: "cd".repeat(32) });
+  });
+});
+
+describe("S3's own checksum and what S3 recorded (#16)", () => {
+  it("asks S3 for a SHA256 checksum on every upload, single and multipart", async () => {
+    const s3 = new S3Backups(new S3Client({ region: "eu-west-1" }), "etcd-backups");
+    await s3.put("backups/etcd/a.db", snapshotFile(2 * PART_BYTES + 3), META);
+    await s3.put("backups/etcd/events/e.json", Buffer.from("{}\n"), { sha256: "cd".repeat(32) });
+
+    expect(s3Mock.commandCalls(CreateMultipartUploadCommand)[0]?.args[0].input.ChecksumAlgorithm).toBe(
+      "SHA256",
+    );
+    expect(s3Mock.commandCalls(UploadPartCommand)[0]?.args[0].input.ChecksumAlgorithm).toBe("SHA256");
+    expect(s3Mock.commandCalls(PutObjectCommand)[0]?.args[0].input.ChecksumAlgorithm).toBe("SHA256");
+  });
+
+  it("downloads with ChecksumMode ENABLED, so the SDK checks S3's checksum", async () => {
+    s3Mock.on(GetObjectCommand).resolves({ Metadata: { sha256: "ab" } });
+    const s3 = new S3Backups(new S3Client({ region: "eu-west-1" }), "etcd-backups");
+    await s3.get("backups/etcd/a.db");
+
+    expect(s3Mock.commandCalls(GetObjectCommand)[0]?.args[0].input.ChecksumMode).toBe("ENABLED");
+  });
+
+  it("lists LastModified and the number of versions per key; a key whose latest is a delete marker is gone", async () => {
+    const t = (h: number) => new Date(Date.UTC(2026, 0, 1, h));
+    s3Mock
+      .on(ListObjectVersionsCommand)
+      .resolvesOnce({
+        IsTruncated: true,
+        NextKeyMarker: "k",
+        NextVersionIdMarker: "v",
+        Versions: [
+          { Key: "p/once.db", IsLatest: true, LastModified: t(1) },
+          { Key: "p/twice.db", IsLatest: true, LastModified: t(3) },
+        ],
+      })
+      .resolvesOnce({
+        IsTruncated: false,
+        Versions: [
+          { Key: "p/twice.db", IsLatest: false, LastModified: t(2) },
+          { Key: "p/deleted.db", IsLatest: false, LastModified: t(1) },
+        ],
+        DeleteMarkers: [{ Key: "p/deleted.db", IsLatest: true, LastModified: t(4) }],
+      });
+    const s3 = new S3Backups(new S3Client({ region: "eu-west-1" }), "etcd-backups");
+
+    const listed = await s3.listStored("p/");
+
+    expect(listed.sort((a, b) => (a.key < b.key ? -1 : 1))).toEqual([
+      { key: "p/once.db", lastModified: t(1).toISOString(), versions: 1 },
+      { key: "p/twice.db", lastModified: t(3).toISOString(), versions: 2 },
+    ]);
+    expect(s3Mock.commandCalls(ListObjectVersionsCommand)[1]?.args[0].input).toMatchObject({
+      Prefix: "p/",
+      KeyMarker: "k",
+      VersionIdMarker: "v",
+    });
   });
 });

@@ -12,7 +12,7 @@ import {
   toolBumpsRevision,
 } from "../../../agent/commands/backup.js";
 import { createLogger } from "../../../agent/log.js";
-import { snapshotKey } from "../../../agent/planner/backup-plan.js";
+import { parseSnapshotKey, snapshotKey } from "../../../agent/planner/backup-plan.js";
 import type { BackupStore } from "../../../agent/ports/backups.js";
 import type { Ports } from "../../../agent/ports/index.js";
 import { nodeConfig } from "../../support/etcd-node.js";
@@ -27,6 +27,13 @@ class MapStore implements BackupStore {
   }
   async list(prefix: string) {
     return [...this.objects.keys()].filter((k) => k.startsWith(prefix));
+  }
+  async listStored(prefix: string) {
+    return (await this.list(prefix)).map((key) => ({
+      key,
+      lastModified: parseSnapshotKey(key)?.takenAt ?? new Date(0).toISOString(),
+      versions: 1,
+    }));
   }
   async get(key: string) {
     const o = this.objects.get(key);

@@ -164,6 +164,34 @@ describe("TLS on the node", () => {
   });
 });
 
+describe("the etcd image is pinned by digest (#16)", () => {
+  const pinned = `${ETCD_IMAGE.repository}:${ETCD_IMAGE.tag}@${ETCD_IMAGE.digest}`;
+  const files = (cfg: unknown) => JSON.stringify(cfg);
+
+  it("both OSes' units and the restore wrapper name the image by its digest", () => {
+    expect(ETCD_IMAGE.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(unit("flatcar", "etcd-member.service")).toContain(
+      `ETCD_IMAGE_TAG=${ETCD_IMAGE.tag}@${ETCD_IMAGE.digest}`,
+    );
+    expect(unit("fcos", "etcd-member.service")).toContain(pinned);
+    for (const os of ["flatcar", "fcos"] as const) {
+      const cfg = renderNodeConfig({ ...base, os } as never) as {
+        storage: { files: Array<{ path: string; contents: { source: string } }> };
+      };
+      const wrapper = cfg.storage.files.find((f) => f.path.endsWith("/etcd-restore"));
+      const text = decodeURIComponent((wrapper?.contents.source ?? "").replace(/^data:[^,]*,/, ""));
+      expect(text).toContain(pinned);
+    }
+  });
+
+  it("another tag runs only with its digest, which the units then pull", () => {
+    const digest = `sha256:${"a".repeat(64)}`;
+    const cfg = renderNodeConfig({ ...base, etcdImageTag: "v3.5.18", etcdImageDigest: digest } as never);
+    expect(files(cfg)).toContain(`v3.5.18@${digest}`);
+    expect(files(cfg)).not.toContain(ETCD_IMAGE.digest);
+  });
+});
+
 describe("renderNodeConfig refuses bad input with the value and the fix", () => {
   it.each([
     [{ binarySha512: "abc" }, /--binary-sha512 must be 128 lowercase hex digits.*"abc" \(3 characters\)/],
@@ -175,6 +203,14 @@ describe("renderNodeConfig refuses bad input with the value and the fix", () => 
       /must be a DNS name such as etcd.internal, got "bad domain"/,
     ],
     [{ sshAuthorizedKeys: ["not a key"] }, /--ssh-key is not an OpenSSH public key/],
+    [
+      { etcdImageTag: "v3.5.18" },
+      /quay.io\/coreos\/etcd:v3.5.18 has no digest.*crane digest quay.io\/coreos\/etcd:v3.5.18/,
+    ],
+    [
+      { etcdImageTag: "v3.5.18", etcdImageDigest: "sha256:abc" },
+      /digest must be sha256: and 64 lowercase hex digits, got "sha256:abc"/,
+    ],
   ])("%o", (over, message) => {
     expect(() => renderNodeConfig({ ...base, ...(over as object) } as never)).toThrow(message);
   });

@@ -6,6 +6,7 @@ import {
   planRetention,
   type SnapshotRef,
   snapshotKey,
+  vetSnapshots,
 } from "../../../agent/planner/backup-plan.js";
 
 const PREFIX = "backups/etcd-asg/";
@@ -76,5 +77,59 @@ describe("planRetention: hourly for 48 h, daily for 30 days, always the newest",
     const { keep, remove } = planRetention([ref(24 * 400), ref(24 * 401)], NOW, policy);
     expect(keep.map((k) => k.takenAt)).toEqual([ref(24 * 400).takenAt]);
     expect(remove).toHaveLength(1);
+  });
+});
+
+describe("what the listing trusts (#16)", () => {
+  const name = (iso: string, rev = "7", tok = "tok-1") =>
+    `${PREFIX}${iso.replace(/:/g, "-").replace(".", "-")}_r${rev}_${tok}.db`;
+
+  it("a last snapshot dated in the future never holds a backup back", () => {
+    expect(backupDue("2099-01-01T00:00:00.000Z", NOW, 60)).toBe(true);
+    expect(backupDue(new Date(NOW.getTime() + 60_000).toISOString(), NOW, 60)).toBe(false);
+  });
+
+  it.each([
+    [
+      "dated beyond the skew",
+      { iso: "2099-01-01T00:00:00.000Z", stored: NOW.toISOString(), versions: 1 },
+      /in the future/,
+    ],
+    [
+      "named after S3 stored it",
+      { iso: "2026-11-22T11:00:00.000Z", stored: "2026-11-22T10:00:00.000Z", versions: 1 },
+      /after S3 stored it/,
+    ],
+    [
+      "written twice",
+      { iso: "2026-11-22T11:00:00.000Z", stored: "2026-11-22T11:00:01.000Z", versions: 2 },
+      /overwritten/,
+    ],
+  ])("refuses a snapshot %s, with the reason", (_what, o, reason) => {
+    const key = name(o.iso);
+    const out = vetSnapshots([{ key, lastModified: o.stored, versions: o.versions }], PREFIX, NOW);
+    expect(out.snapshots).toEqual([]);
+    expect(out.refused).toEqual([{ key, reason: expect.stringMatching(reason) }]);
+  });
+
+  it("trusts an honest one (named before S3 stored it) and records when S3 stored it", () => {
+    const key = name("2026-11-22T11:00:00.000Z");
+    const out = vetSnapshots([{ key, lastModified: "2026-11-22T11:03:00.000Z", versions: 1 }], PREFIX, NOW);
+    expect(out.refused).toEqual([]);
+    expect(out.snapshots.map((r) => [r.key, r.storedAt])).toEqual([[key, "2026-11-22T11:03:00.000Z"]]);
+  });
+
+  it("ignores what is not a snapshot directly under the prefix", () => {
+    const keys = [
+      `${PREFIX}sub/${name("2026-11-22T11:00:00.000Z").slice(PREFIX.length)}`,
+      `${PREFIX}events/x.json`,
+      "other/2026-11-22T11-00-00-000Z_r7_tok-1.db",
+    ];
+    const out = vetSnapshots(
+      keys.map((key) => ({ key, lastModified: NOW.toISOString(), versions: 1 })),
+      PREFIX,
+      NOW,
+    );
+    expect(out).toEqual({ snapshots: [], refused: [] });
   });
 });
