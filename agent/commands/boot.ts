@@ -426,9 +426,11 @@ async function observeUnlisted(
     const stored = parseMemory(await ports.local.readMemory().catch(() => null));
     const seen = observeNotFound(stored, states, ports.clock.now().toISOString());
     if (JSON.stringify(seen.memory.notFoundSince) !== JSON.stringify(stored.notFoundSince))
-      await ports.local.writeMemory(seen.memory).catch((error: Error) =>
-        log.warn("could not persist the not-found clocks", { reason: error.message }),
-      );
+      await ports.local
+        .writeMemory(seen.memory)
+        .catch((error: Error) =>
+          log.warn("could not persist the not-found clocks", { reason: error.message }),
+        );
     return seen.states;
   } catch (error) {
     log.warn("could not read the EC2 state of instances the ASG does not list", {

@@ -118,7 +118,9 @@ export class FakeAws {
           const i = aws.instances.get(id);
           if (i) return [{ instanceId: id, privateIp: i.ip, launchTime: i.launchTime, state: "running" }];
           const t = aws.terminated.get(id);
-          return t ? [{ instanceId: id, privateIp: t.ip, launchTime: t.launchTime, state: "terminated" }] : [];
+          return t
+            ? [{ instanceId: id, privateIp: t.ip, launchTime: t.launchTime, state: "terminated" }]
+            : [];
         });
       },
     };
