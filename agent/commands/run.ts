@@ -95,6 +95,18 @@ async function nodeCertIfDue(
   }
 }
 
+/**
+ * The steps of a graceful leave, one a cycle (the loop observes again between them): hand
+ * leadership away, leave etcd (after DNS has let the member go), complete the terminate hook. Each
+ * is the action of that type applied for this instance; a crash after any of them restarts the
+ * loop on what etcd, AWS and the persisted clocks say (test/unit/commands/leave-crash-steps.test.ts).
+ */
+export const LEAVE_STEPS = {
+  "leave:move-leader": "move-leader",
+  "leave:remove-self": "remove-member",
+  "leave:complete-hook": "complete-lifecycle",
+} as const satisfies Record<string, Action["type"]>;
+
 /** What the loop carries from one cycle to the next. */
 export interface LoopState {
   memory: Memory;
