@@ -32,6 +32,7 @@ describe("healing in the sandbox", () => {
     });
   }, 300_000);
 
+  // Two graceful leaves, one at a time, each drained from DNS (TTL 30 s) before it leaves etcd.
   it("scales 3 -> 5 -> 3 with the members following; the victims leave through the terminate hook", async () => {
     await withSandbox({ subnet: "127.0.36.0/24" }, async (sandbox) => {
       // Through the gap filler, as an operator's call reaches AWS: it chooses the victims and
@@ -62,5 +63,5 @@ describe("healing in the sandbox", () => {
           .sort(),
       );
     });
-  });
+  }, 300_000);
 });
