@@ -1,7 +1,7 @@
 // `etcd-agent boot`: decide how this node's etcd starts, act on it, write etcd's environment file.
 import { rmSync } from "node:fs";
 import { type AfterStep, Steps } from "../apply/steps.js";
-import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
+import { type AgentConfig, checkAsgNameLength, nodeTlsFiles } from "../config/config.js";
 import {
   EtcdRequestError,
   EtcdUnavailableError,
@@ -60,6 +60,8 @@ export async function resolveContext(ports: Ports, config: AgentConfig, log: Log
       detail: `${identity.instanceId} belongs to no Auto Scaling group yet; set --asg-name (ETCD_AGENT_ASG_NAME) if it should`,
     });
   }
+  // A name read from AWS is checked as one given by hand: the marker must be able to hold it.
+  checkAsgNameLength(asgName);
   log.info("identity", {
     instance_id: identity.instanceId,
     ip: identity.privateIp,

@@ -3,6 +3,7 @@
 import { isIP } from "node:net";
 import { ConfigError } from "../errors.js";
 import type { Level } from "../log.js";
+import { MAX_ASG_NAME_LENGTH } from "../planner/marker.js";
 
 export interface AgentConfig {
   domain: string;
@@ -152,6 +153,19 @@ function int(raw: Raw, key: string, flag: string, fallback: number, min: number,
 const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ZONE_RE = /^[A-Z0-9]{1,32}$/;
 const ASG_RE = /^[\w\-.:/@+=]{1,255}$/;
+
+/**
+ * The cluster marker (one TXT string, at most 255 characters) embeds the ASG name: a longer name
+ * than MAX_ASG_NAME_LENGTH could not be written when the cluster is claimed or restored.
+ */
+export function checkAsgNameLength(asgName: string, what = "the Auto Scaling group name"): void {
+  if (asgName.length > MAX_ASG_NAME_LENGTH) {
+    throw new ConfigError(
+      `${what} is ${asgName.length} characters (${JSON.stringify(asgName.slice(0, 40))}...); the cluster marker, a TXT string of at most 255 characters, holds it only up to ${MAX_ASG_NAME_LENGTH}: use a shorter Auto Scaling group name`,
+    );
+  }
+}
+
 const LEVELS = new Set(["debug", "info", "warn", "error"]);
 
 export function parseConfig(raw: Raw): AgentConfig {
@@ -174,6 +188,7 @@ export function parseConfig(raw: Raw): AgentConfig {
       `${describe("asg-name")} is not a valid Auto Scaling group name: ${JSON.stringify(asgName)}`,
     );
   }
+  if (asgName !== null) checkAsgNameLength(asgName, describe("asg-name"));
   const clientPort = int(raw, "clientPort", "client-port", DEFAULTS.clientPort, 1, 65535);
   const peerPort = int(raw, "peerPort", "peer-port", DEFAULTS.peerPort, 1, 65535);
   if (clientPort === peerPort) {

@@ -65,3 +65,14 @@ export function decodeMarker(raw: string): ClusterMarker | null {
 export function markerRecord(name: string, m: MarkerFields): DnsRecord {
   return { name, type: "TXT", ttl: 60, values: [encodeMarker(m)] };
 }
+
+/**
+ * The longest ASG name whose markers fit one TXT string: the token embeds the ASG name and an
+ * instance ID (`<asg>-<instance>`), and the longest marker is `restoring` with a 17-digit instance
+ * ID as claimant and a 20-digit cluster ID.
+ */
+export const MAX_ASG_NAME_LENGTH = (() => {
+  const id = "i-0123456789abcdef0";
+  const fixed = `${PREFIX} state=restoring token=-${id} claimant=${id} cluster=18446744073709551615`;
+  return TXT_STRING_MAX - fixed.length;
+})();

@@ -26,6 +26,7 @@ import {
   Validations,
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
+import { MAX_ASG_NAME_LENGTH } from "../../agent/planner/marker.js";
 import { ETCD_IMAGE } from "../../ignition/etcd-image.js";
 import { renderNodeConfig, serialize, USER_DATA_LIMIT } from "../../ignition/render.js";
 import { nodeImage } from "./node-image.js";
@@ -87,6 +88,11 @@ export class EtcdCluster extends Construct {
     this.settings = s;
     const stack = Stack.of(this);
     const asgName = `${stack.stackName}-${id}`.slice(0, 255);
+    if (asgName.length > MAX_ASG_NAME_LENGTH) {
+      throw new Error(
+        `the Auto Scaling group's name "${asgName.slice(0, 40)}..." (stack name + "-" + construct ID) is ${asgName.length} characters; the agent's cluster marker (one TXT string) holds at most ${MAX_ASG_NAME_LENGTH}: use a shorter stack name (etcd:stackName) or construct ID`,
+      );
+    }
     const d = s.domain;
 
     let zones = s.availabilityZones;

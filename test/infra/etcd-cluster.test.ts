@@ -645,6 +645,20 @@ describe("property validation: the value and the fix, before any resource", () =
     expect(() => validateSettings({ amis: AMIS, ...over } as EtcdClusterSettings, ROOT)).toThrow(message);
   });
 
+  it("an Auto Scaling group name too long for the cluster marker is refused at synth, naming the fix", () => {
+    const app = new App();
+    // CloudFormation allows 128-character stack names; with a long construct ID the group's name
+    // (stack name, "-", ID) no longer fits the marker's one TXT string.
+    const stack = new Stack(app, "S".repeat(128));
+    expect(() => new EtcdCluster(stack, "EtcdCluster", { amis: AMIS })).toThrow(
+      /characters; the agent's cluster marker .* holds at most \d+: use a shorter stack name/,
+    );
+    expect(
+      () =>
+        new EtcdCluster(new Stack(app, "Short", { env: { region: "eu-west-1" } }), "Etcd", { amis: AMIS }),
+    ).not.toThrow();
+  });
+
   it("the construct refuses before creating anything", () => {
     const app = new App();
     const stack = new Stack(app, "Bad");
