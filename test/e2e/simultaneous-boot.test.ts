@@ -1,6 +1,7 @@
 // Simultaneous boot in the sandbox: N nodes from the binary boot at once, with random start
 // jitter, on moto behind the gap filler. Exactly one cluster must form every time.
-// ETCD_SANDBOX_BOOT_RUNS sets the runs per size (default 2; the issue's full count is 20).
+// ETCD_SANDBOX_BOOT_RUNS sets the runs per size (default 1: the interleavings are explored by the
+// one-cluster-per-marker model in the unit tests, and hidden-boot.test.ts boots 3 more at once; 20 for a soak).
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +12,7 @@ import { clients, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
 import { expectClusterInvariants } from "../support/with-sandbox.js";
 
-const RUNS = Number(process.env.ETCD_SANDBOX_BOOT_RUNS ?? "2");
+const RUNS = Number(process.env.ETCD_SANDBOX_BOOT_RUNS ?? "1");
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 50) {
   throw new Error(
     `ETCD_SANDBOX_BOOT_RUNS must be a whole number from 1 to 50, got ${process.env.ETCD_SANDBOX_BOOT_RUNS}`,
