@@ -57,6 +57,12 @@ function store(ports: Ports, config: AgentConfig): { backups: BackupStore; backu
 
 export const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
+/** Stores a small JSON record (an event, a registry entry) with its checksum, as snapshots are. */
+export async function putRecord(backups: BackupStore, key: string, record: object): Promise<void> {
+  const body = Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
+  await backups.put(key, body, { sha256: sha256(body) });
+}
+
 export interface SavedSnapshot extends SnapshotRef {
   bytes: number;
   sha256: string;
@@ -244,8 +250,7 @@ export async function recordRefusedSnapshot(
   const name = (refused.key.split("/").pop() ?? "").replace(/[^\w.-]/g, "_").replace(/\.db$/, "");
   const key = `${eventsPrefix(backup, asgName)}${REFUSED_SNAPSHOT_EVENT}${name}.json`;
   const at = ports.clock.now().toISOString();
-  const body = Buffer.from(`${JSON.stringify({ event: "refused-snapshot", at, ...refused }, null, 2)}\n`);
-  await backups.put(key, body, { sha256: sha256(body) });
+  await putRecord(backups, key, { event: "refused-snapshot", at, ...refused });
   return key;
 }
 
@@ -296,8 +301,7 @@ export async function recordRestoreEvent(
       ? event.clusterToken
       : `${at.replace(/[:.]/g, "-")}-${event.instanceId}`;
   const key = `${eventsPrefix(backup, asgName)}restore-${name}.json`;
-  const body = Buffer.from(`${JSON.stringify({ event: "restore", at, ...event }, null, 2)}\n`);
-  await backups.put(key, body, { sha256: sha256(body) });
+  await putRecord(backups, key, { event: "restore", at, ...event });
   return key;
 }
 
@@ -676,10 +680,7 @@ export async function registerMember(
 ): Promise<string> {
   const { backups, backup } = store(ports, config);
   const key = memberRegistryKey(backupPrefix(backup, asgName), entry.token, entry.instance);
-  const body = Buffer.from(
-    `${JSON.stringify({ ...entry, time: ports.clock.now().toISOString() }, null, 2)}\n`,
-  );
-  await backups.put(key, body, { sha256: sha256(body) });
+  await putRecord(backups, key, { ...entry, time: ports.clock.now().toISOString() });
   return key;
 }
 

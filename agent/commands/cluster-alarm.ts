@@ -3,7 +3,7 @@
 // key prefix alarms (infra/lib/etcd-cluster.ts), with no permission the node does not already have.
 import type { AgentConfig } from "../config/config.js";
 import type { Ports } from "../ports/index.js";
-import { eventsPrefix, sha256 } from "./backup.js";
+import { eventsPrefix, putRecord } from "./backup.js";
 
 /** The key prefix (under the events/ prefix) of foreign-cluster records. */
 export const FOREIGN_CLUSTER_EVENT = "foreign-cluster-";
@@ -29,7 +29,6 @@ export async function recordForeignClusterEvent(
   const marker = event.markerCluster ?? event.markerToken;
   const key = `${eventsPrefix(config.backup, asgName)}${FOREIGN_CLUSTER_EVENT}${event.clusterId}-${marker}-${event.instanceId}.json`;
   const at = ports.clock.now().toISOString();
-  const body = Buffer.from(`${JSON.stringify({ event: "foreign-cluster", at, ...event }, null, 2)}\n`);
-  await ports.backups.put(key, body, { sha256: sha256(body) });
+  await putRecord(ports.backups, key, { event: "foreign-cluster", at, ...event });
   return key;
 }
