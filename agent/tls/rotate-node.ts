@@ -18,6 +18,7 @@ import {
   parseCaSecret,
   planCaRestart,
   type RestartDecision,
+  sameTrust,
   trustBundle,
 } from "./ca-rotation.js";
 import { ensureNodeCert } from "./node-certs.js";
@@ -92,6 +93,13 @@ export async function followCaRotation(
     await service.recordLoadedTrust(wanted);
     loaded = wanted;
   }
+
+  if (phase === "steady" && loaded !== null && sameTrust(loaded, wanted))
+    return {
+      kind: "steady",
+      phase,
+      decision: { action: "none", reason: "etcd trusts the bundle the CA secret names" },
+    };
 
   const selfUrl = clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme);
   const cluster = await observeCluster(
