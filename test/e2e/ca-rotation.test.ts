@@ -135,7 +135,11 @@ describe("CA rotation", () => {
       expect(JSON.stringify(secret)).not.toContain(old.key.split("\n")[1]);
 
       // Two restarts per member (load the bundle, drop the old CA), never two at once.
-      const spans = restartSpans(sandbox, ids);
+      // (The agent logs the restart once its etcd answered healthy again, a moment after it does.)
+      const spans = await eventually("each agent logged both restarts", 60_000, async () => {
+        const found = restartSpans(sandbox, ids);
+        return found.length >= 2 * ids.length ? found : undefined;
+      });
       expect(spans.map((s) => s.id).sort()).toEqual([...ids, ...ids].sort());
       for (let i = 1; i < spans.length; i++)
         expect((spans[i] as { from: number }).from).toBeGreaterThanOrEqual(
