@@ -168,6 +168,15 @@ function withCommon(y: Argv): Argv {
       requiresArg: true,
       describe: `lifetime of the certificates the agent issues, renewed with a third left (default ${DEFAULTS.tlsCertLifetimeSeconds})`,
     })
+    .option("tls-ca-check-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `how often run reads the CA secret for a rotation (every cycle during one; default ${DEFAULTS.tlsCaCheckSeconds})`,
+    })
+    .option("etcd-restart-command", {
+      type: "string",
+      describe: `what restarts etcd to load a rotated CA bundle, run by /bin/sh (default "${DEFAULTS.etcdRestartCommand}")`,
+    })
     .option("restore-bump-revision", {
       type: "string",
       requiresArg: true,
@@ -223,7 +232,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       command("stdout", async ({ config, log, ports, args }) => {
         const ctx = await resolveContext(ports, config, log);
         // Before anything talks to etcd: with TLS every call presents this node's certificate.
-        if (config.tls) await (await import("./tls/node-certs.js")).ensureNodeCert(ports, config, ctx, log);
+        if (config.tls)
+          await (await import("./tls/rotate-node.js")).bootCertificates(ports, config, ctx, log);
         const result = await runBoot(ports, config, ctx, log, { signal: io.signal });
         if (args.json) print(`${JSON.stringify(result)}\n`);
         return EXIT.SUCCESS;
@@ -292,6 +302,24 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           print(`${result.decision}: ${result.reason}\nnext: ${result.nextStep}\n`);
           if (result.envFileContent) print(result.envFileContent);
         }
+        return EXIT.SUCCESS;
+      }),
+    )
+    .command(
+      "ca-rotate <step>",
+      "an administrator's CA rotation, one step at a time: begin, promote, finish (each checks the cluster followed the last), or status",
+      (y) =>
+        y.positional("step", {
+          type: "string",
+          choices: ["begin", "promote", "finish", "status"] as const,
+          demandOption: true,
+        }),
+      command("stderr", async ({ config, log, ports, args }) => {
+        const { runCaRotate, formatCaRotate } = await import("./commands/ca-rotate.js");
+        const { EtcdTlsProbe } = await import("./adapters/tls-probe.js");
+        const step = args.step as "begin" | "promote" | "finish" | "status";
+        const report = await runCaRotate(ports, config, log, step, new EtcdTlsProbe());
+        print(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatCaRotate(report));
         return EXIT.SUCCESS;
       }),
     )
@@ -409,7 +437,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return EXIT.SUCCESS;
       }),
     )
-    .demandCommand(1, "name a command: boot, run, status, plan, join, remove-member, snapshot or client-cert")
+    .demandCommand(
+      1,
+      "name a command: boot, run, status, plan, join, remove-member, snapshot, client-cert or ca-rotate",
+    )
     .strict()
     .version(VERSION.text)
     .help()

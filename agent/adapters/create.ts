@@ -1,5 +1,6 @@
 // Builds the real adapters. AWS endpoints follow the SDK's own settings (AWS_ENDPOINT_URL,
 // AWS_ENDPOINT_URL_AUTO_SCALING, ...), IMDS follows AWS_EC2_METADATA_SERVICE_ENDPOINT.
+import { readFileSync } from "node:fs";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
@@ -11,7 +12,9 @@ import type { Ports } from "../ports/index.js";
 import type { InstanceMetadata } from "../ports/metadata.js";
 import { AwsAutoScaling } from "./aws-autoscaling.js";
 import { AwsEc2 } from "./aws-ec2.js";
+import { ShellEtcdService } from "./etcd-service.js";
 import { Etcd3Cluster } from "./etcd3-cluster.js";
+import { Etcd3RestartLock } from "./etcd3-restart-lock.js";
 import { ImdsMetadata } from "./imds.js";
 import { LocalCertFiles, LocalDisk, lookupId } from "./local-disk.js";
 import { Route53Dns } from "./route53.js";
@@ -64,6 +67,15 @@ export function createPorts(
       ? {
           secrets: new SecretsManagerStore(new SecretsManagerClient(aws)),
           certs: new LocalCertFiles(nodeTlsFiles(config.tls), { owner, group }),
+          etcdService: new ShellEtcdService(config.tls.etcdRestartCommand, config.stateDir),
+          restartLock: new Etcd3RestartLock(() => {
+            const t = config.tls as NonNullable<typeof config.tls>;
+            return {
+              rootCertificate: readFileSync(t.caFile),
+              certChain: readFileSync(t.certFile),
+              privateKey: readFileSync(t.keyFile),
+            };
+          }),
         }
       : {}),
     ...(config.backup

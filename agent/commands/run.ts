@@ -30,6 +30,7 @@ import { statusLine } from "../planner/status-line.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
+import { followCaRotation } from "../tls/rotate-node.js";
 import { type BackupState, backupBesideIfDue, initialBackupState, lastWordSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
 import { recordForeignClusterEvent } from "./cluster-alarm.js";
@@ -96,6 +97,40 @@ async function nodeCertIfDue(
 }
 
 /**
+ * A CA rotation (docs/security.md, "Rotate the CA"): the CA secret read every --tls-ca-check-seconds,
+ * every cycle while a rotation is under way; this node follows its phase (files, then etcd restarted
+ * under the restart lock). A new phase also sends the leader to the operators' certificate at once.
+ */
+async function caRotationIfDue(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  state: LoopState,
+  log: Logger,
+): Promise<void> {
+  if (!config.tls || !ports.etcdService || !ports.restartLock) return;
+  const now = ports.clock.now().getTime();
+  if (state.tls.caCheckAt && now < state.tls.caCheckAt) return;
+  try {
+    const out = await followCaRotation(ports, config, ctx, log, { knownEndpoints: state.knownEndpoints });
+    const settled = out.kind === "steady" && out.decision.action === "none";
+    state.tls.caCheckAt = settled ? now + config.tls.caCheckSeconds * 1000 : null;
+    if (out.phase !== state.tls.caPhase) {
+      state.tls.caPhase = out.phase;
+      state.tls.operatorCheckAt = null;
+      state.tls.nodeCheckAt = null;
+    }
+    if (out.kind === "restarted") await ports.etcd.close();
+  } catch (error) {
+    state.tls.caCheckAt = null;
+    log.error("could not follow the CA secret; trying again next cycle", {
+      action: "ca-rotation",
+      error: (error as Error).message,
+    });
+  }
+}
+
+/**
  * The steps of a graceful leave, one a cycle (the loop observes again between them): hand
  * leadership away, leave etcd (after DNS has let the member go), complete the terminate hook. Each
  * is the action of that type applied for this instance; a crash after any of them restarts the
@@ -122,7 +157,14 @@ export interface LoopState {
   loggedHolds: Set<string>;
   backup: BackupState;
   /** TLS: when this node's certificate and (on the leader) the operators' one are due a look; null: now. */
-  tls: { nodeCheckAt: number | null; operatorCheckAt: number | null };
+  tls: {
+    nodeCheckAt: number | null;
+    operatorCheckAt: number | null;
+    /** When the CA secret is due a look for a rotation; null: now. */
+    caCheckAt?: number | null;
+    /** The CA secret's phase seen last (a change sends the certificates to a look at once). */
+    caPhase?: string;
+  };
   /** Foreign-cluster alarms raised by this process (cluster and marker), so each is raised once. */
   alarmsRaised?: Set<string>;
 }
@@ -136,7 +178,7 @@ export function initialLoopState(): LoopState {
     launchSettled: false,
     loggedHolds: new Set(),
     backup: initialBackupState(),
-    tls: { nodeCheckAt: null, operatorCheckAt: null },
+    tls: { nodeCheckAt: null, operatorCheckAt: null, caCheckAt: null },
   };
 }
 
@@ -607,6 +649,7 @@ export async function runLoop(
     let changed = false;
     let status: string;
     await nodeCertIfDue(ports, config, ctx, state, log);
+    await caRotationIfDue(ports, config, ctx, state, log);
     try {
       const result = await reconcileOnce(ports, config, ctx, state, log);
       changed = result.applied.some((a) => a.type !== "heartbeat-lifecycle");

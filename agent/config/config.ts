@@ -60,6 +60,10 @@ export interface TlsConfig {
   certLifetimeSeconds: number;
   /** More names for a node's certificate (IPs or DNS names), beside its IP, A record and the domain. */
   extraNames: string[];
+  /** How often `run` reads the CA secret for a rotation (every cycle while one is under way). */
+  caCheckSeconds: number;
+  /** The command that restarts etcd (its trusted CA bundle is read only at start); run by /bin/sh. */
+  etcdRestartCommand: string;
 }
 
 export interface BackupConfig {
@@ -101,6 +105,8 @@ export const DEFAULTS = {
   restoreBumpRevision: 1_000_000_000,
   tlsDir: "/etc/etcd-agent/tls",
   tlsCertLifetimeSeconds: 90 * 86_400,
+  tlsCaCheckSeconds: 300,
+  etcdRestartCommand: "systemctl restart etcd-member.service",
 } as const;
 
 /** A node's certificate files, in the TLS directory (or as etcd sees it, in its container). */
@@ -348,6 +354,16 @@ export function parseConfig(raw: Raw): AgentConfig {
           60,
           5 * 365 * 86_400,
         ),
+        caCheckSeconds: int(
+          raw,
+          "tlsCaCheckSeconds",
+          "tls-ca-check-seconds",
+          DEFAULTS.tlsCaCheckSeconds,
+          5,
+          86_400,
+        ),
+        etcdRestartCommand:
+          str(raw, "etcdRestartCommand", "etcd-restart-command", false) ?? DEFAULTS.etcdRestartCommand,
       };
   for (const e of endpoints) {
     const want = plaintext ? "http://" : "https://";

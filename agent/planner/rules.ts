@@ -60,6 +60,12 @@ export const RULES = {
     "the member is not named after an instance; DNS records are published only for members named after instances",
   "dns-drain":
     "a leaving member leaves DNS first; it leaves etcd once its records are gone and their TTL has passed",
+  "ca-restart-quorum":
+    "etcd is restarted to load a new trusted CA bundle only while every voter is healthy and quorum holds without this one",
+  "ca-restart-one-at-a-time":
+    "another member is restarting its etcd for the CA rotation (it holds the restart lock); one member at a time",
+  "ca-rotation-not-converged":
+    "the next step of a CA rotation waits until every member has followed the current one",
 } as const;
 
 export type RuleId = keyof typeof RULES;

@@ -5,6 +5,7 @@ import type { Clock } from "./clock.js";
 import type { Dns } from "./dns.js";
 import type { Ec2 } from "./ec2.js";
 import type { EtcdCluster } from "./etcd.js";
+import type { EtcdService, RestartLock } from "./etcd-service.js";
 import type { LocalNode } from "./local-node.js";
 import type { InstanceMetadata } from "./metadata.js";
 import type { SecretStore } from "./secrets.js";
@@ -26,4 +27,7 @@ export interface Ports {
   secrets?: SecretStore;
   /** This node's certificate files; absent with --plaintext. */
   certs?: CertFiles;
+  /** etcd's service on this node and the restart lock, for a CA rotation; absent with --plaintext. */
+  etcdService?: EtcdService;
+  restartLock?: RestartLock;
 }

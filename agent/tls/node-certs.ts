@@ -12,6 +12,7 @@ import { memberHostName } from "../planner/dns-plan.js";
 import type { Identity } from "../planner/observation.js";
 import type { CertBundle } from "../ports/cert-files.js";
 import type { Ports } from "../ports/index.js";
+import { type CaSecret, parseCaSecret, pemCerts, sameTrust, trustBundle } from "./ca-rotation.js";
 import { type CertFacts, type CertKey, certFacts, createCa, issue, signedBy } from "./pki.js";
 
 /** The CA's lifetime: ten years; rotating it is a documented manual step (docs/security.md). */
@@ -98,7 +99,7 @@ export async function ensureCa(
   asgName: string,
   log: Logger,
   options: { afterStep?: AfterStep } = {},
-): Promise<CertKey> {
+): Promise<CaSecret> {
   const secrets = need(ports.secrets, "the secret store");
   const steps = new Steps(log, options.afterStep);
   const name = tlsSecretNames(tls, asgName).ca;
@@ -122,7 +123,18 @@ export async function ensureCa(
     raw = await secrets.get(name);
     if (raw === null) throw new Error(`secret ${name} exists (CreateSecret said so) but cannot be read yet`);
   }
-  return parsePair(raw, name, false);
+  const parsed = parseCaSecret(raw);
+  if (parsed === null) parsePair(raw, name, false); // throws the message naming the secret
+  if (parsed === null)
+    throw new ConfigError(
+      `secret ${name} holds both "next" and "previous" or a malformed one: a CA rotation's state is broken; restore its previous version (aws secretsmanager get-secret-value --version-stage AWSPREVIOUS)`,
+    );
+  return parsed;
+}
+
+/** Whether `certPem` was signed by any CA of the bundle. */
+export function signedByAny(certPem: string, bundle: string): boolean {
+  return pemCerts(bundle).some((ca) => signedBy(certPem, ca));
 }
 
 /** The names a node's certificate carries: its IP, its A record, the cluster domain. */
@@ -141,7 +153,7 @@ export async function ensureNodeCert(
   config: AgentConfig,
   ctx: { identity: Pick<Identity, "instanceId" | "privateIp">; asgName: string },
   log: Logger,
-  options: { afterStep?: AfterStep } = {},
+  options: { afterStep?: AfterStep; ca?: CaSecret } = {},
 ): Promise<NodeCertOutcome> {
   const tls = config.tls;
   if (!tls) throw new ConfigError("ensureNodeCert with --plaintext (a bug)");
@@ -153,7 +165,11 @@ export async function ensureNodeCert(
   if (have !== null) {
     const facts = certFacts(have.cert);
     const missing = names.filter((n) => !facts.names.includes(n));
-    if (!signedBy(have.cert, have.ca)) reason = "the certificate is not signed by the CA beside it";
+    if (!signedByAny(have.cert, have.ca)) reason = "the certificate is not signed by the CA beside it";
+    else if (options.ca && !signedBy(have.cert, options.ca.cert))
+      reason = "the certificate is not signed by the cluster's current CA (a CA rotation)";
+    else if (options.ca && !sameTrust(have.ca, trustBundle(options.ca)))
+      reason = "the trusted CA bundle changed (a CA rotation)";
     else if (!keyMatchesCert(have.cert, have.key))
       reason = "the key does not match the certificate (an interrupted write)";
     else if (missing.length > 0) reason = `the certificate does not name ${missing.join(", ")}`;
@@ -162,7 +178,10 @@ export async function ensureNodeCert(
     else return { kind: "kept", facts, reason: "valid" };
   }
   const steps = new Steps(log, options.afterStep);
-  const ca = await steps.run("cert:ca", () => ensureCa(ports, tls, ctx.asgName, log, options));
+  const ca = await steps.run(
+    "cert:ca",
+    async () => options.ca ?? ensureCa(ports, tls, ctx.asgName, log, options),
+  );
   const leaf = await steps.run("cert:issue", () =>
     issue(ca, {
       commonName: ctx.identity.instanceId,
@@ -172,7 +191,7 @@ export async function ensureNodeCert(
       notAfter: new Date(now.getTime() + tls.certLifetimeSeconds * 1000),
     }),
   );
-  const bundle: CertBundle = { ca: ca.cert, cert: leaf.cert, key: leaf.key };
+  const bundle: CertBundle = { ca: trustBundle(ca), cert: leaf.cert, key: leaf.key };
   await files.write(bundle, (file) => steps.run(`cert:write-${file}`, async () => {}));
   const facts = certFacts(leaf.cert);
   const kind = have === null ? "issued" : "renewed";
@@ -201,12 +220,18 @@ export async function ensureOperatorCert(
   const name = tlsSecretNames(tls, asgName).operator;
   const now = ports.clock.now();
   const raw = await secrets.get(name);
+  // Read first: a CA rotation changes the signer and the bundle the operators must trust.
+  const ca = await ensureCa(ports, tls, asgName, log);
   if (raw !== null) {
     const have = parsePair(raw, name, true);
     const facts = certFacts(have.cert);
-    if (signedBy(have.cert, have.ca as string) && !renewalDue(facts, now)) return renewalAt(facts);
+    if (
+      signedBy(have.cert, ca.cert) &&
+      sameTrust(have.ca as string, trustBundle(ca)) &&
+      !renewalDue(facts, now)
+    )
+      return renewalAt(facts);
   }
-  const ca = await ensureCa(ports, tls, asgName, log);
   const leaf = await issue(ca, {
     commonName: OPERATOR_CN,
     names: [],
@@ -214,7 +239,7 @@ export async function ensureOperatorCert(
     notBefore: new Date(now.getTime() - SKEW_MS),
     notAfter: new Date(now.getTime() + tls.certLifetimeSeconds * 1000),
   });
-  const body = JSON.stringify({ ca: ca.cert, cert: leaf.cert, key: leaf.key });
+  const body = JSON.stringify({ ca: trustBundle(ca), cert: leaf.cert, key: leaf.key });
   if (raw === null) {
     const created = await secrets.createIfAbsent(
       name,

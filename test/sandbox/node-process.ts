@@ -4,7 +4,7 @@
 // restarted when it exits (Restart=on-failure), then `etcd-agent run`. Everything binds to the
 // instance's 127.x IP.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnvFile } from "../../agent/planner/etcd-env.js";
 import { type ImdsServer, startImds } from "../support/imds-server.js";
@@ -85,6 +85,10 @@ function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEn
           // node connects from 127.0.0.1 (on EC2 from its own IP, which the certificate names).
           // Without it etcd would look the certificate's DNS names up with the system resolver.
           ETCD_AGENT_TLS_EXTRA_NAMES: "127.0.0.1",
+          // A CA rotation restarts etcd: here SIGTERM to the stand-in's etcd (which restarts it after
+          // boot, as systemd's unit does), waiting until the old process is gone.
+          ETCD_AGENT_ETCD_RESTART_COMMAND: `pid=$(cat '${join(dir, "etcd.pid")}') && kill -TERM "$pid" && for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.2; done; exit 1`,
+          ETCD_AGENT_TLS_CA_CHECK_SECONDS: "10",
           ...(world.tls.certLifetimeSeconds
             ? { ETCD_AGENT_TLS_CERT_LIFETIME_SECONDS: String(world.tls.certLifetimeSeconds) }
             : {}),
@@ -213,6 +217,7 @@ export async function startNode(
     });
     child.stdout?.pipe(etcdLog, { end: false });
     child.stderr?.pipe(etcdLog, { end: false });
+    if (child.pid !== undefined) writeFileSync(join(dir, "etcd.pid"), String(child.pid));
     return child;
   };
   if (!(await bootBeforeEtcd())) {

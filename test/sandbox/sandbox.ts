@@ -89,6 +89,13 @@ export class Sandbox {
     return this.harnessOk;
   }
 
+  /** The harness's certificate issued again from the CA secret as it is now (a CA rotation's step). */
+  async renewHarnessCert(): Promise<void> {
+    if (!this.world.tls) return;
+    this.harnessOk = await harnessCert(this.world, join(this.stateDir, "harness-tls"));
+    await this.probe.close();
+  }
+
   /** Options for an etcd3 client of the harness (the writer, tests): its certificate with TLS. */
   etcd3Options(): Pick<IOptions, "credentials"> {
     if (!this.clientTls) return {};

@@ -4,6 +4,7 @@
 // certificate it issues from the CA as the test harness: the god's-eye view, as the hypervisor is.
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { LocalCertFiles } from "../../agent/adapters/local-disk.js";
+import { parseCaSecret, trustBundle } from "../../agent/tls/ca-rotation.js";
 import { issue } from "../../agent/tls/pki.js";
 import type { World } from "./world.js";
 
@@ -36,10 +37,15 @@ export function filesIn(dir: string, leaf: string): TlsFiles {
   return { caFile: `${dir}/ca.crt`, certFile: `${dir}/${leaf}.crt`, keyFile: `${dir}/${leaf}.key` };
 }
 
-/** The harness's client certificate, once a node has made the CA; false while there is none yet. */
+/**
+ * The harness's client certificate, once a node has made the CA; false while there is none yet.
+ * Signed by the CA that signs now and trusting the bundle the CA secret's phase names (a CA
+ * rotation's scenario issues it again after each step).
+ */
 export async function harnessCert(world: World, dir: string): Promise<boolean> {
-  const ca = await readSecret(world, `etcd-agent/${world.asgName}/ca`);
-  if (ca === null || typeof ca.cert !== "string" || typeof ca.key !== "string") return false;
+  const raw = await readSecret(world, `etcd-agent/${world.asgName}/ca`);
+  const ca = raw === null ? null : parseCaSecret(JSON.stringify(raw));
+  if (ca === null) return false;
   const now = Date.now();
   const leaf = await issue(
     { cert: ca.cert, key: ca.key },
@@ -51,7 +57,11 @@ export async function harnessCert(world: World, dir: string): Promise<boolean> {
       notAfter: new Date(now + 7 * 86_400_000),
     },
   );
-  await new LocalCertFiles(filesIn(dir, "client")).write({ ca: ca.cert, cert: leaf.cert, key: leaf.key });
+  await new LocalCertFiles(filesIn(dir, "client")).write({
+    ca: trustBundle(ca),
+    cert: leaf.cert,
+    key: leaf.key,
+  });
   return true;
 }
 

@@ -83,6 +83,11 @@ export class ContinuousWriter {
     })();
   }
 
+  /** The next put connects anew, reading the client certificate again (after the harness renewed it). */
+  reconnect(): void {
+    this.hosts = "";
+  }
+
   /** Stops writing without checking (for cleanup after a failed scenario). */
   async close(): Promise<void> {
     this.stopped = true;

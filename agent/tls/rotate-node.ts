@@ -1,0 +1,188 @@
+// A node following a CA rotation (the phases are in ./ca-rotation.ts): each look at the CA secret
+// rewrites this node's files when the trusted bundle or the signer changed (ensureNodeCert), then,
+// when etcd has not loaded that bundle, restarts etcd under the cluster's restart lock, one member
+// at a time and only while every voter is healthy. Observe, plan (planCaRestart), apply in named
+// steps; a crash after any step is repaired by the next look (test/unit/tls/ca-rotation-steps.test.ts).
+import { type AfterStep, Steps } from "../apply/steps.js";
+import { type AgentConfig, tlsSecretNames } from "../config/config.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { observeCluster } from "../observe/observe.js";
+import { clientUrlFor, findSelfMember, isHealthy } from "../planner/membership.js";
+import type { Identity } from "../planner/observation.js";
+import { RULES } from "../planner/rules.js";
+import type { Ports } from "../ports/index.js";
+import {
+  type CaSecret,
+  caPhase,
+  parseCaSecret,
+  planCaRestart,
+  type RestartDecision,
+  sameTrust,
+  trustBundle,
+} from "./ca-rotation.js";
+import { ensureNodeCert } from "./node-certs.js";
+
+/** The steps of following one phase, in order (the restart ones only when etcd must load a new bundle). */
+export const CA_ROTATION_STEPS = [
+  "rotate:files",
+  "rotate:lock",
+  "rotate:restart",
+  "rotate:healthy",
+  "rotate:record",
+  "rotate:unlock",
+] as const;
+
+/** The lock outlives a restart and the wait for health; a dead holder frees it after this. */
+export const RESTART_LOCK_TTL_SECONDS = 120;
+/** How long a restarted etcd has to answer healthy before the step fails (the lock then expires). */
+const HEALTHY_WAIT_MS = 90_000;
+
+export type RotationOutcome =
+  | { kind: "steady" | "followed"; phase: string; decision: RestartDecision }
+  | { kind: "restarted"; phase: string; decision: RestartDecision };
+
+export async function readCaSecret(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+): Promise<CaSecret | null> {
+  if (!config.tls || !ports.secrets) return null;
+  const name = tlsSecretNames(config.tls, asgName).ca;
+  const raw = await ports.secrets.get(name);
+  if (raw === null) return null;
+  const ca = parseCaSecret(raw);
+  if (ca === null)
+    throw new ConfigError(
+      `secret ${name} is not what etcd-agent keeps there (JSON with PEM "cert" and "key", and at most one of "next" and "previous"); restore its previous version (aws secretsmanager get-secret-value --version-stage AWSPREVIOUS)`,
+    );
+  return ca;
+}
+
+/**
+ * One look: follow the CA secret's phase on this node. Returns what was done; throws when a step
+ * failed (the caller logs it and looks again next cycle).
+ */
+export async function followCaRotation(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: { identity: Identity; asgName: string },
+  log: Logger,
+  options: { afterStep?: AfterStep; sleep?: (ms: number) => Promise<void>; knownEndpoints?: string[] } = {},
+): Promise<RotationOutcome> {
+  const tls = config.tls;
+  const service = ports.etcdService;
+  const lock = ports.restartLock;
+  if (!tls || !service || !lock) throw new ConfigError("followCaRotation with --plaintext (a bug)");
+  const ca = await readCaSecret(ports, config, ctx.asgName);
+  if (ca === null)
+    return { kind: "steady", phase: "none", decision: { action: "none", reason: "no CA yet" } };
+  const phase = caPhase(ca);
+  const wanted = trustBundle(ca);
+  const steps = new Steps(log, options.afterStep);
+  const files = await steps.run("rotate:files", () => ensureNodeCert(ports, config, ctx, log, { ca }), {
+    phase,
+  });
+  // The agent's own etcd connections present the files read when they opened: open new ones.
+  if (files.kind !== "kept") await ports.etcd.close();
+
+  let loaded = await service.loadedTrust();
+  if (loaded === null && phase === "steady") {
+    // No record (an agent from before rotations): no rotation is under way, so etcd runs on the
+    // one CA on disk. Recorded without a restart, so an upgrade does not restart every member.
+    await service.recordLoadedTrust(wanted);
+    loaded = wanted;
+  }
+
+  if (phase === "steady" && loaded !== null && sameTrust(loaded, wanted))
+    return {
+      kind: "steady",
+      phase,
+      decision: { action: "none", reason: "etcd trusts the bundle the CA secret names" },
+    };
+
+  const selfUrl = clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme);
+  const cluster = await observeCluster(
+    ports.etcd,
+    [selfUrl, ...(options.knownEndpoints ?? []).filter((u) => u !== selfUrl)],
+    null,
+    config.clientPort,
+    config.scheme,
+  );
+  const voters = cluster?.members.filter((m) => !m.isLearner) ?? [];
+  const self = cluster
+    ? findSelfMember(cluster.members, ctx.identity.instanceId, ctx.identity.privateIp)
+    : null;
+  const decision = planCaRestart({
+    wanted,
+    loaded,
+    voters: voters.length,
+    healthyVoters: voters.filter(isHealthy).length,
+    selfHealthy: self !== null && isHealthy(self),
+  });
+  const endpoints = voters.flatMap((m) => m.clientUrls);
+  const owner = ctx.identity.instanceId;
+  if (decision.action === "none") {
+    // A crash between the record and the unlock left the lock held: let it go now, not at its TTL.
+    if (phase !== "steady" && endpoints.length > 0) await lock.release(endpoints, owner);
+    return { kind: phase === "steady" ? "steady" : "followed", phase, decision };
+  }
+  if (decision.action === "hold") {
+    log.info("CA rotation: etcd's restart waits", {
+      action: "ca-rotation",
+      rule: decision.rule,
+      reason: RULES[decision.rule],
+      detail: decision.detail,
+    });
+    return { kind: "followed", phase, decision };
+  }
+
+  const got = await steps.run("rotate:lock", () => lock.acquire(endpoints, owner, RESTART_LOCK_TTL_SECONDS));
+  if (!got.held) {
+    const rule = "ca-restart-one-at-a-time" as const;
+    log.info("CA rotation: etcd's restart waits", {
+      action: "ca-rotation",
+      rule,
+      reason: RULES[rule],
+      detail: `${got.holder} holds the restart lock`,
+    });
+    return { kind: "followed", phase, decision: { action: "hold", rule, detail: `${got.holder} holds it` } };
+  }
+  log.warn("CA rotation: restarting etcd to load the trusted CA bundle", {
+    action: "ca-rotation",
+    reason: decision.reason,
+    phase,
+  });
+  await steps.run("rotate:restart", () => service.restart());
+  await steps.run("rotate:healthy", async () => {
+    const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    await ports.etcd.close();
+    for (let waited = 0; ; waited += 1000) {
+      const status = await ports.etcd.status(selfUrl).catch(() => null);
+      if (status !== null && status.leaderId !== "0") return;
+      if (waited >= HEALTHY_WAIT_MS)
+        throw new Error(`etcd did not answer healthy within ${HEALTHY_WAIT_MS / 1000} s of its restart`);
+      await sleep(1000);
+    }
+  });
+  await steps.run("rotate:record", () => service.recordLoadedTrust(wanted));
+  await steps.run("rotate:unlock", () => lock.release(endpoints, owner));
+  log.info("CA rotation: etcd restarted on the trusted CA bundle", { action: "ca-rotation", phase });
+  return { kind: "restarted", phase, decision };
+}
+
+/**
+ * Boot's certificates, before etcd starts: the node's files as the CA secret's phase wants them,
+ * then the bundle recorded as what etcd is about to load (boot runs before every start of etcd).
+ */
+export async function bootCertificates(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: { identity: Identity; asgName: string },
+  log: Logger,
+): Promise<void> {
+  const ca = await readCaSecret(ports, config, ctx.asgName);
+  await ensureNodeCert(ports, config, ctx, log, ca ? { ca } : {});
+  const files = await ports.certs?.read();
+  if (files && ports.etcdService) await ports.etcdService.recordLoadedTrust(files.ca);
+}

@@ -1,0 +1,216 @@
+// A node following a CA rotation survives a crash after every one of its steps (CA_ROTATION_STEPS):
+// after the next look its files hold the phase's bundle and a certificate of the signing CA, its
+// etcd runs on that bundle, the record says so, the restart lock is free, and etcd was restarted at
+// most once more than needed. A held lock or a voter down holds the restart back by a named rule.
+import { beforeAll, describe, expect, it } from "vitest";
+import { SimulatedCrashError } from "../../../agent/apply/steps.js";
+import { parseConfig } from "../../../agent/config/config.js";
+import { createLogger } from "../../../agent/log.js";
+import type { Member, MemberStatus } from "../../../agent/planner/observation.js";
+import type { CertBundle, CertFile, CertFiles } from "../../../agent/ports/cert-files.js";
+import type { EtcdService, RestartLock } from "../../../agent/ports/etcd-service.js";
+import type { Ports } from "../../../agent/ports/index.js";
+import type { SecretStore } from "../../../agent/ports/secrets.js";
+import { type CaSecret, sameTrust, trustBundle } from "../../../agent/tls/ca-rotation.js";
+import { keyMatchesCert } from "../../../agent/tls/node-certs.js";
+import { type CertKey, createCa, issue, signedBy } from "../../../agent/tls/pki.js";
+import { CA_ROTATION_STEPS, followCaRotation } from "../../../agent/tls/rotate-node.js";
+
+const SECRET = "etcd-agent/etcd/ca";
+const SELF = "i-0abc";
+const config = parseConfig({ domain: "etcd.test", hostedZoneId: "ZTEST" });
+const ctx = {
+  identity: { instanceId: SELF, privateIp: "127.0.1.5", availabilityZone: "x", region: "x" },
+  asgName: "etcd",
+} as never;
+const log = createLogger({ write: () => true } as never);
+
+class MapSecrets implements SecretStore {
+  readonly values = new Map<string, string>();
+  async get(name: string) {
+    return this.values.get(name) ?? null;
+  }
+  async createIfAbsent(name: string, value: string) {
+    if (this.values.has(name)) return false;
+    this.values.set(name, value);
+    return true;
+  }
+  async put(name: string, value: string) {
+    this.values.set(name, value);
+  }
+}
+
+class DiskLikeFiles implements CertFiles {
+  files: Partial<CertBundle> = {};
+  async read() {
+    const { ca, cert, key } = this.files;
+    return ca && cert && key ? { ca, cert, key } : null;
+  }
+  async write(b: CertBundle, afterFile?: (file: CertFile) => Promise<void>) {
+    for (const f of ["ca", "key", "cert"] as const) {
+      this.files[f] = b[f];
+      await afterFile?.(f);
+    }
+  }
+}
+
+/** etcd as a process: it loads the CA file at start; the record is the agent's (or boot's). */
+class FakeEtcd implements EtcdService {
+  running: string;
+  record: string | null;
+  restarts = 0;
+  constructor(
+    private readonly files: DiskLikeFiles,
+    loaded: string,
+  ) {
+    this.running = loaded;
+    this.record = loaded;
+  }
+  async restart() {
+    this.restarts++;
+    this.running = this.files.files.ca as string;
+  }
+  async loadedTrust() {
+    return this.record;
+  }
+  async recordLoadedTrust(bundle: string) {
+    this.record = bundle;
+  }
+}
+
+class MapLock implements RestartLock {
+  holder: string | null = null;
+  async acquire(_e: string[], owner: string) {
+    if (this.holder === null || this.holder === owner) {
+      this.holder = owner;
+      return { held: true, holder: owner };
+    }
+    return { held: false, holder: this.holder };
+  }
+  async release(_e: string[], owner: string) {
+    if (this.holder === owner) this.holder = null;
+  }
+}
+
+const MEMBERS: Member[] = ["i-0abc", "i-0def", "i-0fed"].map((name, i) => ({
+  id: String(i + 1),
+  name,
+  peerUrls: [`https://127.0.1.${5 + i}:2380`],
+  clientUrls: [`https://127.0.1.${5 + i}:2379`],
+  isLearner: false,
+}));
+
+function etcdCluster(down: Set<string>) {
+  return {
+    async memberList() {
+      return { clusterId: "9", memberId: "1", members: MEMBERS };
+    },
+    async status(url: string): Promise<MemberStatus | null> {
+      const m = MEMBERS.find((x) => x.clientUrls[0] === url);
+      if (!m || down.has(m.name)) return null;
+      return {
+        memberId: m.id,
+        leaderId: "1",
+        raftIndex: "1",
+        raftTerm: "1",
+        dbSize: 1,
+        isLearner: false,
+        version: "3.4.23",
+        errors: [],
+      };
+    },
+    async close() {},
+  };
+}
+
+let oldCa: CertKey;
+let newCa: CertKey;
+beforeAll(async () => {
+  [oldCa, newCa] = await Promise.all([createCa("old", new Date(), 10), createCa("new", new Date(), 10)]);
+});
+
+/** A node of a steady cluster on the old CA, then the secret moved to `phase`. */
+async function node(secret: CaSecret, down = new Set<string>()) {
+  const secrets = new MapSecrets();
+  const files = new DiskLikeFiles();
+  const leaf = await issue(oldCa, {
+    commonName: SELF,
+    names: ["127.0.1.5", `${SELF}.etcd.test`, "etcd.test"],
+    usage: "node",
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+  });
+  files.files = { ca: oldCa.cert, cert: leaf.cert, key: leaf.key };
+  secrets.values.set(SECRET, JSON.stringify(secret));
+  const etcd = new FakeEtcd(files, oldCa.cert);
+  const lock = new MapLock();
+  const ports = {
+    secrets,
+    certs: files,
+    clock: { now: () => new Date() },
+    etcd: etcdCluster(down),
+    etcdService: etcd,
+    restartLock: lock,
+  } as unknown as Ports;
+  return { ports, files, etcd, lock };
+}
+
+const crashAt = (step: string) => (at: string) => {
+  if (at === step) throw new SimulatedCrashError(at);
+};
+const noSleep = async () => {};
+
+describe("following a CA rotation, crashed after each step", () => {
+  it.each(
+    CA_ROTATION_STEPS.map((s) => [s]),
+  )("after %s: the next look leaves etcd on the new bundle, the record true and the lock free", async (step) => {
+    const secret: CaSecret = { ...oldCa, next: newCa };
+    const n = await node(secret);
+    const wanted = trustBundle(secret);
+
+    const crashed = await followCaRotation(n.ports, config, ctx, log, {
+      afterStep: crashAt(step),
+      sleep: noSleep,
+    }).catch((e) => e);
+    await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+
+    expect(crashed).toBeInstanceOf(SimulatedCrashError);
+    expect(sameTrust(n.etcd.running, wanted)).toBe(true);
+    expect(sameTrust(n.etcd.record as string, wanted)).toBe(true);
+    expect(n.lock.holder).toBeNull();
+    expect(n.etcd.restarts).toBeGreaterThanOrEqual(1);
+    expect(n.etcd.restarts).toBeLessThanOrEqual(2);
+    expect(sameTrust(n.files.files.ca as string, wanted)).toBe(true);
+    expect(signedBy(n.files.files.cert as string, oldCa.cert)).toBe(true);
+    expect(keyMatchesCert(n.files.files.cert as string, n.files.files.key as string)).toBe(true);
+    // A third look changes nothing.
+    const again = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(again.decision.action).toBe("none");
+  });
+
+  it("sign-next: the certificate is issued by the new CA, with no restart (the bundle is the same)", async () => {
+    const n = await node({ ...newCa, previous: { cert: oldCa.cert } });
+    n.etcd.running = trustBundle({ ...oldCa, next: newCa });
+    n.etcd.record = n.etcd.running;
+    const out = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(out.kind).toBe("followed");
+    expect(n.etcd.restarts).toBe(0);
+    expect(signedBy(n.files.files.cert as string, newCa.cert)).toBe(true);
+  });
+
+  it("another member holds the restart lock: no restart, rule ca-restart-one-at-a-time", async () => {
+    const n = await node({ ...oldCa, next: newCa });
+    n.lock.holder = "i-0def";
+    const out = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(out.decision).toMatchObject({ action: "hold", rule: "ca-restart-one-at-a-time" });
+    expect(n.etcd.restarts).toBe(0);
+  });
+
+  it("a voter down: no restart, rule ca-restart-quorum", async () => {
+    const n = await node({ ...oldCa, next: newCa }, new Set(["i-0fed"]));
+    const out = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(out.decision).toMatchObject({ action: "hold", rule: "ca-restart-quorum" });
+    expect(n.etcd.restarts).toBe(0);
+    expect(n.lock.holder).toBeNull();
+  });
+});
