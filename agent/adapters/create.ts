@@ -1,6 +1,7 @@
 // Builds the real adapters. AWS endpoints follow the SDK's own settings (AWS_ENDPOINT_URL,
 // AWS_ENDPOINT_URL_AUTO_SCALING, ...), IMDS follows AWS_EC2_METADATA_SERVICE_ENDPOINT.
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -9,11 +10,14 @@ import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { Ports } from "../ports/index.js";
 import type { InstanceMetadata } from "../ports/metadata.js";
+import type { MetricsSink } from "../ports/metrics.js";
 import { AwsAutoScaling } from "./aws-autoscaling.js";
 import { AwsEc2 } from "./aws-ec2.js";
+import { CloudWatchMetrics } from "./cloudwatch-metrics.js";
 import { Etcd3Cluster } from "./etcd3-cluster.js";
 import { ImdsMetadata } from "./imds.js";
 import { LocalCertFiles, LocalDisk } from "./local-disk.js";
+import { PrometheusMetrics } from "./prometheus-metrics.js";
 import { Route53Dns } from "./route53.js";
 import { S3Backups } from "./s3-backups.js";
 import { SecretsManagerStore } from "./secrets-manager.js";
@@ -56,6 +60,7 @@ export function createPorts(
       clock,
     }),
     serviceManager: new SystemdNotify(process.env, log),
+    metrics: createMetrics(config, region, log, clock),
     ...(config.tls
       ? {
           secrets: new SecretsManagerStore(new SecretsManagerClient(aws)),
@@ -71,4 +76,28 @@ export function createPorts(
         }
       : {}),
   };
+}
+
+/**
+ * The metric sinks `run` feeds: CloudWatch (the leader, when a namespace is set) and this node's
+ * Prometheus endpoint (unless off). Nothing is bound or sent until the loop starts them.
+ */
+export function createMetrics(
+  config: AgentConfig,
+  region: string,
+  log: Logger,
+  clock = new SystemClock(),
+): MetricsSink[] {
+  const sinks: MetricsSink[] = [];
+  const { namespace, listen } = config.metrics;
+  if (namespace !== null)
+    sinks.push(
+      new CloudWatchMetrics(new CloudWatchClient({ region }), {
+        namespace,
+        clock,
+        log,
+      }),
+    );
+  if (listen !== null) sinks.push(new PrometheusMetrics(listen, log));
+  return sinks;
 }

@@ -7,6 +7,7 @@ import type { Ec2 } from "./ec2.js";
 import type { EtcdCluster } from "./etcd.js";
 import type { LocalNode } from "./local-node.js";
 import type { InstanceMetadata } from "./metadata.js";
+import type { MetricsSink } from "./metrics.js";
 import type { SecretStore } from "./secrets.js";
 import type { ServiceManager } from "./service-manager.js";
 
@@ -26,4 +27,6 @@ export interface Ports {
   secrets?: SecretStore;
   /** This node's certificate files; absent with --plaintext. */
   certs?: CertFiles;
+  /** Where `run` sends each cycle's vital signs (CloudWatch, Prometheus); absent: nowhere. */
+  metrics?: MetricsSink[];
 }
