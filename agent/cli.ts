@@ -173,6 +173,11 @@ function withCommon(y: Argv): Argv {
       describe:
         "run: the CloudWatch namespace the leader publishes the cluster's metrics to (default: none, not published)",
     })
+    .option("metrics-period-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `run: seconds between the leader's PutMetricData calls, 10 to 3600 (default ${DEFAULTS.metricsPeriodSeconds})`,
+    })
     .option("metrics-listen", {
       type: "string",
       requiresArg: true,

@@ -89,11 +89,12 @@ export function createMetrics(
   clock = new SystemClock(),
 ): MetricsSink[] {
   const sinks: MetricsSink[] = [];
-  const { namespace, listen } = config.metrics;
+  const { namespace, listen, periodSeconds } = config.metrics;
   if (namespace !== null)
     sinks.push(
       new CloudWatchMetrics(new CloudWatchClient({ region }), {
         namespace,
+        periodMs: periodSeconds * 1000,
         clock,
         log,
       }),

@@ -37,6 +37,8 @@ export interface AgentConfig {
 export interface MetricsConfig {
   /** CloudWatch namespace the leader publishes to with PutMetricData; null: not published. */
   namespace: string | null;
+  /** One PutMetricData per this many seconds at most (CloudWatch's standard resolution is 60). */
+  periodSeconds: number;
   /** Where this node serves Prometheus text (GET /metrics); null: not served. */
   listen: { host: string; port: number } | null;
 }
@@ -102,6 +104,7 @@ export const DEFAULTS = {
   tlsDir: "/etc/etcd-agent/tls",
   tlsCertLifetimeSeconds: 90 * 86_400,
   metricsListen: "127.0.0.1:9379",
+  metricsPeriodSeconds: 60,
 } as const;
 
 /** A node's certificate files, in the TLS directory (or as etcd sees it, in its container). */
@@ -422,8 +425,16 @@ function parseMetrics(raw: Raw): MetricsConfig {
     throw new ConfigError(
       `${describe("metrics-namespace")} must be a CloudWatch namespace such as EtcdAgent (letters, digits, . - _ / # :, not starting with AWS/), got ${JSON.stringify(namespace)}`,
     );
+  const periodSeconds = int(
+    raw,
+    "metricsPeriodSeconds",
+    "metrics-period-seconds",
+    DEFAULTS.metricsPeriodSeconds,
+    10,
+    3600,
+  );
   const listenRaw = str(raw, "metricsListen", "metrics-listen", false) ?? DEFAULTS.metricsListen;
-  if (listenRaw === "off") return { namespace, listen: null };
+  if (listenRaw === "off") return { namespace, periodSeconds, listen: null };
   const m = /^(.+):(\d{1,5})$/.exec(listenRaw);
   const host = m?.[1] ?? "";
   const port = Number(m?.[2]);
@@ -431,7 +442,7 @@ function parseMetrics(raw: Raw): MetricsConfig {
     throw new ConfigError(
       `${describe("metrics-listen")} must be an IPv4 address and port such as 127.0.0.1:9379 (loopback) or the node's own address, or off, got ${JSON.stringify(listenRaw)}`,
     );
-  return { namespace, listen: { host, port } };
+  return { namespace, periodSeconds, listen: { host, port } };
 }
 
 /**

@@ -7,15 +7,19 @@ const base = { domain: "etcd.test", hostedZoneId: "ZTEST", plaintext: true };
 
 describe("metrics settings", () => {
   it("default: no CloudWatch namespace, Prometheus on loopback port 9379", () => {
-    expect(parseConfig(base).metrics).toEqual({ namespace: null, listen: { host: "127.0.0.1", port: 9379 } });
+    expect(parseConfig(base).metrics).toEqual({
+      namespace: null,
+      periodSeconds: 60,
+      listen: { host: "127.0.0.1", port: 9379 },
+    });
   });
 
   it.each([
     [
       { metricsNamespace: "EtcdAgent", metricsListen: "10.0.1.5:9100" },
-      { namespace: "EtcdAgent", listen: { host: "10.0.1.5", port: 9100 } },
+      { namespace: "EtcdAgent", periodSeconds: 60, listen: { host: "10.0.1.5", port: 9100 } },
     ],
-    [{ metricsListen: "off" }, { namespace: null, listen: null }],
+    [{ metricsListen: "off" }, { namespace: null, periodSeconds: 60, listen: null }],
   ])("%j is taken", (over, metrics) => {
     expect(parseConfig({ ...base, ...over }).metrics).toEqual(metrics);
   });
@@ -32,6 +36,10 @@ describe("metrics settings", () => {
     ],
     [{ metricsListen: "localhost:9379" }, /or off, got "localhost:9379"/],
     [{ metricsListen: "127.0.0.1:70000" }, /got "127.0.0.1:70000"/],
+    [
+      { metricsPeriodSeconds: "5" },
+      /--metrics-period-seconds \(ETCD_AGENT_METRICS_PERIOD_SECONDS\) must be a whole number from 10 to 3600, got "5"/,
+    ],
   ])("%j is refused", (over, message) => {
     expect(() => parseConfig({ ...base, ...over })).toThrow(message);
   });
