@@ -115,10 +115,10 @@ describe("the sandbox: three nodes from the binary on moto", () => {
       const text = await eventually(`metrics from ${i.instanceId}`, 20_000, async () => {
         const res = await fetch(`http://${i.ip}:${SANDBOX_METRICS.port}/metrics`).catch(() => null);
         const body = res?.ok ? await res.text() : "";
-        return body.includes("etcd_agent_voters 3") ? body : undefined;
+        return /^etcd_agent_voters 3$/m.test(body) ? body : undefined;
       });
       for (const j of now) expect(text).toContain(`etcd_agent_db_size_bytes{member="${j.instanceId}"}`);
-      if (text?.includes("etcd_agent_is_leader 1")) leaders.push(i.instanceId);
+      if (/^etcd_agent_is_leader 1$/m.test(text ?? "")) leaders.push(i.instanceId);
     }
     expect(leaders).toHaveLength(1);
   });

@@ -197,12 +197,12 @@ describe("Prometheus: this node's endpoint", () => {
     sink.record(signsOf(3, { alarms: ["NOSPACE"], holds: ["startup-grace"], actions: ["update-dns"] }));
     const text = await scrape(sink.port());
     expect(text).toContain('etcd_agent_db_size_bytes{member="i-00000003"} 20480');
-    expect(text).toContain("etcd_agent_voters 3");
-    expect(text).toContain("etcd_agent_is_leader 1");
+    expect(text).toMatch(/^etcd_agent_voters 3$/m);
+    expect(text).toMatch(/^etcd_agent_is_leader 1$/m);
     expect(text).toContain('etcd_agent_etcd_alarm{alarm="NOSPACE"} 1');
     expect(text).toContain('etcd_agent_held_back{rule="startup-grace"} 1');
     expect(text).toContain('etcd_agent_actions_total{action="update-dns"} 1');
-    expect(text).toContain("etcd_agent_backup_age_seconds 600");
+    expect(text).toMatch(/^etcd_agent_backup_age_seconds 600$/m);
     sink.record(signsOf(2));
     const after = await scrape(sink.port());
     expect(after).not.toContain('member="i-00000003"');
