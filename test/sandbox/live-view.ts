@@ -86,6 +86,8 @@ export function eventsOf(instanceId: string, lines: string[]): AgentEvent[] {
     const action = typeof e.action === "string" ? e.action : null;
     const rule = typeof e.rule === "string" ? e.rule : null;
     if ((action === null && rule === null) || (action !== null && ROUTINE.has(action))) continue;
+    // Followers hold everything but their own steps under leader-only: routine, not an event.
+    if (rule === "leader-only") continue;
     const target = [e.target_instance_id, e.member_id].find((v) => typeof v === "string");
     const what = rule !== null && action === null ? `held: ${rule}` : `${e.msg}`;
     out.push({

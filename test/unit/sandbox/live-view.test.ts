@@ -41,7 +41,7 @@ describe("the live view", () => {
     expect(backupLine([followerMetrics])).toBe("backups: newest snapshot unknown");
   });
 
-  it("lists actions and new holds from the agents' logs, newest last, without heartbeats or debug lines", () => {
+  it("lists actions and new holds from the agents' logs, newest last, without heartbeats, leader-only or debug lines", () => {
     const log = (o: Record<string, unknown>) => JSON.stringify({ level: "info", ...o });
     const a = eventsOf("i-00000001", [
       log({
@@ -58,6 +58,12 @@ describe("the live view", () => {
         reason: "records still published",
       }),
       log({ ts: "2026-11-23T10:00:02.000Z", msg: "lifecycle heartbeat", action: "heartbeat-lifecycle" }),
+      log({
+        ts: "2026-11-23T10:00:02.500Z",
+        msg: "held back: ...",
+        rule: "leader-only",
+        reason: "leader is 1",
+      }),
       JSON.stringify({ level: "debug", ts: "2026-11-23T10:00:04.000Z", msg: "held back", rule: "dns-drain" }),
       "not json",
     ]);
