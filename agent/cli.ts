@@ -182,6 +182,22 @@ function withCommon(y: Argv): Argv {
       requiresArg: true,
       describe: `restore: add this to the snapshot's revision and mark it compacted, so watchers resync (etcdutl 3.5.10+; 0 off; default ${DEFAULTS.restoreBumpRevision})`,
     })
+    .option("metrics-namespace", {
+      type: "string",
+      requiresArg: true,
+      describe:
+        "run: the CloudWatch namespace the leader publishes the cluster's metrics to (default: none, not published)",
+    })
+    .option("metrics-period-seconds", {
+      type: "string",
+      requiresArg: true,
+      describe: `run: seconds between the leader's PutMetricData calls, 10 to 3600 (default ${DEFAULTS.metricsPeriodSeconds})`,
+    })
+    .option("metrics-listen", {
+      type: "string",
+      requiresArg: true,
+      describe: `run: address:port of this node's Prometheus endpoint, GET /metrics, or off (default ${DEFAULTS.metricsListen})`,
+    })
     .option("log-level", { type: "string", describe: "debug, info, warn or error (default info)" })
     .option("json", { type: "boolean", default: false, describe: "print the result as JSON" });
 }

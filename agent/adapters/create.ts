@@ -2,6 +2,7 @@
 // AWS_ENDPOINT_URL_AUTO_SCALING, ...), IMDS follows AWS_EC2_METADATA_SERVICE_ENDPOINT.
 import { readFileSync } from "node:fs";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { Route53Client } from "@aws-sdk/client-route-53";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -10,13 +11,16 @@ import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { Ports } from "../ports/index.js";
 import type { InstanceMetadata } from "../ports/metadata.js";
+import type { MetricsSink } from "../ports/metrics.js";
 import { AwsAutoScaling } from "./aws-autoscaling.js";
 import { AwsEc2 } from "./aws-ec2.js";
 import { ShellEtcdService } from "./etcd-service.js";
+import { CloudWatchMetrics } from "./cloudwatch-metrics.js";
 import { Etcd3Cluster } from "./etcd3-cluster.js";
 import { Etcd3RestartLock } from "./etcd3-restart-lock.js";
 import { ImdsMetadata } from "./imds.js";
 import { LocalCertFiles, LocalDisk, lookupId } from "./local-disk.js";
+import { PrometheusMetrics } from "./prometheus-metrics.js";
 import { Route53Dns } from "./route53.js";
 import { S3Backups } from "./s3-backups.js";
 import { SecretsManagerStore } from "./secrets-manager.js";
@@ -63,6 +67,7 @@ export function createPorts(
       ...(owner === null ? {} : { owner: { uid: owner, gid: -1 } }),
     }),
     serviceManager: new SystemdNotify(process.env, log),
+    metrics: createMetrics(config, region, log, clock),
     ...(config.tls
       ? {
           secrets: new SecretsManagerStore(new SecretsManagerClient(aws)),
@@ -87,4 +92,29 @@ export function createPorts(
         }
       : {}),
   };
+}
+
+/**
+ * The metric sinks `run` feeds: CloudWatch (the leader, when a namespace is set) and this node's
+ * Prometheus endpoint (unless off). Nothing is bound or sent until the loop starts them.
+ */
+export function createMetrics(
+  config: AgentConfig,
+  region: string,
+  log: Logger,
+  clock = new SystemClock(),
+): MetricsSink[] {
+  const sinks: MetricsSink[] = [];
+  const { namespace, listen, periodSeconds } = config.metrics;
+  if (namespace !== null)
+    sinks.push(
+      new CloudWatchMetrics(new CloudWatchClient({ region }), {
+        namespace,
+        periodMs: periodSeconds * 1000,
+        clock,
+        log,
+      }),
+    );
+  if (listen !== null) sinks.push(new PrometheusMetrics(listen, log));
+  return sinks;
 }

@@ -27,6 +27,7 @@ import {
 } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
 import { statusLine } from "../planner/status-line.js";
+import { ETCD_DEFAULT_QUOTA_BYTES, type VitalSigns, vitalSigns } from "../planner/vital-signs.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
@@ -167,6 +168,8 @@ export interface LoopState {
   };
   /** Foreign-cluster alarms raised by this process (cluster and marker), so each is raised once. */
   alarmsRaised?: Set<string>;
+  /** The leader seen last cycle (for the leader-change count); undefined before the first look. */
+  lastLeaderId?: string | null;
 }
 
 export function initialLoopState(): LoopState {
@@ -360,6 +363,28 @@ export interface CycleResult {
   applied: Action[];
   /** The one line for `systemctl status`. */
   status: string;
+  /** The cluster's figures after this cycle, for the metrics. */
+  signs: VitalSigns;
+}
+
+/**
+ * The quota etcd runs with, for the quota-used figure. etcd's default until the agent sets
+ * --quota-backend-bytes itself (issue #18, "Storage"): then that setting goes here.
+ */
+export function quotaBytes(_config: AgentConfig): number {
+  return ETCD_DEFAULT_QUOTA_BYTES;
+}
+
+/** Hands the cycle's figures to every sink; a sink that throws anyway is logged, never the loop's end. */
+function recordMetrics(ports: Ports, log: Logger, signs: VitalSigns | null): void {
+  for (const sink of ports.metrics ?? []) {
+    try {
+      if (signs === null) sink.cycleFailed();
+      else sink.record(signs);
+    } catch (error) {
+      log.debug("a metrics sink failed", { action: "metrics", error: (error as Error).message });
+    }
+  }
 }
 
 export async function reconcileOnce(
@@ -425,9 +450,19 @@ export async function reconcileOnce(
     backupBesideIfDue(ports, config, ctx.asgName, b.endpoint, b.token, state.backup, log, b.members);
     await operatorCertIfDue(ports, config, ctx, state, log);
   }
+  const signs = vitalSigns({
+    obs,
+    plan,
+    applied: applied.map((a) => a.type),
+    previousLeaderId: state.lastLeaderId,
+    lastBackupAt: config.backup ? state.backup.lastTakenAt : null,
+    quotaBytes: quotaBytes(config),
+  });
+  if (obs.cluster !== null) state.lastLeaderId = obs.cluster.leaderId;
   return {
     plan,
     applied,
+    signs,
     status: statusLine(
       obs,
       plan,
@@ -642,6 +677,12 @@ export async function runLoop(
   const localUrl = clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme);
   let cycles = 0;
   let ready = false;
+  for (const sink of ports.metrics ?? [])
+    await sink
+      .start({ clusterName: ctx.asgName })
+      .catch((error: Error) =>
+        log.warn("could not start a metrics sink; the agent runs on without it", { error: error.message }),
+      );
   while (!options.signal?.aborted && (options.maxCycles === undefined || cycles < options.maxCycles)) {
     cycles++;
     // The shape this cycle starts from: a change during or after the cycle ends the next wait.
@@ -654,7 +695,9 @@ export async function runLoop(
       const result = await reconcileOnce(ports, config, ctx, state, log);
       changed = result.applied.some((a) => a.type !== "heartbeat-lifecycle");
       status = result.status;
+      recordMetrics(ports, log, result.signs);
     } catch (error) {
+      recordMetrics(ports, log, null);
       status = `cycle failed: ${(error as Error).message}`;
       log.error("cycle failed", { error: (error as Error).message, name: (error as Error).name });
     }
@@ -676,6 +719,7 @@ export async function runLoop(
       );
   }
   await sm.stopping();
+  for (const sink of ports.metrics ?? []) await sink.close().catch(() => undefined);
   log.info("stopped", { cycles });
   return cycles;
 }

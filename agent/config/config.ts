@@ -36,6 +36,17 @@ export interface AgentConfig {
   tls: TlsConfig | null;
   /** "https" with TLS, "http" without: the scheme of every etcd URL the agent makes. */
   scheme: "http" | "https";
+  /** The cluster's vital signs (docs/metrics.md). */
+  metrics: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** CloudWatch namespace the leader publishes to with PutMetricData; null: not published. */
+  namespace: string | null;
+  /** One PutMetricData per this many seconds at most (CloudWatch's standard resolution is 60). */
+  periodSeconds: number;
+  /** Where this node serves Prometheus text (GET /metrics); null: not served. */
+  listen: { host: string; port: number } | null;
 }
 
 export interface TlsConfig {
@@ -107,6 +118,8 @@ export const DEFAULTS = {
   tlsCertLifetimeSeconds: 90 * 86_400,
   tlsCaCheckSeconds: 300,
   etcdRestartCommand: "systemctl restart etcd-member.service",
+  metricsListen: "127.0.0.1:9379",
+  metricsPeriodSeconds: 60,
 } as const;
 
 /** A node's certificate files, in the TLS directory (or as etcd sees it, in its container). */
@@ -373,6 +386,7 @@ export function parseConfig(raw: Raw): AgentConfig {
       );
   }
   return checkRestoreBound({
+    metrics: parseMetrics(raw),
     tls,
     scheme: plaintext ? "http" : "https",
     backup,
@@ -429,6 +443,35 @@ export function parseConfig(raw: Raw): AgentConfig {
     ),
     logLevel: logLevel as Level,
   });
+}
+
+/** CloudWatch namespaces: letters, digits and . - _ / # : (up to 255), never AWS/ (AWS's own). */
+const NAMESPACE_RE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
+
+function parseMetrics(raw: Raw): MetricsConfig {
+  const namespace = str(raw, "metricsNamespace", "metrics-namespace", false);
+  if (namespace !== null && (!NAMESPACE_RE.test(namespace) || namespace.startsWith("AWS/")))
+    throw new ConfigError(
+      `${describe("metrics-namespace")} must be a CloudWatch namespace such as EtcdAgent (letters, digits, . - _ / # :, not starting with AWS/), got ${JSON.stringify(namespace)}`,
+    );
+  const periodSeconds = int(
+    raw,
+    "metricsPeriodSeconds",
+    "metrics-period-seconds",
+    DEFAULTS.metricsPeriodSeconds,
+    10,
+    3600,
+  );
+  const listenRaw = str(raw, "metricsListen", "metrics-listen", false) ?? DEFAULTS.metricsListen;
+  if (listenRaw === "off") return { namespace, periodSeconds, listen: null };
+  const m = /^(.+):(\d{1,5})$/.exec(listenRaw);
+  const host = m?.[1] ?? "";
+  const port = Number(m?.[2]);
+  if (!m || isIP(host) !== 4 || port < 1 || port > 65535)
+    throw new ConfigError(
+      `${describe("metrics-listen")} must be an IPv4 address and port such as 127.0.0.1:9379 (loopback) or the node's own address, or off, got ${JSON.stringify(listenRaw)}`,
+    );
+  return { namespace, periodSeconds, listen: { host, port } };
 }
 
 /**

@@ -68,6 +68,8 @@ export interface MemberStatus {
   raftIndex: string;
   raftTerm: string;
   dbSize: number;
+  /** The part of dbSize in use (the rest is free pages a defragmentation returns); absent: not reported. */
+  dbSizeInUse?: number;
   isLearner: boolean;
   version: string;
   errors: string[];

@@ -8,6 +8,7 @@ import type { EtcdCluster } from "./etcd.js";
 import type { EtcdService, RestartLock } from "./etcd-service.js";
 import type { LocalNode } from "./local-node.js";
 import type { InstanceMetadata } from "./metadata.js";
+import type { MetricsSink } from "./metrics.js";
 import type { SecretStore } from "./secrets.js";
 import type { ServiceManager } from "./service-manager.js";
 
@@ -30,4 +31,6 @@ export interface Ports {
   /** etcd's service on this node and the restart lock, for a CA rotation; absent with --plaintext. */
   etcdService?: EtcdService;
   restartLock?: RestartLock;
+  /** Where `run` sends each cycle's vital signs (CloudWatch, Prometheus); absent: nowhere. */
+  metrics?: MetricsSink[];
 }

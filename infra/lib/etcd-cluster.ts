@@ -26,9 +26,11 @@ import {
   Validations,
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
+import { DEFAULTS } from "../../agent/config/config.js";
 import { MAX_ASG_NAME_LENGTH } from "../../agent/planner/marker.js";
 import { ETCD_IMAGE } from "../../ignition/etcd-image.js";
 import { renderNodeConfig, serialize, USER_DATA_LIMIT } from "../../ignition/render.js";
+import { ClusterMonitoring, METRICS_NAMESPACE } from "./cluster-monitoring.js";
 import { nodeImage } from "./node-image.js";
 import {
   EtcdClusterPropsError,
@@ -77,6 +79,8 @@ export class EtcdCluster extends Construct {
   readonly backupKey: kms.Key | undefined;
   readonly bastion: ec2.BastionHostLinux;
   readonly alarmTopic: sns.ITopic;
+  /** The cluster's dashboard and metric alarms (infra/lib/cluster-monitoring.ts). */
+  readonly monitoring: ClusterMonitoring;
   readonly nodeRole: iam.Role;
   readonly teardown: Teardown;
   /** The Ignition config in the user data, before CloudFormation fills in the bucket, key and zone. */
@@ -274,6 +278,14 @@ export class EtcdCluster extends Construct {
         : [];
     const nodePolicy = new iam.Policy(this, "NodePolicy", {
       statements: [
+        // The leader's metrics: PutMetricData has no resource-level permissions, so the namespace
+        // condition is the scope (docs/metrics.md).
+        new iam.PolicyStatement({
+          sid: "PublishMetricsToOwnNamespace",
+          actions: ["cloudwatch:PutMetricData"],
+          resources: ["*"],
+          conditions: { StringEquals: { "cloudwatch:namespace": METRICS_NAMESPACE } },
+        }),
         // The CA is made once by the first node and then only read: no node can replace it.
         new iam.PolicyStatement({
           sid: "TheCaCreatedOnceThenRead",
@@ -337,7 +349,13 @@ export class EtcdCluster extends Construct {
       arch: s.architecture,
       binaryUrl: `s3://${BUCKET_PLACEHOLDER}/${KEY_PLACEHOLDER}`,
       binarySha512: s.agentBinarySha512,
-      agent: { domain: d, hostedZoneId: ZONE_PLACEHOLDER, asgName, backupBucket: BACKUP_PLACEHOLDER },
+      agent: {
+        domain: d,
+        hostedZoneId: ZONE_PLACEHOLDER,
+        asgName,
+        backupBucket: BACKUP_PLACEHOLDER,
+        metricsNamespace: METRICS_NAMESPACE,
+      },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
       ...(s.etcdImageDigest ? { etcdImageDigest: s.etcdImageDigest } : {}),
@@ -505,6 +523,11 @@ export class EtcdCluster extends Construct {
     );
 
     // ---- alarms
+    this.monitoring = new ClusterMonitoring(this, "Monitoring", {
+      asgName,
+      alarmTopic: this.alarmTopic,
+      backupIntervalMinutes: DEFAULTS.backupIntervalMinutes,
+    });
     const topicAction = new cwActions.SnsAction(this.alarmTopic);
     new cloudwatch.Alarm(this, "MembersInService", {
       alarmDescription: `fewer than ${s.clusterSize} instances of ${asgName} in service for 15 minutes: a member could not join or was reported unhealthy`,
@@ -616,6 +639,11 @@ export class EtcdCluster extends Construct {
     output("HostedZoneId", this.hostedZone.hostedZoneId, `The private zone ${d}`);
     output("AutoScalingGroupName", asgName, "The members' group");
     output(
+      "DashboardName",
+      this.monitoring.dashboard.dashboardName,
+      "The cluster's CloudWatch dashboard (membership, db size against the quota, backup age, the agent's holds)",
+    );
+    output(
       "BackupBucketName",
       this.backupBucket.bucketName,
       `Snapshots under ${backupPrefix}; kept on delete`,
@@ -710,4 +738,4 @@ export function bastionProfile(c: {
 }
 
 const DESCRIBE_STAR =
-  "autoscaling:DescribeAutoScalingGroups, DescribeAutoScalingInstances, DescribeLifecycleHooks and ec2:DescribeInstances support no resource-level permissions: AWS requires Resource *. They only read.";
+  "autoscaling:DescribeAutoScalingGroups, DescribeAutoScalingInstances, DescribeLifecycleHooks and ec2:DescribeInstances support no resource-level permissions: AWS requires Resource *. They only read. The nodes' cloudwatch:PutMetricData has none either; a condition limits it to the agent's namespace.";

@@ -1,9 +1,11 @@
 // End to end with what ships: the sandbox (moto + real etcd + the x64 binary, an IMDSv2 endpoint
 // per node) on 127.0.31.x. A node is its processes; an instance that goes loses them.
 
+import { GetMetricDataCommand, ListMetricsCommand } from "@aws-sdk/client-cloudwatch";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SANDBOX_METRICS } from "../sandbox/node-process.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
@@ -54,6 +56,71 @@ describe("the sandbox: three nodes from the binary on moto", () => {
     expect((records ?? []).find((r) => r.Type === "TXT")?.ResourceRecords?.[0]?.Value).toContain(
       "state=active",
     );
+  });
+
+  it("publishes the cluster's vital signs: the leader to CloudWatch (read back from moto), every node on its Prometheus endpoint", async () => {
+    const now = await settled(60_000);
+    const { cw } = clients(sandbox.world.endpoint);
+    const cluster = [{ Name: "ClusterName", Value: sandbox.world.asgName }];
+    // The backup's age is known once the leader has read the snapshot listing (a cycle or two).
+    const listed = await eventually("the leader's metrics in CloudWatch", 45_000, async () => {
+      const out = await cw.send(new ListMetricsCommand({ Namespace: SANDBOX_METRICS.namespace }));
+      const names = new Set((out.Metrics ?? []).map((m) => m.MetricName));
+      return names.has("Members") && names.has("BackupAgeSeconds") ? out.Metrics : undefined;
+    });
+    expect(new Set(listed?.map((m) => m.MetricName))).toEqual(
+      new Set([
+        "Members",
+        "Voters",
+        "HealthyVoters",
+        "LearnersWaiting",
+        "UnhealthyMembers",
+        "EtcdAlarms",
+        "LeaderChanges",
+        "CycleFailures",
+        "QuotaBytes",
+        "QuotaUsedPercent",
+        "BackupAgeSeconds",
+        "DbSizeBytes",
+        "DbSizeInUseBytes",
+        "ActionsTaken",
+        "HeldBack",
+      ]),
+    );
+    for (const m of listed ?? []) expect(m.Dimensions?.[0]).toEqual(cluster[0]);
+    const end = new Date(Date.now() + 60_000);
+    const got = await cw.send(
+      new GetMetricDataCommand({
+        StartTime: new Date(end.getTime() - 900_000),
+        EndTime: end,
+        MetricDataQueries: [
+          {
+            Id: "members",
+            MetricStat: {
+              Metric: { Namespace: SANDBOX_METRICS.namespace, MetricName: "Members", Dimensions: cluster },
+              Period: 60,
+              Stat: "Maximum",
+            },
+          },
+        ],
+      }),
+    );
+    const members = got.MetricDataResults?.[0]?.Values ?? [];
+    expect(members.length).toBeGreaterThan(0);
+    expect(Math.max(...members)).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...members)).toBeLessThanOrEqual(3);
+    // Every node serves its own view on its IP; one of them leads.
+    const leaders: string[] = [];
+    for (const i of now) {
+      const text = await eventually(`metrics from ${i.instanceId}`, 20_000, async () => {
+        const res = await fetch(`http://${i.ip}:${SANDBOX_METRICS.port}/metrics`).catch(() => null);
+        const body = res?.ok ? await res.text() : "";
+        return /^etcd_agent_voters 3$/m.test(body) ? body : undefined;
+      });
+      for (const j of now) expect(text).toContain(`etcd_agent_db_size_bytes{member="${j.instanceId}"}`);
+      if (/^etcd_agent_is_leader 1$/m.test(text ?? "")) leaders.push(i.instanceId);
+    }
+    expect(leaders).toHaveLength(1);
   });
 
   it("heals a crash of the leader's instance: stale member removed, replacement joined, DNS updated", async () => {

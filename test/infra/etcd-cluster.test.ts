@@ -159,7 +159,7 @@ describe("EtcdCluster resources", () => {
     const statements = node.Properties.PolicyDocument.Statement as any[];
     const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
     const star = statements.filter((s) => s.Resource === "*");
-    expect(star.map((s) => s.Sid)).toEqual(["DescribeCannotBeScoped"]);
+    expect(star.map((s) => s.Sid).sort()).toEqual(["DescribeCannotBeScoped", "PublishMetricsToOwnNamespace"]);
     expect(
       bySid.DescribeCannotBeScoped.Action.every((a: string) => /^(autoscaling|ec2):Describe/.test(a)),
     ).toBe(true);
@@ -285,6 +285,12 @@ const MAY: Record<
 > = {
   node: {
     DescribeCannotBeScoped: { actions: DESCRIBE, resources: [/^\*$/] },
+    // PutMetricData has no resource-level permissions: the namespace condition is its scope.
+    PublishMetricsToOwnNamespace: {
+      actions: ["cloudwatch:PutMetricData"],
+      resources: [/^\*$/],
+      condition: { StringEquals: { "cloudwatch:namespace": "EtcdAgent" } },
+    },
     ReadThisZone: { actions: ["route53:ListResourceRecordSets"], resources: [ZONE] },
     FetchTheAgentBinary: { actions: ["s3:GetObject"], resources: [BINARY] },
     // Created once, then read: no PutSecretValue, so a node cannot replace the CA.
@@ -369,6 +375,76 @@ function arnText(v: unknown): string {
   if (o["Fn::Sub"]) return (o["Fn::Sub"] as string).replace(/\$\{([^}]+)\}/g, "<$1>");
   throw new Error(`cannot read ${JSON.stringify(v)}`);
 }
+
+describe("the cluster's dashboard and metric alarms (#18)", () => {
+  const alarms = template.findResources("AWS::CloudWatch::Alarm");
+  const agentAlarm = (metric: string) =>
+    Object.values(alarms).find(
+      (a: any) => a.Properties.Namespace === "EtcdAgent" && a.Properties.MetricName === metric,
+    ) as any;
+  const topic = Object.keys(template.findResources("AWS::SNS::Topic"))[0] as string;
+
+  it.each([
+    // metric, statistic, comparison, threshold, periods of seconds, missing data
+    ["BackupAgeSeconds", "Minimum", "GreaterThanThreshold", 2 * 15 * 60, [2, 300], "breaching"],
+    ["QuotaUsedPercent", "Maximum", "GreaterThanThreshold", 80, [1, 300], "notBreaching"],
+    ["EtcdAlarms", "Maximum", "GreaterThanOrEqualToThreshold", 1, [1, 60], "notBreaching"],
+    ["UnhealthyMembers", "Minimum", "GreaterThanOrEqualToThreshold", 1, [2, 300], "notBreaching"],
+    ["LearnersWaiting", "Minimum", "GreaterThanOrEqualToThreshold", 1, [3, 300], "notBreaching"],
+    ["Members", "SampleCount", "LessThanThreshold", 1, [2, 300], "breaching"],
+    ["CycleFailures", "Sum", "GreaterThanOrEqualToThreshold", 3, [1, 300], "notBreaching"],
+  ] as const)("alarm on %s (%s %s %d) to the alarm topic, on this cluster's dimension", (metric, stat, cmp, threshold, [
+    n,
+    period,
+  ], missing) => {
+    const a = agentAlarm(metric);
+    expect(a?.Properties).toMatchObject({
+      Statistic: stat,
+      ComparisonOperator: cmp,
+      Threshold: threshold,
+      EvaluationPeriods: n,
+      Period: period,
+      TreatMissingData: missing,
+      Dimensions: [{ Name: "ClusterName", Value: asgName }],
+      AlarmActions: [{ Ref: topic }],
+      OKActions: [{ Ref: topic }],
+    });
+  });
+
+  it("a dashboard of membership, leader changes, db size against the quota, backup age and the agent's holds; its name an output beside the topic's ARN", () => {
+    const dashboards = Object.values(template.findResources("AWS::CloudWatch::Dashboard")) as any[];
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify(dashboards[0].Properties.DashboardBody);
+    for (const title of [
+      "Membership",
+      "Leader changes and etcd alarms",
+      "DB size per member against the quota",
+      "Age of the newest snapshot (seconds)",
+      "The agent: holds by rule (cycles held)",
+      "The agent: actions taken, and failed cycles",
+      "Alarms",
+    ])
+      expect(body).toContain(title);
+    for (const metric of ["LearnersWaiting", "LeaderChanges", "QuotaBytes", "BackupAgeSeconds"])
+      expect(body).toContain(metric);
+    expect(body).toContain("SEARCH('{EtcdAgent,ClusterName,Member} MetricName=");
+    expect(body).toContain("SEARCH('{EtcdAgent,ClusterName,Rule} MetricName=");
+    for (const metric of ["DbSizeBytes", "DbSizeInUseBytes", "HeldBack", "ActionsTaken"])
+      expect(body).toContain(metric);
+    const outputs = template.findOutputs("*");
+    expect(dashboards[0].Properties.DashboardName).toBe(`etcd-${asgName}`);
+    expect(outputs.EtcdDashboardName?.Value).toEqual({
+      Ref: expect.stringMatching(/^EtcdMonitoringDashboard/),
+    });
+    expect(outputs.EtcdAlarmTopicArn?.Value).toEqual({ Ref: topic });
+  });
+
+  it("the nodes publish to that namespace: the agent's settings name it", () => {
+    expect(decodeURIComponent(cluster.ignitionTemplate)).toContain(
+      "\nETCD_AGENT_METRICS_NAMESPACE=EtcdAgent\n",
+    );
+  });
+});
 
 describe("IAM: each role's statements against the table of what it may do", () => {
   const policies = template.findResources("AWS::IAM::Policy");
@@ -794,6 +870,7 @@ describe("outputs the doc uses, under fixed keys", () => {
         "EtcdCaSecretName",
         "EtcdClientSecurityGroupId",
         "EtcdClientSrvRecord",
+        "EtcdDashboardName",
         "EtcdFlowLogGroupName",
         "EtcdHostedZoneId",
         "EtcdOperatorSecretName",

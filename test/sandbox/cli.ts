@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import yargs from "yargs";
+import { frame, tryHint } from "./live-view.js";
 import { Sandbox, type SandboxView } from "./sandbox.js";
 import { worldInstances } from "./world.js";
 
@@ -63,21 +64,16 @@ async function runForeground(
   writeFileSync(f.view, JSON.stringify(view));
   process.stdout.write(`${JSON.stringify(view)}\n`);
   if (live) {
-    process.stdout.write(
-      `\nThe cluster is up. Try, in another terminal:\n` +
-        `  AWS_ENDPOINT_URL=${view.awsEndpoint} AWS_REGION=${view.region} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \\\n` +
-        `    aws ec2 terminate-instances --instance-ids ${view.nodes[0]?.instanceId}\n` +
-        `  npx etcd-agent status --asg-name ${view.asgName} --domain ${view.domain} --hosted-zone-id ${view.hostedZoneId} (same AWS_* variables)\n` +
-        (view.tls
-          ? `    with the operators' certificate: ETCD_AGENT_TLS_CA_FILE=${view.tls.ca} ETCD_AGENT_TLS_CERT_FILE=${view.tls.cert} ETCD_AGENT_TLS_KEY_FILE=${view.tls.key}\n`
-          : "") +
-        `Ctrl-C stops everything.\n\n`,
-    );
+    const tty = process.stdout.isTTY === true;
+    const hint = tryHint({ ...view, firstInstanceId: view.nodes[0]?.instanceId });
+    process.stdout.write(hint);
     const timer = setInterval(async () => {
       if (stopping) return;
       try {
         const lines = await sandbox.statusLines();
-        process.stdout.write(`\x1b[2K${new Date().toISOString()}\n${lines.join("\n")}\n\n`);
+        // On a terminal the view is redrawn in place, under the hint; piped, one block per refresh.
+        const head = tty ? hint.trim().split("\n") : [];
+        process.stdout.write(frame([...head, "", new Date().toISOString(), ...lines], tty));
       } catch (error) {
         process.stdout.write(`status: ${(error as Error).message}\n`);
       }

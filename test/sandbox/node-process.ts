@@ -12,6 +12,9 @@ import type { World, WorldInstance } from "./world.js";
 
 export const AGENT_BINARY = new URL("../../dist/etcd-agent-linux-x64", import.meta.url).pathname;
 
+/** The metrics as on a node: the leader publishes to (moto's) CloudWatch, each node serves Prometheus on its IP. */
+export const SANDBOX_METRICS = { namespace: "EtcdAgent", port: 9379 } as const;
+
 /**
  * Where a joining node dies on its first boot, for the failure suite. The boot cannot be stopped
  * from outside between two of its steps (they are microseconds apart), so the first two make its
@@ -57,7 +60,7 @@ function chattr(flag: "+i" | "-i", path: string): void {
   }
 }
 
-function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEnv {
+function agentEnv(world: World, dir: string, imds: ImdsServer, ip: string): NodeJS.ProcessEnv {
   return {
     PATH: "/usr/bin:/bin",
     AWS_ENDPOINT_URL: world.agentEndpoint ?? world.endpoint,
@@ -96,6 +99,10 @@ function agentEnv(world: World, dir: string, imds: ImdsServer): NodeJS.ProcessEn
       : { ETCD_AGENT_PLAINTEXT: "true" }),
     // The sandbox reports a member that stays unhealthy after 30 s (600 s on a real node).
     ETCD_AGENT_UNHEALTHY_DEADLINE_SECONDS: process.env.ETCD_SANDBOX_UNHEALTHY_DEADLINE_SECONDS ?? "30",
+    ETCD_AGENT_METRICS_NAMESPACE: SANDBOX_METRICS.namespace,
+    ETCD_AGENT_METRICS_LISTEN: `${ip}:${SANDBOX_METRICS.port}`,
+    // Every 10 s (60 on a node), so the sandbox's view and tests see figures within a cycle or two.
+    ETCD_AGENT_METRICS_PERIOD_SECONDS: "10",
     // For benchmarks that try V8 flags on the agent (npm run bench:binary -- --node-options ...).
     ...(process.env.ETCD_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.ETCD_AGENT_NODE_OPTIONS } : {}),
   };
@@ -140,7 +147,7 @@ export async function startNode(
     clearTimeout(imdsTimer);
     await imds.close();
   };
-  const env = agentEnv(world, dir, imds);
+  const env = agentEnv(world, dir, imds, instance.ip);
   const log = createWriteStream(join(dir, "agent.log"), { flags: "a" });
   // The IMDS server lives in this process: boot must run asynchronously so it can answer.
   // A fault stays armed until it fired: an attempt can end before the step it targets (a boot

@@ -20,8 +20,9 @@ import {
   type ReplacementOrder,
   startAwsGaps,
 } from "./aws-gaps.js";
+import { agentEvents, backupLine, eventLines, parsePrometheus, storageOf } from "./live-view.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
-import { type NodeFaults, type NodeProcess, startNode } from "./node-process.js";
+import { type NodeFaults, type NodeProcess, SANDBOX_METRICS, startNode } from "./node-process.js";
 import { filesIn, harnessCert, operatorCert, type TlsFiles } from "./tls.js";
 import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
 
@@ -403,6 +404,16 @@ export class Sandbox {
       members.map((m) => (m.clientUrls[0] ? this.probe.status(m.clientUrls[0]) : null)),
     );
     const leader = statuses.find((s) => s && s.leaderId !== "0")?.leaderId;
+    // Each node's own metrics endpoint: the members' db sizes, the quota, the newest backup's age.
+    const metrics = await Promise.all(
+      instances.map(async (i) => {
+        const res = await fetch(`http://${i.ip}:${SANDBOX_METRICS.port}/metrics`, {
+          signal: AbortSignal.timeout(1000),
+        }).catch(() => null);
+        return parsePrometheus(res?.ok ? await res.text() : "");
+      }),
+    );
+    lines.push(backupLine(metrics));
     for (const i of instances) {
       const idx = members.findIndex((m) => m.name === i.instanceId);
       const m = members[idx];
@@ -410,7 +421,7 @@ export class Sandbox {
       const health = m && statuses[idx] ? "healthy" : "down";
       const lifecycle = group?.Instances?.find((x) => x.InstanceId === i.instanceId)?.LifecycleState ?? "?";
       lines.push(
-        `  ${i.instanceId}  ${i.ip.padEnd(12)} ${lifecycle.padEnd(16)} ${role.padEnd(9)} ${m ? health : ""}`,
+        `  ${i.instanceId}  ${i.ip.padEnd(12)} ${lifecycle.padEnd(16)} ${role.padEnd(9)} ${(m ? health : "").padEnd(8)} ${m ? storageOf(m.name, metrics) : ""}`,
       );
     }
     for (const m of members.filter((x) => !instances.some((i) => i.instanceId === x.name))) {
@@ -422,6 +433,8 @@ export class Sandbox {
     lines.push(
       `DNS ${this.clientSrvPrefix()}: ${targets.length} target(s)${same ? ", equal to the voters" : `: ${targets.join(", ") || "none"}`}`,
     );
+    const events = eventLines(agentEvents(this.stateDir), 8);
+    if (events.length > 0) lines.push("last actions and holds:", ...events);
     for (const e of this.errors.slice(-3)) lines.push(`  error: ${e}`);
     return lines;
   }

@@ -5,6 +5,7 @@ import {
   CreateAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
 } from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import {
   CreateLaunchTemplateCommand,
   CreateSubnetCommand,
@@ -52,6 +53,7 @@ export function clients(endpoint: string) {
     r53: new Route53Client(cfg),
     // No per-bucket host names on 127.0.0.1: path-style, as the agents are told too.
     s3: new S3Client({ ...cfg, forcePathStyle: true }),
+    cw: new CloudWatchClient(cfg),
   };
 }
 
