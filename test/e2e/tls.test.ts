@@ -54,7 +54,6 @@ function filesUnder(dir: string): string[] {
     .map((e) => join(e.parentPath, e.name));
 }
 
-/** Whether a client with these options may list members (false: refused at the handshake). */
 /** Whether the peer port answers HTTP to a connection presenting `cert` (etcd closes refused ones). */
 function peerAnswers(ip: string, ca: Buffer, cert: { cert: string; key: string }): Promise<boolean> {
   return new Promise((resolve) => {
@@ -80,6 +79,7 @@ function peerAnswers(ip: string, ca: Buffer, cert: { cert: string; key: string }
   });
 }
 
+/** Whether a client with these options may list members (false: refused at the handshake). */
 async function canList(hosts: string[], options: Pick<IOptions, "credentials">): Promise<boolean> {
   const client = new Etcd3({
     hosts,
