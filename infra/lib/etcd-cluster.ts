@@ -53,6 +53,8 @@ const BUCKET_PLACEHOLDER = "etcd-agent-binary-bucket-placeholder";
 const KEY_PLACEHOLDER = "etcd-agent-binary-key-placeholder";
 const ZONE_PLACEHOLDER = "ZETCDAGENTZONEPLACEHOLDER";
 const BACKUP_PLACEHOLDER = "etcd-agent-backup-bucket-placeholder";
+/** A key ID in form (the agent's config rules accept it, URL encoding leaves it as it is) until the ARN is in. */
+const SECRETS_KEY_PLACEHOLDER = "5ec2e75e-cafe-4e7c-8000-000000000000";
 
 /** The lifecycle hooks' names and timeouts (docs/deploy.md explains the choice). */
 export const HOOKS = {
@@ -75,6 +77,8 @@ export class EtcdCluster extends Construct {
   readonly backupBucket: s3.Bucket;
   /** The snapshots' customer-managed key (backup.customerManagedKey, default on). */
   readonly backupKey: kms.Key | undefined;
+  /** Both TLS secrets' customer-managed key (secretsCustomerManagedKey, default on). */
+  readonly secretsKey: kms.Key | undefined;
   readonly bastion: ec2.BastionHostLinux;
   readonly alarmTopic: sns.ITopic;
   readonly nodeRole: iam.Role;
@@ -258,6 +262,32 @@ export class EtcdCluster extends Construct {
         resourceName: `${secretName(name)}-??????`,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
+    // The secrets' key: the agent creates both secrets under it (--tls-secrets-kms-key). Used only
+    // through Secrets Manager and only for the named secrets (Secrets Manager's encryption context
+    // carries the secret's ARN): the nodes both, the bastion the operators' one. Deleted with the
+    // stack, as the secrets are (after KMS's 7-day waiting period).
+    this.secretsKey = s.secretsCustomerManagedKey
+      ? new kms.Key(this, "SecretsKey", {
+          description: `etcd-agent TLS secrets of ${asgName}`,
+          enableKeyRotation: true,
+          removalPolicy: RemovalPolicy.DESTROY,
+          pendingWindow: Duration.days(7),
+        })
+      : undefined;
+    const secretsKeyStatements = (sid: string, actions: string[], secrets: ("ca" | "operator")[]) =>
+      this.secretsKey
+        ? [
+            new iam.PolicyStatement({
+              sid,
+              actions,
+              resources: [this.secretsKey.keyArn],
+              conditions: {
+                StringEquals: { "kms:ViaService": `secretsmanager.${stack.region}.amazonaws.com` },
+                StringLike: { "kms:EncryptionContext:SecretARN": secrets.map(secretArn) },
+              },
+            }),
+          ]
+        : [];
     // The snapshots' key, through S3 only (kms:ViaService): nodes encrypt and decrypt, the bastion decrypts.
     const kmsStatements = (actions: string[]) =>
       this.backupKey
@@ -290,6 +320,12 @@ export class EtcdCluster extends Construct {
           ],
           resources: [secretArn("operator")],
         }),
+        // CreateSecret and PutSecretValue under a customer-managed key need both.
+        ...secretsKeyStatements(
+          "SecretsKeyThroughSecretsManager",
+          ["kms:Decrypt", "kms:GenerateDataKey"],
+          ["ca", "operator"],
+        ),
         ...readStatements(),
         new iam.PolicyStatement({
           sid: "ThisGroupOnly",
@@ -337,7 +373,13 @@ export class EtcdCluster extends Construct {
       arch: s.architecture,
       binaryUrl: `s3://${BUCKET_PLACEHOLDER}/${KEY_PLACEHOLDER}`,
       binarySha512: s.agentBinarySha512,
-      agent: { domain: d, hostedZoneId: ZONE_PLACEHOLDER, asgName, backupBucket: BACKUP_PLACEHOLDER },
+      agent: {
+        domain: d,
+        hostedZoneId: ZONE_PLACEHOLDER,
+        asgName,
+        backupBucket: BACKUP_PLACEHOLDER,
+        ...(this.secretsKey ? { tlsSecretsKmsKey: SECRETS_KEY_PLACEHOLDER } : {}),
+      },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
       ...(s.etcdImageDigest ? { etcdImageDigest: s.etcdImageDigest } : {}),
@@ -358,7 +400,9 @@ export class EtcdCluster extends Construct {
         .split(ZONE_PLACEHOLDER)
         .join(this.hostedZone.hostedZoneId)
         .split(BACKUP_PLACEHOLDER)
-        .join(this.backupBucket.bucketName),
+        .join(this.backupBucket.bucketName)
+        .split(SECRETS_KEY_PLACEHOLDER)
+        .join(this.secretsKey?.keyArn ?? SECRETS_KEY_PLACEHOLDER),
     );
 
     const launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
@@ -463,6 +507,7 @@ export class EtcdCluster extends Construct {
           actions: ["secretsmanager:GetSecretValue"],
           resources: [secretArn("operator")],
         }),
+        ...secretsKeyStatements("OperatorsSecretKeyDecrypt", ["kms:Decrypt"], ["operator"]),
         // `etcd-agent snapshot list | restore` on the bastion: read only (an operator there holds
         // the cluster's admin certificate, so the keyspace is no secret from them).
         ...kmsStatements(["kms:Decrypt"]),

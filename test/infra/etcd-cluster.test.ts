@@ -35,6 +35,7 @@ function synth(props: Partial<EtcdClusterProps> = {}, extra?: (stack: Stack) => 
 }
 
 const { cluster, template } = synth();
+const SECRETS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const asgName = "Test-Etcd";
 
 /** Resolves the intrinsic functions in the user data with fixed account, region and IDs. */
@@ -60,6 +61,8 @@ function resolve(v: unknown): string {
       .replaceAll("${AWS::Partition}", "aws");
   }
   if (o["Fn::Base64"]) return resolve(o["Fn::Base64"]);
+  if (o["Fn::GetAtt"] && String((o["Fn::GetAtt"] as unknown[])[0]).includes("SecretsKey"))
+    return SECRETS_KEY_ARN;
   throw new Error(`cannot resolve ${JSON.stringify(v).slice(0, 200)}`);
 }
 
@@ -273,6 +276,17 @@ const BUCKET = /^<EtcdBackups[0-9A-F]+\.Arn>$/;
 const ON_PREFIX = { StringLike: { "s3:prefix": ["backups/Test-Etcd/*"] } };
 const KEY = /^<EtcdBackupKey[0-9A-F]+\.Arn>$/;
 const VIA_S3 = { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } };
+const SECRETS_KEY = /^<EtcdSecretsKey[0-9A-F]+\.Arn>$/;
+/** Through Secrets Manager only, and only for the named secrets (its encryption context names the secret). */
+const VIA_SECRETS = (...names: string[]) => ({
+  StringEquals: { "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com" },
+  StringLike: {
+    "kms:EncryptionContext:SecretARN": names.map(
+      (n) =>
+        `arn:<AWS::Partition>:secretsmanager:eu-west-1:<AWS::AccountId>:secret:etcd-agent/Test-Etcd/${n}-??????`,
+    ),
+  },
+});
 
 /**
  * What each role may do, statement by statement: the actions exactly, the resources each must be,
@@ -343,6 +357,12 @@ const MAY: Record<
       resources: [KEY],
       condition: VIA_S3,
     },
+    // CreateSecret and PutSecretValue need both (Secrets Manager's documented permissions).
+    SecretsKeyThroughSecretsManager: {
+      actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+      resources: [SECRETS_KEY],
+      condition: VIA_SECRETS("ca", "operator"),
+    },
   },
   bastion: {
     DescribeCannotBeScoped: { actions: DESCRIBE, resources: [/^\*$/] },
@@ -351,6 +371,12 @@ const MAY: Record<
     OperatorsCertificateOnly: { actions: ["secretsmanager:GetSecretValue"], resources: [SECRET("operator")] },
     ReadBackupsOfThisCluster: { actions: ["s3:GetObject"], resources: [SNAPSHOTS] },
     SnapshotKeyDecryptThroughS3: { actions: ["kms:Decrypt"], resources: [KEY], condition: VIA_S3 },
+    // The operators' secret only: the key cannot open the CA's secret for the bastion.
+    OperatorsSecretKeyDecrypt: {
+      actions: ["kms:Decrypt"],
+      resources: [SECRETS_KEY],
+      condition: VIA_SECRETS("operator"),
+    },
     ListBackupsOfThisCluster: {
       actions: ["s3:ListBucket", "s3:ListBucketVersions"],
       resources: [BUCKET],
@@ -358,6 +384,15 @@ const MAY: Record<
     },
   },
 };
+
+/** A condition's values as text (arnText for each intrinsic). */
+function conditionText(c: unknown): unknown {
+  if (c === undefined || typeof c === "string") return c;
+  if (Array.isArray(c)) return c.map(conditionText);
+  const o = c as Record<string, unknown>;
+  if (o.Ref || o["Fn::GetAtt"] || o["Fn::Join"] || o["Fn::Sub"]) return arnText(o);
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, conditionText(v)]));
+}
 
 /** A resource as text: Fn::Join joined, a Ref as <Name>, a GetAtt as <Name.Attr>. */
 function arnText(v: unknown): string {
@@ -397,7 +432,10 @@ describe("IAM: each role's statements against the table of what it may do", () =
         n: may.resources.length,
       });
       for (const [k, r] of resources.entries()) expect(r).toMatch(may.resources[k] as RegExp);
-      expect({ sid: st.Sid, condition: st.Condition }).toEqual({ sid: st.Sid, condition: may.condition });
+      expect({ sid: st.Sid, condition: conditionText(st.Condition) }).toEqual({
+        sid: st.Sid,
+        condition: may.condition,
+      });
     }
   });
 
@@ -517,8 +555,31 @@ describe("the backup bucket: nothing a node writes can be rewritten, the newest 
       },
     });
     const off = synth({ backup: { customerManagedKey: false } }).template;
-    expect(off.findResources("AWS::KMS::Key")).toEqual({});
-    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("kms:");
+    expect(Object.keys(off.findResources("AWS::KMS::Key")).filter((id) => id.includes("BackupKey"))).toEqual(
+      [],
+    );
+    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("s3.eu-west-1.amazonaws.com");
+  });
+
+  it("both TLS secrets under a customer-managed key by default (#16): rotated, the agent told to create them under it", () => {
+    const keys = template.findResources("AWS::KMS::Key");
+    const secretsKey = Object.entries(keys).find(([id]) => id.startsWith("EtcdSecretsKey"));
+    expect(secretsKey?.[1]).toMatchObject({ Properties: { EnableKeyRotation: true } });
+    const file = userDataConfig(template).json.storage.files.find(
+      (f: any) => f.path === "/etc/etcd-agent/agent.env",
+    );
+    const env = parseEnvFile(decodeURIComponent(file.contents.source.replace(/^data:,/, "")));
+    expect(env.ETCD_AGENT_TLS_SECRETS_KMS_KEY).toBe(SECRETS_KEY_ARN);
+
+    const off = synth({ secretsCustomerManagedKey: false }).template;
+    expect(
+      Object.keys(off.findResources("AWS::KMS::Key")).filter((id) => id.startsWith("EtcdSecretsKey")),
+    ).toEqual([]);
+    const offEnv = userDataConfig(off).json.storage.files.find(
+      (f: any) => f.path === "/etc/etcd-agent/agent.env",
+    );
+    expect(decodeURIComponent(offEnv.contents.source)).not.toContain("TLS_SECRETS_KMS_KEY");
+    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("secretsmanager.eu-west-1");
   });
 
   it("the bastion's metadata: IMDSv2 with one hop", () => {
