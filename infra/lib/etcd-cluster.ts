@@ -168,9 +168,11 @@ export class EtcdCluster extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       removalPolicy: RemovalPolicy.RETAIN,
-      objectLockEnabled: lock !== null,
+      // Off: no ObjectLockEnabled at all, as a bucket made before the lock existed. It is a
+      // create-only property: false where it was absent would replace the bucket (docs/security.md).
       ...(lock
         ? {
+            objectLockEnabled: true,
             objectLockDefaultRetention:
               lock.mode === "COMPLIANCE"
                 ? s3.ObjectLockRetention.compliance(Duration.days(lock.days))

@@ -492,6 +492,31 @@ describe("the backup bucket: nothing a node writes can be rewritten, the newest 
     expect(JSON.stringify(off.findResources("AWS::S3::Bucket"))).not.toContain("ObjectLockConfiguration");
   });
 
+  // CloudFormation replaces a bucket when a create-only property changes: BucketName or
+  // ObjectLockEnabled (the lock can be switched on only when the bucket is made). The construct's
+  // bucket has a generated name, so what matters is its logical ID and ObjectLockEnabled.
+  it("an existing stack's bucket is updated in place: the lock's mode or days, or the lock off on a stack made without it", () => {
+    const backupBucket = (t: Template) =>
+      Object.entries(t.findResources("AWS::S3::Bucket")).filter(([, b]: [string, any]) =>
+        JSON.stringify(b.Properties.BucketEncryption ?? {}).includes("aws:kms"),
+      ) as [string, any][];
+    const [[id, before]] = backupBucket(template) as [[string, any]];
+    const [[idAfter, after]] = backupBucket(
+      synth({ backup: { objectLock: { mode: "COMPLIANCE", days: 30 } } }).template,
+    ) as [[string, any]];
+    expect(idAfter).toBe(id);
+    expect(after.Properties.BucketName).toBe(before.Properties.BucketName);
+    expect(after.Properties.ObjectLockEnabled).toBe(true);
+    expect(before.Properties.ObjectLockEnabled).toBe(true);
+    // A stack made before Object Lock (the same "Backups" construct, no ObjectLockEnabled at all)
+    // that turns the lock off to keep its bucket: the property stays absent, as it was. (false
+    // would be a change of the create-only property, from absent, and so a new, empty bucket.)
+    // Turning the lock on there is such a change: docs/security.md says what to do instead.
+    const [[idOff, off]] = backupBucket(synth({ backup: { objectLock: false } }).template) as [[string, any]];
+    expect(idOff).toBe(id);
+    expect(Object.keys(off.Properties)).not.toContain("ObjectLockEnabled");
+  });
+
   it("replication to another account's bucket when given, delete markers not replicated", () => {
     const arn = "arn:aws:s3:::etcd-backups-copy";
     const t = synth({ backup: { replicateToBucketArn: arn } }).template;
