@@ -123,9 +123,14 @@ export class EtcdCluster extends Construct {
     this.hostedZone = new route53.PrivateHostedZone(this, "Zone", { zoneName: d, vpc: this.vpc });
 
     // ---- security groups: 2380 between members only; 2379 from members, clients, the bastion
+    // Out, only what a member needs: HTTPS (AWS's APIs through the NAT or endpoints, the etcd
+    // image's registry, the OS's updates) and etcd's ports to the other members. DNS (the VPC's
+    // resolver), the instance metadata and the Amazon Time Sync Service (169.254.169.123) are not
+    // filtered by security groups.
     this.memberSecurityGroup = new ec2.SecurityGroup(this, "Members", {
       vpc: this.vpc,
       description: `etcd members of ${asgName}`,
+      allowAllOutbound: false,
     });
     this.clientSecurityGroup = new ec2.SecurityGroup(this, "Clients", {
       vpc: this.vpc,
@@ -143,6 +148,9 @@ export class EtcdCluster extends Construct {
     m.addIngressRule(this.clientSecurityGroup, ec2.Port.tcp(2379), "etcd client API, clients");
     m.addIngressRule(bastionSg, ec2.Port.tcp(2379), "etcd client API, operators on the bastion");
     m.addIngressRule(bastionSg, ec2.Port.tcp(22), "SSH from the bastion");
+    m.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), "HTTPS: AWS APIs, the etcd image, OS updates");
+    m.addEgressRule(m, ec2.Port.tcp(2380), "etcd peers");
+    m.addEgressRule(m, ec2.Port.tcp(2379), "etcd client API of the other members (the agent)");
 
     // ---- the agent binary and the backups
     const binary = new assets.Asset(this, "AgentBinary", { path: s.agentBinaryPath });

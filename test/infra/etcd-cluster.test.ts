@@ -156,6 +156,30 @@ describe("EtcdCluster resources", () => {
     expect(inline.filter((r: any) => r.CidrIp === "0.0.0.0/0")).toEqual([]);
   });
 
+  it("members send only what they need (#16): HTTPS out (AWS's APIs, the registry, OS updates), 2379/2380 to members", () => {
+    const sgId = (c: { securityGroupId: string }) => Stack.of(cluster).resolve(c.securityGroupId);
+    const members = sgId(cluster.memberSecurityGroup);
+    const memberSg = Object.values(template.findResources("AWS::EC2::SecurityGroup")).find(
+      (r: any) => r.Properties.GroupDescription === "etcd members of Test-Etcd",
+    ) as any;
+    const inline = (memberSg.Properties.SecurityGroupEgress ?? []) as any[];
+    const separate = Object.values(template.findResources("AWS::EC2::SecurityGroupEgress"))
+      .map((r: any) => r.Properties)
+      .filter((p) => JSON.stringify(p.GroupId) === JSON.stringify(members));
+    const rules = [...inline, ...separate].map((r) => ({
+      proto: r.IpProtocol,
+      from: r.FromPort,
+      to: r.ToPort,
+      dest: r.CidrIp ?? (r.DestinationSecurityGroupId ? "members" : JSON.stringify(r)),
+    }));
+    expect(rules.sort((a, b) => a.from - b.from)).toEqual([
+      { proto: "tcp", from: 443, to: 443, dest: "0.0.0.0/0" },
+      { proto: "tcp", from: 2379, to: 2379, dest: "members" },
+      { proto: "tcp", from: 2380, to: 2380, dest: "members" },
+    ]);
+    for (const r of separate) expect(r.DestinationSecurityGroupId).toEqual(members);
+  });
+
   it("IAM for the nodes: describe-only on *, everything else scoped to this group, zone, records and objects", () => {
     const policies = template.findResources("AWS::IAM::Policy");
     const node = Object.entries(policies).find(([id]) => id.startsWith("EtcdNodePolicy"))?.[1] as any;
