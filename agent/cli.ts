@@ -163,6 +163,11 @@ function withCommon(y: Argv): Argv {
       describe:
         "Secrets Manager secret of the operators' client certificate (default etcd-agent/<asg name>/operator)",
     })
+    .option("tls-secrets-kms-key", {
+      type: "string",
+      describe:
+        "KMS key (ID, ARN or alias) the agent creates both TLS secrets under (default Secrets Manager's aws/secretsmanager)",
+    })
     .option("tls-cert-lifetime-seconds", {
       type: "string",
       requiresArg: true,

@@ -25,10 +25,20 @@ export class SecretsManagerStore implements SecretStore {
     }
   }
 
-  async createIfAbsent(name: string, value: string, description: string): Promise<boolean> {
+  async createIfAbsent(
+    name: string,
+    value: string,
+    description: string,
+    options: { kmsKeyId?: string } = {},
+  ): Promise<boolean> {
     try {
       await this.client.send(
-        new CreateSecretCommand({ Name: name, SecretString: value, Description: description }),
+        new CreateSecretCommand({
+          Name: name,
+          SecretString: value,
+          Description: description,
+          ...(options.kmsKeyId ? { KmsKeyId: options.kmsKeyId } : {}),
+        }),
       );
       return true;
     } catch (error) {

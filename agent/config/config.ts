@@ -67,6 +67,11 @@ export interface TlsConfig {
   caSecret: string | null;
   /** Secrets Manager secret of the operators' client certificate; null: etcd-agent/<asg name>/operator. */
   operatorSecret: string | null;
+  /**
+   * The KMS key (ID, ARN or alias) both secrets are created under; null: Secrets Manager's own
+   * (aws/secretsmanager). Only a secret the agent creates takes it: an existing one keeps its key.
+   */
+  secretsKmsKey: string | null;
   /** Lifetime of the certificates the agent issues; renewed when a third of it is left. */
   certLifetimeSeconds: number;
   /** More names for a node's certificate (IPs or DNS names), beside its IP, A record and the domain. */
@@ -144,6 +149,10 @@ export function tlsSecretNames(tls: TlsConfig, asgName: string): { ca: string; o
  * in-memory deadlines (grace, unhealthy) only in steps of the interval.
  */
 export const MAX_INTERVAL_SECONDS = 300;
+
+/** A KMS key as Secrets Manager's KmsKeyId takes it: key ID, key ARN, alias name or alias ARN. */
+const KMS_KEY_RE =
+  /^(?:(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})|alias\/[\w/-]{1,250}|arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:(?:key\/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})|alias\/[\w/-]{1,250}))$/;
 
 const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -342,6 +351,14 @@ export function parseConfig(raw: Raw): AgentConfig {
         keyFile: path("tlsKeyFile", "tls-key-file", `${tlsDir}/node.key`),
         caSecret: secretName("tlsCaSecret", "tls-ca-secret"),
         operatorSecret: secretName("tlsOperatorSecret", "tls-operator-secret"),
+        secretsKmsKey: (() => {
+          const v = str(raw, "tlsSecretsKmsKey", "tls-secrets-kms-key", false);
+          if (v !== null && !KMS_KEY_RE.test(v))
+            throw new ConfigError(
+              `${describe("tls-secrets-kms-key")} must be a KMS key ID, key ARN, alias name or alias ARN, got ${JSON.stringify(v)}; the CDK construct sets it to its secrets key`,
+            );
+          return v;
+        })(),
         extraNames: (() => {
           const v = str(raw, "tlsExtraNames", "tls-extra-names", false);
           const names =

@@ -13,6 +13,11 @@ export interface EtcdEnv {
   listenClientUrls: string[];
   /** TLS for clients and peers, each side presenting a certificate of the cluster CA; null: plaintext. */
   tls: { caFile: string; certFile: string; keyFile: string } | null;
+  /**
+   * With TLS: the name a peer's certificate must carry to join the peer port (the cluster domain,
+   * which every node's certificate names and the operators' does not): not any certificate of the CA.
+   */
+  peerAllowedHostname?: string;
 }
 
 /**
@@ -57,6 +62,7 @@ export function renderEtcdEnv(env: EtcdEnv): string {
       ["ETCD_PEER_TRUSTED_CA_FILE", env.tls.caFile],
       ["ETCD_PEER_CLIENT_CERT_AUTH", "true"],
     );
+    if (env.peerAllowedHostname) lines.push(["ETCD_PEER_CERT_ALLOWED_HOSTNAME", env.peerAllowedHostname]);
   }
   for (const [key, value] of lines) {
     if (/[\s"'\\$`]/.test(value)) {

@@ -93,6 +93,11 @@ export function keyMatchesCert(certPem: string, keyPem: string): boolean {
 }
 
 /** The cluster CA: read, or made and stored if no node has yet. Two at once: one wins, both use it. */
+/** The KMS key both secrets are created under (--tls-secrets-kms-key), or the store's default. */
+function secretKeyOptions(tls: TlsConfig): { kmsKeyId?: string } {
+  return tls.secretsKmsKey ? { kmsKeyId: tls.secretsKmsKey } : {};
+}
+
 export async function ensureCa(
   ports: Ports,
   tls: TlsConfig,
@@ -110,7 +115,12 @@ export async function ensureCa(
     );
     const body = JSON.stringify({ ...ca, createdAt: ports.clock.now().toISOString() });
     const created = await steps.run("ca:store", () =>
-      secrets.createIfAbsent(name, body, `etcd-agent: the CA of the etcd cluster in ${asgName}`),
+      secrets.createIfAbsent(
+        name,
+        body,
+        `etcd-agent: the CA of the etcd cluster in ${asgName}`,
+        secretKeyOptions(tls),
+      ),
     );
     if (created) {
       log.warn("created the cluster CA", {
@@ -245,6 +255,7 @@ export async function ensureOperatorCert(
       name,
       body,
       `etcd-agent: operators' client certificate for ${asgName}`,
+      secretKeyOptions(tls),
     );
     if (!created) return now; // another leader made it a moment ago: read it next time
   } else await secrets.put(name, body);

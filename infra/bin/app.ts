@@ -52,6 +52,7 @@ try {
     bastionAllowedCidr: str("bastionAllowedCidr"),
     bastionKeyName: str("bastionKeyName"),
     sshAuthorizedKeys: json<string[]>("sshAuthorizedKeys"),
+    secretsCustomerManagedKey: str("secretsCustomerManagedKey") !== "off",
     backup: {
       expireAfterDays: num("backupExpireAfterDays"),
       objectLock:

@@ -55,6 +55,8 @@ const BUCKET_PLACEHOLDER = "etcd-agent-binary-bucket-placeholder";
 const KEY_PLACEHOLDER = "etcd-agent-binary-key-placeholder";
 const ZONE_PLACEHOLDER = "ZETCDAGENTZONEPLACEHOLDER";
 const BACKUP_PLACEHOLDER = "etcd-agent-backup-bucket-placeholder";
+/** A key ID in form (the agent's config rules accept it, URL encoding leaves it as it is) until the ARN is in. */
+const SECRETS_KEY_PLACEHOLDER = "5ec2e75e-cafe-4e7c-8000-000000000000";
 
 /** The lifecycle hooks' names and timeouts (docs/deploy.md explains the choice). */
 export const HOOKS = {
@@ -77,6 +79,8 @@ export class EtcdCluster extends Construct {
   readonly backupBucket: s3.Bucket;
   /** The snapshots' customer-managed key (backup.customerManagedKey, default on). */
   readonly backupKey: kms.Key | undefined;
+  /** Both TLS secrets' customer-managed key (secretsCustomerManagedKey, default on). */
+  readonly secretsKey: kms.Key | undefined;
   readonly bastion: ec2.BastionHostLinux;
   readonly alarmTopic: sns.ITopic;
   /** The cluster's dashboard and metric alarms (infra/lib/cluster-monitoring.ts). */
@@ -123,9 +127,14 @@ export class EtcdCluster extends Construct {
     this.hostedZone = new route53.PrivateHostedZone(this, "Zone", { zoneName: d, vpc: this.vpc });
 
     // ---- security groups: 2380 between members only; 2379 from members, clients, the bastion
+    // Out, only what a member needs: HTTPS (AWS's APIs through the NAT or endpoints, the etcd
+    // image's registry, the OS's updates) and etcd's ports to the other members. DNS (the VPC's
+    // resolver), the instance metadata and the Amazon Time Sync Service (169.254.169.123) are not
+    // filtered by security groups.
     this.memberSecurityGroup = new ec2.SecurityGroup(this, "Members", {
       vpc: this.vpc,
       description: `etcd members of ${asgName}`,
+      allowAllOutbound: false,
     });
     this.clientSecurityGroup = new ec2.SecurityGroup(this, "Clients", {
       vpc: this.vpc,
@@ -143,6 +152,9 @@ export class EtcdCluster extends Construct {
     m.addIngressRule(this.clientSecurityGroup, ec2.Port.tcp(2379), "etcd client API, clients");
     m.addIngressRule(bastionSg, ec2.Port.tcp(2379), "etcd client API, operators on the bastion");
     m.addIngressRule(bastionSg, ec2.Port.tcp(22), "SSH from the bastion");
+    m.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), "HTTPS: AWS APIs, the etcd image, OS updates");
+    m.addEgressRule(m, ec2.Port.tcp(2380), "etcd peers");
+    m.addEgressRule(m, ec2.Port.tcp(2379), "etcd client API of the other members (the agent)");
 
     // ---- the agent binary and the backups
     const binary = new assets.Asset(this, "AgentBinary", { path: s.agentBinaryPath });
@@ -168,9 +180,11 @@ export class EtcdCluster extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       removalPolicy: RemovalPolicy.RETAIN,
-      objectLockEnabled: lock !== null,
+      // Off: no ObjectLockEnabled at all, as a bucket made before the lock existed. It is a
+      // create-only property: false where it was absent would replace the bucket (docs/security.md).
       ...(lock
         ? {
+            objectLockEnabled: true,
             objectLockDefaultRetention:
               lock.mode === "COMPLIANCE"
                 ? s3.ObjectLockRetention.compliance(Duration.days(lock.days))
@@ -262,6 +276,32 @@ export class EtcdCluster extends Construct {
         resourceName: `${secretName(name)}-??????`,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
+    // The secrets' key: the agent creates both secrets under it (--tls-secrets-kms-key). Used only
+    // through Secrets Manager and only for the named secrets (Secrets Manager's encryption context
+    // carries the secret's ARN): the nodes both, the bastion the operators' one. Deleted with the
+    // stack, as the secrets are (after KMS's 7-day waiting period).
+    this.secretsKey = s.secretsCustomerManagedKey
+      ? new kms.Key(this, "SecretsKey", {
+          description: `etcd-agent TLS secrets of ${asgName}`,
+          enableKeyRotation: true,
+          removalPolicy: RemovalPolicy.DESTROY,
+          pendingWindow: Duration.days(7),
+        })
+      : undefined;
+    const secretsKeyStatements = (sid: string, actions: string[], secrets: ("ca" | "operator")[]) =>
+      this.secretsKey
+        ? [
+            new iam.PolicyStatement({
+              sid,
+              actions,
+              resources: [this.secretsKey.keyArn],
+              conditions: {
+                StringEquals: { "kms:ViaService": `secretsmanager.${stack.region}.amazonaws.com` },
+                StringLike: { "kms:EncryptionContext:SecretARN": secrets.map(secretArn) },
+              },
+            }),
+          ]
+        : [];
     // The snapshots' key, through S3 only (kms:ViaService): nodes encrypt and decrypt, the bastion decrypts.
     const kmsStatements = (actions: string[]) =>
       this.backupKey
@@ -302,6 +342,12 @@ export class EtcdCluster extends Construct {
           ],
           resources: [secretArn("operator")],
         }),
+        // CreateSecret and PutSecretValue under a customer-managed key need both.
+        ...secretsKeyStatements(
+          "SecretsKeyThroughSecretsManager",
+          ["kms:Decrypt", "kms:GenerateDataKey"],
+          ["ca", "operator"],
+        ),
         ...readStatements(),
         new iam.PolicyStatement({
           sid: "ThisGroupOnly",
@@ -355,6 +401,7 @@ export class EtcdCluster extends Construct {
         asgName,
         backupBucket: BACKUP_PLACEHOLDER,
         metricsNamespace: METRICS_NAMESPACE,
+        ...(this.secretsKey ? { tlsSecretsKmsKey: SECRETS_KEY_PLACEHOLDER } : {}),
       },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
@@ -376,7 +423,9 @@ export class EtcdCluster extends Construct {
         .split(ZONE_PLACEHOLDER)
         .join(this.hostedZone.hostedZoneId)
         .split(BACKUP_PLACEHOLDER)
-        .join(this.backupBucket.bucketName),
+        .join(this.backupBucket.bucketName)
+        .split(SECRETS_KEY_PLACEHOLDER)
+        .join(this.secretsKey?.keyArn ?? SECRETS_KEY_PLACEHOLDER),
     );
 
     const launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
@@ -481,6 +530,7 @@ export class EtcdCluster extends Construct {
           actions: ["secretsmanager:GetSecretValue"],
           resources: [secretArn("operator")],
         }),
+        ...secretsKeyStatements("OperatorsSecretKeyDecrypt", ["kms:Decrypt"], ["operator"]),
         // `etcd-agent snapshot list | restore` on the bastion: read only (an operator there holds
         // the cluster's admin certificate, so the keyspace is no secret from them).
         ...kmsStatements(["kms:Decrypt"]),

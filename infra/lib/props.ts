@@ -53,6 +53,14 @@ export interface EtcdClusterSettings {
   /** Size of the encrypted gp3 data volume in GiB. Default 20. */
   dataVolumeGiB?: number;
   backup?: BackupSettings;
+  /**
+   * Create both TLS secrets (the CA and the operators' certificate) under a customer-managed KMS
+   * key the construct makes (default true): only the nodes (both secrets) and the bastion (the
+   * operators' one) may use it, through Secrets Manager, so secretsmanager:GetSecretValue on * alone
+   * no longer reads the CA. Only secrets the agent creates take it: see docs/security.md for a
+   * deployment whose secrets exist already. false: Secrets Manager's aws/secretsmanager key.
+   */
+  secretsCustomerManagedKey?: boolean;
   /** CIDR allowed to reach the bastion over SSH; without it the bastion is reached with SSM only. */
   bastionAllowedCidr?: string;
   /** OpenSSH public keys for the `core` user on the nodes (reached from the bastion). */
@@ -90,6 +98,7 @@ export interface ValidSettings {
   backupLock: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } | null;
   backupReplicateToBucketArn: string | undefined;
   backupCustomerManagedKey: boolean;
+  secretsCustomerManagedKey: boolean;
   bastionAllowedCidr: string | undefined;
   sshAuthorizedKeys: string[];
   bastionKeyName: string | undefined;
@@ -244,6 +253,7 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     backupLock,
     backupReplicateToBucketArn,
     backupCustomerManagedKey: p.backup?.customerManagedKey ?? true,
+    secretsCustomerManagedKey: p.secretsCustomerManagedKey ?? true,
     bastionAllowedCidr: p.bastionAllowedCidr,
     sshAuthorizedKeys: p.sshAuthorizedKeys ?? [],
     bastionKeyName: p.bastionKeyName,

@@ -29,6 +29,9 @@ describe("healing in the sandbox", () => {
       );
       const healed = await settled(sandbox, 3, 150_000);
       expect(healed.map((i) => i.instanceId)).not.toContain(victim);
+      // Terminate-and-launch (AWS's default order): no livelock, the replacement's launch hook
+      // completed rather than abandoned while the old instance waited in Terminating:Wait.
+      expect(sandbox.gaps.waitLog.filter((l) => l.includes("Pending:Wait ABANDON"))).toEqual([]);
     });
   }, 300_000);
 

@@ -4,6 +4,7 @@
 // node back after its certificate expired, and the operators' certificate fetched with the binary.
 import { X509Certificate } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
+import { request } from "node:https";
 import { join } from "node:path";
 import { connect } from "node:tls";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
@@ -51,6 +52,31 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile())
     .map((e) => join(e.parentPath, e.name));
+}
+
+/** "answered" when the peer port answers HTTP to a connection presenting `cert`, else the error (etcd closes refused ones). */
+function peerAnswers(ip: string, ca: Buffer, cert: { cert: string; key: string }): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: ip,
+        port: 2380,
+        path: "/version",
+        ca,
+        cert: cert.cert,
+        key: cert.key,
+        timeout: 5000,
+        servername: ip,
+      },
+      (res) => {
+        res.resume();
+        resolve("answered");
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", (e) => resolve(`refused: ${e.message}`));
+    req.end();
+  });
 }
 
 /** Whether a client with these options may list members (false: refused at the handshake). */
@@ -119,6 +145,23 @@ describe("TLS", () => {
       }).send(new GetSecretValueCommand({ SecretId: `etcd-agent/${sandbox.world.asgName}/ca` }));
       const caKeyBody = (JSON.parse(secret.SecretString ?? "{}").key as string).split("\n")[1] as string;
       expect(caKeyBody.length).toBeGreaterThan(20);
+
+      // The peer port (#16): a certificate of this CA that does not name the cluster domain (as the
+      // operators' does not) is refused; one that names it, as every node's does, is answered.
+      const caPair = JSON.parse(secret.SecretString ?? "{}") as { cert: string; key: string };
+      const leaf = (names: string[]) =>
+        issue(caPair, {
+          commonName: "peer-probe",
+          names,
+          usage: "node",
+          notBefore: new Date(Date.now() - 60_000),
+          notAfter: new Date(Date.now() + 3_600_000),
+        });
+      const peerIp = instances[0]?.ip as string;
+      // Both name 127.0.0.1, the address the test connects from: etcd's peer listener also checks
+      // that a client certificate names the connection's source (the sandbox's nodes name it too).
+      expect(await peerAnswers(peerIp, ca, await leaf([sandbox.world.domain, "127.0.0.1"]))).toBe("answered");
+      expect(await peerAnswers(peerIp, ca, await leaf(["127.0.0.1"]))).toMatch(/^refused: /);
       for (const i of instances) {
         for (const f of filesUnder(join(sandbox.stateDir, i.instanceId))) {
           if (statSync(f).size < 10_000_000)

@@ -35,6 +35,7 @@ function synth(props: Partial<EtcdClusterProps> = {}, extra?: (stack: Stack) => 
 }
 
 const { cluster, template } = synth();
+const SECRETS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const asgName = "Test-Etcd";
 
 /** Resolves the intrinsic functions in the user data with fixed account, region and IDs. */
@@ -60,6 +61,8 @@ function resolve(v: unknown): string {
       .replaceAll("${AWS::Partition}", "aws");
   }
   if (o["Fn::Base64"]) return resolve(o["Fn::Base64"]);
+  if (o["Fn::GetAtt"] && String((o["Fn::GetAtt"] as unknown[])[0]).includes("SecretsKey"))
+    return SECRETS_KEY_ARN;
   throw new Error(`cannot resolve ${JSON.stringify(v).slice(0, 200)}`);
 }
 
@@ -151,6 +154,30 @@ describe("EtcdCluster resources", () => {
       (r: any) => r.Properties.SecurityGroupIngress ?? [],
     );
     expect(inline.filter((r: any) => r.CidrIp === "0.0.0.0/0")).toEqual([]);
+  });
+
+  it("members send only what they need (#16): HTTPS out (AWS's APIs, the registry, OS updates), 2379/2380 to members", () => {
+    const sgId = (c: { securityGroupId: string }) => Stack.of(cluster).resolve(c.securityGroupId);
+    const members = sgId(cluster.memberSecurityGroup);
+    const memberSg = Object.values(template.findResources("AWS::EC2::SecurityGroup")).find(
+      (r: any) => r.Properties.GroupDescription === "etcd members of Test-Etcd",
+    ) as any;
+    const inline = (memberSg.Properties.SecurityGroupEgress ?? []) as any[];
+    const separate = Object.values(template.findResources("AWS::EC2::SecurityGroupEgress"))
+      .map((r: any) => r.Properties)
+      .filter((p) => JSON.stringify(p.GroupId) === JSON.stringify(members));
+    const rules = [...inline, ...separate].map((r) => ({
+      proto: r.IpProtocol,
+      from: r.FromPort,
+      to: r.ToPort,
+      dest: r.CidrIp ?? (r.DestinationSecurityGroupId ? "members" : JSON.stringify(r)),
+    }));
+    expect(rules.sort((a, b) => a.from - b.from)).toEqual([
+      { proto: "tcp", from: 443, to: 443, dest: "0.0.0.0/0" },
+      { proto: "tcp", from: 2379, to: 2379, dest: "members" },
+      { proto: "tcp", from: 2380, to: 2380, dest: "members" },
+    ]);
+    for (const r of separate) expect(r.DestinationSecurityGroupId).toEqual(members);
   });
 
   it("IAM for the nodes: describe-only on *, everything else scoped to this group, zone, records and objects", () => {
@@ -273,6 +300,17 @@ const BUCKET = /^<EtcdBackups[0-9A-F]+\.Arn>$/;
 const ON_PREFIX = { StringLike: { "s3:prefix": ["backups/Test-Etcd/*"] } };
 const KEY = /^<EtcdBackupKey[0-9A-F]+\.Arn>$/;
 const VIA_S3 = { StringEquals: { "kms:ViaService": "s3.eu-west-1.amazonaws.com" } };
+const SECRETS_KEY = /^<EtcdSecretsKey[0-9A-F]+\.Arn>$/;
+/** Through Secrets Manager only, and only for the named secrets (its encryption context names the secret). */
+const VIA_SECRETS = (...names: string[]) => ({
+  StringEquals: { "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com" },
+  StringLike: {
+    "kms:EncryptionContext:SecretARN": names.map(
+      (n) =>
+        `arn:<AWS::Partition>:secretsmanager:eu-west-1:<AWS::AccountId>:secret:etcd-agent/Test-Etcd/${n}-??????`,
+    ),
+  },
+});
 
 /**
  * What each role may do, statement by statement: the actions exactly, the resources each must be,
@@ -349,6 +387,12 @@ const MAY: Record<
       resources: [KEY],
       condition: VIA_S3,
     },
+    // CreateSecret and PutSecretValue need both (Secrets Manager's documented permissions).
+    SecretsKeyThroughSecretsManager: {
+      actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+      resources: [SECRETS_KEY],
+      condition: VIA_SECRETS("ca", "operator"),
+    },
   },
   bastion: {
     DescribeCannotBeScoped: { actions: DESCRIBE, resources: [/^\*$/] },
@@ -357,6 +401,12 @@ const MAY: Record<
     OperatorsCertificateOnly: { actions: ["secretsmanager:GetSecretValue"], resources: [SECRET("operator")] },
     ReadBackupsOfThisCluster: { actions: ["s3:GetObject"], resources: [SNAPSHOTS] },
     SnapshotKeyDecryptThroughS3: { actions: ["kms:Decrypt"], resources: [KEY], condition: VIA_S3 },
+    // The operators' secret only: the key cannot open the CA's secret for the bastion.
+    OperatorsSecretKeyDecrypt: {
+      actions: ["kms:Decrypt"],
+      resources: [SECRETS_KEY],
+      condition: VIA_SECRETS("operator"),
+    },
     ListBackupsOfThisCluster: {
       actions: ["s3:ListBucket", "s3:ListBucketVersions"],
       resources: [BUCKET],
@@ -364,6 +414,15 @@ const MAY: Record<
     },
   },
 };
+
+/** A condition's values as text (arnText for each intrinsic). */
+function conditionText(c: unknown): unknown {
+  if (c === undefined || typeof c === "string") return c;
+  if (Array.isArray(c)) return c.map(conditionText);
+  const o = c as Record<string, unknown>;
+  if (o.Ref || o["Fn::GetAtt"] || o["Fn::Join"] || o["Fn::Sub"]) return arnText(o);
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, conditionText(v)]));
+}
 
 /** A resource as text: Fn::Join joined, a Ref as <Name>, a GetAtt as <Name.Attr>. */
 function arnText(v: unknown): string {
@@ -473,7 +532,10 @@ describe("IAM: each role's statements against the table of what it may do", () =
         n: may.resources.length,
       });
       for (const [k, r] of resources.entries()) expect(r).toMatch(may.resources[k] as RegExp);
-      expect({ sid: st.Sid, condition: st.Condition }).toEqual({ sid: st.Sid, condition: may.condition });
+      expect({ sid: st.Sid, condition: conditionText(st.Condition) }).toEqual({
+        sid: st.Sid,
+        condition: may.condition,
+      });
     }
   });
 
@@ -528,6 +590,31 @@ describe("the backup bucket: nothing a node writes can be rewritten, the newest 
     });
     const off = synth({ backup: { objectLock: false } }).template;
     expect(JSON.stringify(off.findResources("AWS::S3::Bucket"))).not.toContain("ObjectLockConfiguration");
+  });
+
+  // CloudFormation replaces a bucket when a create-only property changes: BucketName or
+  // ObjectLockEnabled (the lock can be switched on only when the bucket is made). The construct's
+  // bucket has a generated name, so what matters is its logical ID and ObjectLockEnabled.
+  it("an existing stack's bucket is updated in place: the lock's mode or days, or the lock off on a stack made without it", () => {
+    const backupBucket = (t: Template) =>
+      Object.entries(t.findResources("AWS::S3::Bucket")).filter(([, b]: [string, any]) =>
+        JSON.stringify(b.Properties.BucketEncryption ?? {}).includes("aws:kms"),
+      ) as [string, any][];
+    const [[id, before]] = backupBucket(template) as [[string, any]];
+    const [[idAfter, after]] = backupBucket(
+      synth({ backup: { objectLock: { mode: "COMPLIANCE", days: 30 } } }).template,
+    ) as [[string, any]];
+    expect(idAfter).toBe(id);
+    expect(after.Properties.BucketName).toBe(before.Properties.BucketName);
+    expect(after.Properties.ObjectLockEnabled).toBe(true);
+    expect(before.Properties.ObjectLockEnabled).toBe(true);
+    // A stack made before Object Lock (the same "Backups" construct, no ObjectLockEnabled at all)
+    // that turns the lock off to keep its bucket: the property stays absent, as it was. (false
+    // would be a change of the create-only property, from absent, and so a new, empty bucket.)
+    // Turning the lock on there is such a change: docs/security.md says what to do instead.
+    const [[idOff, off]] = backupBucket(synth({ backup: { objectLock: false } }).template) as [[string, any]];
+    expect(idOff).toBe(id);
+    expect(Object.keys(off.Properties)).not.toContain("ObjectLockEnabled");
   });
 
   it("replication to another account's bucket when given, delete markers not replicated", () => {
@@ -593,8 +680,31 @@ describe("the backup bucket: nothing a node writes can be rewritten, the newest 
       },
     });
     const off = synth({ backup: { customerManagedKey: false } }).template;
-    expect(off.findResources("AWS::KMS::Key")).toEqual({});
-    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("kms:");
+    expect(Object.keys(off.findResources("AWS::KMS::Key")).filter((id) => id.includes("BackupKey"))).toEqual(
+      [],
+    );
+    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("s3.eu-west-1.amazonaws.com");
+  });
+
+  it("both TLS secrets under a customer-managed key by default (#16): rotated, the agent told to create them under it", () => {
+    const keys = template.findResources("AWS::KMS::Key");
+    const secretsKey = Object.entries(keys).find(([id]) => id.startsWith("EtcdSecretsKey"));
+    expect(secretsKey?.[1]).toMatchObject({ Properties: { EnableKeyRotation: true } });
+    const file = userDataConfig(template).json.storage.files.find(
+      (f: any) => f.path === "/etc/etcd-agent/agent.env",
+    );
+    const env = parseEnvFile(decodeURIComponent(file.contents.source.replace(/^data:,/, "")));
+    expect(env.ETCD_AGENT_TLS_SECRETS_KMS_KEY).toBe(SECRETS_KEY_ARN);
+
+    const off = synth({ secretsCustomerManagedKey: false }).template;
+    expect(
+      Object.keys(off.findResources("AWS::KMS::Key")).filter((id) => id.startsWith("EtcdSecretsKey")),
+    ).toEqual([]);
+    const offEnv = userDataConfig(off).json.storage.files.find(
+      (f: any) => f.path === "/etc/etcd-agent/agent.env",
+    );
+    expect(decodeURIComponent(offEnv.contents.source)).not.toContain("TLS_SECRETS_KMS_KEY");
+    expect(JSON.stringify(off.findResources("AWS::IAM::Policy"))).not.toContain("secretsmanager.eu-west-1");
   });
 
   it("the bastion's metadata: IMDSv2 with one hop", () => {

@@ -44,7 +44,10 @@
 //   LifecycleState and DesiredCapacity in DescribeAutoScalingGroups and
 //   DescribeAutoScalingInstances answers to match.
 //   `timeScale` makes every AWS duration (heartbeat and global timeouts, the grace period, the
-//   Proceed states) that many times shorter, so a test can reach them.
+//   Proceed states) that many times shorter, so a test can reach them; `globalTimeoutSeconds`
+//   replaces the global timeout alone (test-only: the agents cannot see either), so a scenario
+//   can reach the cap while the agents heartbeat at their own pace against the hook's heartbeat
+//   timeout (100 x that timeout would otherwise always be far away).
 //
 // - EC2 RebootInstances: moto only answers; the proxy tells the hypervisor, which kills the
 //   instance's processes and boots it again from the same disk.
@@ -157,6 +160,11 @@ export interface GroupBehaviour {
   replacementOrder?: ReplacementOrder;
   /** Every AWS duration is this many times shorter in the sandbox (default 1). */
   timeScale?: number;
+  /**
+   * Test-only: every wait's global timeout, in sandbox seconds, instead of AWS's (48 h or 100 x
+   * the heartbeat timeout, then scaled). Nothing an agent reads shows it.
+   */
+  globalTimeoutSeconds?: number;
   /** A new instance may get the address of one that left the group (AWS may; moto never does). */
   reuseAddresses?: boolean;
   /**
@@ -465,6 +473,12 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
   /** An AWS duration in seconds as sandbox milliseconds. */
   const ms = (seconds: number) => (seconds * 1000) / scale();
   const PROCEED_SECONDS = 2;
+  /** When a wait that starts now reaches its global timeout. */
+  const capAt = (now: number, hook: HookConfig) =>
+    now +
+    (group?.globalTimeoutSeconds !== undefined
+      ? group.globalTimeoutSeconds * 1000
+      : ms(globalTimeoutSeconds(hook)));
 
   const querySuccess = (res: ServerResponse, action: string, result = "") => {
     res.writeHead(200, { "content-type": "text/xml" });
@@ -532,7 +546,7 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
       state: "Terminating:Wait",
       hook,
       deadline: now + ms(hook.heartbeatTimeoutSeconds),
-      cap: now + ms(globalTimeoutSeconds(hook)),
+      cap: capAt(now, hook),
       decrement,
     });
   };
@@ -929,6 +943,9 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
     configureHooks(g) {
       const s = g.timeScale ?? 1;
       if (!(s > 0)) throw new Error(`timeScale must be a positive number, got ${s}`);
+      const cap = g.globalTimeoutSeconds;
+      if (cap !== undefined && !(cap > 0))
+        throw new Error(`globalTimeoutSeconds must be a positive number of seconds, got ${cap}`);
       group = g;
     },
     instanceLaunched(instanceId: string) {
@@ -946,7 +963,7 @@ export async function startAwsGaps(motoUrl: string): Promise<AwsGaps> {
         state: "Pending:Wait",
         hook,
         deadline: now + ms(hook.heartbeatTimeoutSeconds),
-        cap: now + ms(globalTimeoutSeconds(hook)),
+        cap: capAt(now, hook),
         decrement: false,
       });
     },

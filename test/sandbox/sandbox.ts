@@ -132,6 +132,8 @@ export class Sandbox {
     replacementOrder?: ReplacementOrder;
     /** Every AWS duration (hook timeouts, grace period) this many times shorter; default 1. */
     timeScale?: number;
+    /** Test-only: every lifecycle wait's global timeout, in sandbox seconds, instead of AWS's. */
+    globalTimeoutSeconds?: number;
     /** A replacement may get the address of the instance that left (AWS may; moto never does). */
     reuseAddresses?: boolean;
     /** New instances are missing from the agents' describe answers for this many seconds. */
@@ -176,6 +178,9 @@ export class Sandbox {
         healthCheckGracePeriodSeconds: grace,
         replacementOrder: options.replacementOrder ?? "terminate-and-launch",
         timeScale: options.timeScale ?? 1,
+        ...(options.globalTimeoutSeconds !== undefined
+          ? { globalTimeoutSeconds: options.globalTimeoutSeconds }
+          : {}),
         reuseAddresses: options.reuseAddresses ?? false,
         hideNewInstancesSeconds: options.hideNewInstancesSeconds ?? 0,
       });

@@ -51,6 +51,8 @@ export interface ScenarioOptions {
   healthCheckGracePeriodSeconds?: number;
   replacementOrder?: ReplacementOrder;
   timeScale?: number;
+  /** Test-only: the lifecycle waits' global timeout, in sandbox seconds (AWS's: 48 h or 100 x the heartbeat timeout). */
+  globalTimeoutSeconds?: number;
   /** A replacement may get the dead node's address. */
   reuseAddresses?: boolean;
   /** Lifetime of the certificates the agents issue (default 90 days). */
@@ -164,6 +166,9 @@ async function open(options: ScenarioOptions): Promise<{ scenario: Scenario; sto
       : {}),
     ...(options.replacementOrder ? { replacementOrder: options.replacementOrder } : {}),
     ...(options.timeScale ? { timeScale: options.timeScale } : {}),
+    ...(options.globalTimeoutSeconds !== undefined
+      ? { globalTimeoutSeconds: options.globalTimeoutSeconds }
+      : {}),
     ...(options.reuseAddresses ? { reuseAddresses: true } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
   });

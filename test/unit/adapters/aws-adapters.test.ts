@@ -12,21 +12,25 @@ import {
   ListResourceRecordSetsCommand,
   Route53Client,
 } from "@aws-sdk/client-route-53";
+import { CreateSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { AwsAutoScaling } from "../../../agent/adapters/aws-autoscaling.js";
 import { AwsEc2 } from "../../../agent/adapters/aws-ec2.js";
 import { Route53Dns } from "../../../agent/adapters/route53.js";
+import { SecretsManagerStore } from "../../../agent/adapters/secrets-manager.js";
 import { AwsApiError, MarkerConflictError } from "../../../agent/errors.js";
 
 const asgMock = mockClient(AutoScalingClient);
 const ec2Mock = mockClient(EC2Client);
 const r53Mock = mockClient(Route53Client);
+const smMock = mockClient(SecretsManagerClient);
 
 beforeEach(() => {
   asgMock.reset();
   ec2Mock.reset();
   r53Mock.reset();
+  smMock.reset();
 });
 
 describe("AwsAutoScaling", () => {
@@ -237,5 +241,21 @@ describe("Route53Dns", () => {
       .rejects(Object.assign(new Error("slow down"), { name: "Throttling" }));
     const next = { name: "_etcd-cluster.etcd.test", type: "TXT" as const, ttl: 60, values: ['"x"'] };
     await expect(dns().swapTxt(next.name, null, next)).rejects.toBeInstanceOf(AwsApiError);
+  });
+});
+
+describe("SecretsManagerStore", () => {
+  const store = () => new SecretsManagerStore(new SecretsManagerClient({ region: "eu-west-1" }));
+
+  it("creates a secret under the KMS key it is given (#16), and without KmsKeyId otherwise", async () => {
+    smMock.on(CreateSecretCommand).resolves({});
+    const key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    expect(await store().createIfAbsent("etcd-agent/e/ca", "{}", "ca", { kmsKeyId: key })).toBe(true);
+    expect(await store().createIfAbsent("etcd-agent/e/operator", "{}", "operator")).toBe(true);
+    const sent = smMock.commandCalls(CreateSecretCommand).map((c) => c.args[0].input);
+    expect(sent.map((i) => [i.Name, i.KmsKeyId])).toEqual([
+      ["etcd-agent/e/ca", key],
+      ["etcd-agent/e/operator", undefined],
+    ]);
   });
 });

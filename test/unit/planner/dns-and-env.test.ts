@@ -123,6 +123,25 @@ describe("etcd environment file", () => {
     });
   });
 
+  it("with TLS, the peer port takes only certificates naming the cluster domain (#16: not the operators')", () => {
+    const env = parseEnvFile(
+      renderEtcdEnv({
+        name: "i-1",
+        dataDir: "/var/lib/etcd",
+        initialCluster: "i-1=https://127.0.1.1:2380",
+        initialClusterState: "new",
+        initialClusterToken: "t",
+        advertisePeerUrl: "https://127.0.1.1:2380",
+        advertiseClientUrl: "https://127.0.1.1:2379",
+        listenPeerUrl: "https://127.0.1.1:2380",
+        listenClientUrls: ["https://127.0.1.1:2379"],
+        tls: { caFile: "/tls/ca.crt", certFile: "/tls/node.crt", keyFile: "/tls/node.key" },
+        peerAllowedHostname: "etcd.internal",
+      }),
+    );
+    expect(env.ETCD_PEER_CERT_ALLOWED_HOSTNAME).toBe("etcd.internal");
+  });
+
   it("refuses a value systemd's EnvironmentFile would split", () => {
     expect(() =>
       renderEtcdEnv({

@@ -18,14 +18,17 @@ import { certFacts, signedBy } from "../../../agent/tls/pki.js";
 
 class MapSecrets implements SecretStore {
   readonly values = new Map<string, string>();
+  /** The KMS key each secret was created under (null: Secrets Manager's own). */
+  readonly keys = new Map<string, string | null>();
   creates = 0;
   async get(name: string) {
     return this.values.get(name) ?? null;
   }
-  async createIfAbsent(name: string, value: string) {
+  async createIfAbsent(name: string, value: string, _description: string, options?: { kmsKeyId?: string }) {
     this.creates++;
     if (this.values.has(name)) return false;
     this.values.set(name, value);
+    this.keys.set(name, options?.kmsKeyId ?? null);
     return true;
   }
   async put(name: string, value: string) {
@@ -188,6 +191,49 @@ describe("the operators' certificate", () => {
         "etcd",
       ),
     ).rejects.toThrow(/secret etcd-agent\/etcd\/operator does not exist yet: the cluster's leader makes it/);
+  });
+});
+
+describe("the secrets' KMS key (#16)", () => {
+  const KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+  it("with --tls-secrets-kms-key, the CA and the operators' certificate are created under that key", async () => {
+    const keyed = parseConfig({ domain: "etcd.test", hostedZoneId: "ZTEST", tlsSecretsKmsKey: KEY });
+    const secrets = new MapSecrets();
+    const p = ports(secrets, new MemFiles(), () => new Date());
+    await ensureNodeCert(p, keyed, ctx, log);
+    await ensureOperatorCert(p, keyed.tls as NonNullable<typeof keyed.tls>, "etcd", log);
+    expect(Object.fromEntries(secrets.keys)).toEqual({
+      "etcd-agent/etcd/ca": KEY,
+      "etcd-agent/etcd/operator": KEY,
+    });
+  });
+
+  it("without it, Secrets Manager's own key (no KmsKeyId)", async () => {
+    const secrets = new MapSecrets();
+    await ensureCa(
+      ports(secrets, new MemFiles(), () => new Date()),
+      tls,
+      "etcd",
+      log,
+    );
+    expect(secrets.keys.get("etcd-agent/etcd/ca")).toBeNull();
+  });
+
+  it.each([["alias/etcd-secrets"], ["1234abcd-12ab-34cd-56ef-1234567890ab"], [KEY]])("takes %s", (key) => {
+    expect(
+      parseConfig({ domain: "etcd.test", hostedZoneId: "ZTEST", tlsSecretsKmsKey: key }).tls,
+    ).toMatchObject({
+      secretsKmsKey: key,
+    });
+  });
+
+  it("refuses anything else, naming the value and the forms it takes", () => {
+    expect(() =>
+      parseConfig({ domain: "etcd.test", hostedZoneId: "ZTEST", tlsSecretsKmsKey: "my key" }),
+    ).toThrow(
+      /--tls-secrets-kms-key \(ETCD_AGENT_TLS_SECRETS_KMS_KEY\) must be a KMS key ID, key ARN, alias name or alias ARN, got "my key"/,
+    );
   });
 });
 
