@@ -15,6 +15,16 @@ export default class SummaryReporter implements Reporter {
         else skipped++;
       }
     }
+    // The slowest files, so that the run's 45-minute budget can be kept with figures, not guesses.
+    const slowest = testModules
+      .map((mod) => ({ file: mod.moduleId.replace(`${process.cwd()}/`, ""), ms: mod.diagnostic().duration }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 15);
+    if ((slowest[0]?.ms ?? 0) > 10_000) {
+      process.stdout.write("\nSlowest files:\n");
+      for (const { file, ms } of slowest)
+        process.stdout.write(`  ${(ms / 1000).toFixed(0).padStart(5)} s  ${file}\n`);
+    }
     process.stdout.write(`\nTests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }
 }
