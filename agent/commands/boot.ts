@@ -793,6 +793,7 @@ async function writeEnv(
       listenPeerUrl: peerUrlFor(identity.privateIp, config.peerPort, config.scheme),
       listenClientUrls: [clientUrlFor(identity.privateIp, config.clientPort, config.scheme)],
       tls: config.tls ? nodeTlsFiles(config.tls, "etcd") : null,
+      settings: config.etcd,
     }),
   );
 }

@@ -1,4 +1,5 @@
 // etcd's environment file, rendered as text. Pure: writing it is the local adapter's job.
+import type { EtcdSettings } from "../config/etcd-settings.js";
 import type { Member } from "./observation.js";
 
 export interface EtcdEnv {
@@ -13,6 +14,8 @@ export interface EtcdEnv {
   listenClientUrls: string[];
   /** TLS for clients and peers, each side presenting a certificate of the cluster CA; null: plaintext. */
   tls: { caFile: string; certFile: string; keyFile: string } | null;
+  /** Storage (quota, compaction, snapshots) and the allow-listed pass-through, validated by the config. */
+  settings: EtcdSettings;
 }
 
 /**
@@ -57,6 +60,18 @@ export function renderEtcdEnv(env: EtcdEnv): string {
       ["ETCD_PEER_TRUSTED_CA_FILE", env.tls.caFile],
       ["ETCD_PEER_CLIENT_CERT_AUTH", "true"],
     );
+  }
+  lines.push(
+    ["ETCD_QUOTA_BACKEND_BYTES", String(env.settings.quotaBackendBytes)],
+    ["ETCD_AUTO_COMPACTION_MODE", env.settings.autoCompactionMode],
+    ["ETCD_AUTO_COMPACTION_RETENTION", env.settings.autoCompactionRetention],
+    ["ETCD_SNAPSHOT_COUNT", String(env.settings.snapshotCount)],
+  );
+  // Never one the agent writes itself: the config refuses those, and this keeps a second line out.
+  const written = new Set(lines.map(([k]) => k));
+  for (const [key, value] of env.settings.extra) {
+    if (written.has(key)) throw new Error(`${key} is written by the agent and cannot be passed through`);
+    lines.push([key, value]);
   }
   for (const [key, value] of lines) {
     if (/[\s"'\\$`]/.test(value)) {
