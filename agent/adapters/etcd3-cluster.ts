@@ -133,6 +133,9 @@ export class Etcd3Cluster implements EtcdCluster {
         raftIndex: String(out.raftIndex),
         raftTerm: String(out.raftTerm),
         dbSize: Number(out.dbSize),
+        ...(out.dbSizeInUse !== undefined && out.dbSizeInUse !== null
+          ? { dbSizeInUse: Number(out.dbSizeInUse) }
+          : {}),
         isLearner: Boolean(out.isLearner),
         version: out.version,
         errors: [...(out.errors ?? [])],

@@ -68,6 +68,8 @@ export interface MemberStatus {
   raftIndex: string;
   raftTerm: string;
   dbSize: number;
+  /** The part of dbSize that holds data (etcd 3.4+); the rest is free pages a defragmentation returns. Absent: unknown. */
+  dbSizeInUse?: number;
   isLearner: boolean;
   version: string;
   errors: string[];
