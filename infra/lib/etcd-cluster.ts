@@ -337,7 +337,13 @@ export class EtcdCluster extends Construct {
       arch: s.architecture,
       binaryUrl: `s3://${BUCKET_PLACEHOLDER}/${KEY_PLACEHOLDER}`,
       binarySha512: s.agentBinarySha512,
-      agent: { domain: d, hostedZoneId: ZONE_PLACEHOLDER, asgName, backupBucket: BACKUP_PLACEHOLDER },
+      agent: {
+        domain: d,
+        hostedZoneId: ZONE_PLACEHOLDER,
+        asgName,
+        backupBucket: BACKUP_PLACEHOLDER,
+        ...s.agentStorage,
+      },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
       ...(s.etcdImageDigest ? { etcdImageDigest: s.etcdImageDigest } : {}),
@@ -560,6 +566,20 @@ export class EtcdCluster extends Construct {
         detail: {
           bucket: { name: [this.backupBucket.bucketName] },
           object: { key: [{ prefix: `${backupPrefix}events/foreign-cluster-` }] },
+        },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
+    // etcd raised an alarm (NOSPACE: the leader compacts, defragments and disarms it; CORRUPT: an
+    // operator must look): the leader's agent writes a record of it there (agent/commands/storage.ts).
+    new events.Rule(this, "EtcdAlarmRaised", {
+      description: `etcd raised an alarm in ${asgName} (NOSPACE: writes refused until the agent has compacted, defragmented and disarmed; CORRUPT: never disarmed by the agent, an operator checks the data; the record under ${backupPrefix}events/ names it)`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: `${backupPrefix}events/etcd-alarm-` }] },
         },
       },
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],
