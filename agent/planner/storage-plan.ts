@@ -143,6 +143,19 @@ export function planStorage(
     const full = voters(cluster).filter(
       (m) => m.status === null || m.status.dbSize * 100 >= s.quotaBytes * DISARM_QUOTA_PERCENT,
     );
+    const passAge = s.compactedAt === null ? 0 : ageSeconds(s.compactedAt, now);
+    if (full.length > 0 && passAge >= DEFRAG_MIN_GAP_SECONDS) {
+      // A defragmentation may have failed, or writes refused still hold space: a new pass.
+      return {
+        actions: [
+          {
+            type: "compact",
+            reason: `NOSPACE is still raised ${Math.round(passAge)}s after the last pass's compaction: compact and defragment again`,
+          },
+        ],
+        holds,
+      };
+    }
     if (full.length > 0) {
       holds.push(
         hold(

@@ -191,6 +191,16 @@ describe("NOSPACE: compact, defragment every voter, then disarm", () => {
     ]);
   });
 
+  it("starts a new pass (compaction, then every voter) when still full a gap after the last one", () => {
+    const after = "2026-11-22T11:45:30.000Z";
+    const s = storage({
+      compactedAt: "2026-11-22T11:45:00.000Z",
+      defraggedAt: { "1": after, "2": after, "3": after },
+    });
+    const p = plan(cluster(full(30, 30, "1"), full(95, 95, "2"), full(30, 30, "3")), s);
+    expect(p.actions).toMatchObject([{ type: "compact", reason: expect.stringMatching(/again/) }]);
+  });
+
   it("CORRUPT beside NOSPACE: nothing is compacted, defragmented or disarmed", () => {
     const both = (id: string) => member(id, 100, 90, { alarms: ["NOSPACE", "CORRUPT"] });
     const p = plan(cluster(both("1"), both("2"), both("3")), storage(), { corrupt: true, busy: false });
