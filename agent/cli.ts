@@ -14,6 +14,7 @@ import {
   MAX_INTERVAL_SECONDS,
   parseConfig,
 } from "./config/config.js";
+import { ETCD_DEFAULTS } from "./config/etcd-settings.js";
 import { ConfigError } from "./errors.js";
 import { EXIT, exitNameFor } from "./exit-codes.js";
 import { createLogger, type Logger } from "./log.js";
@@ -202,6 +203,39 @@ function withCommon(y: Argv): Argv {
       type: "string",
       requiresArg: true,
       describe: `run: address:port of this node's Prometheus endpoint, GET /metrics, or off (default ${DEFAULTS.metricsListen})`,
+    })
+    .option("etcd-quota-backend-bytes", {
+      type: "string",
+      requiresArg: true,
+      describe: `boot: etcd's quota; NOSPACE and no writes above it (default ${ETCD_DEFAULTS.quotaBackendBytes}, at most 8 GiB and 40% of the data volume)`,
+    })
+    .option("etcd-auto-compaction-mode", {
+      type: "string",
+      describe: `boot: periodic or revision (default ${ETCD_DEFAULTS.autoCompactionMode})`,
+    })
+    .option("etcd-auto-compaction-retention", {
+      type: "string",
+      describe: `boot: history etcd keeps, 1m to 720h periodic or a revision count, 0 off (default ${ETCD_DEFAULTS.autoCompactionRetention})`,
+    })
+    .option("etcd-snapshot-count", {
+      type: "string",
+      requiresArg: true,
+      describe: `boot: committed entries between etcd's raft snapshots (default ${ETCD_DEFAULTS.snapshotCount})`,
+    })
+    .option("etcd-extra-env", {
+      type: "string",
+      describe:
+        "boot: more etcd variables from an allow-list, KEY=VALUE;KEY=VALUE (e.g. ETCD_HEARTBEAT_INTERVAL=200;ETCD_ELECTION_TIMEOUT=2000)",
+    })
+    .option("defrag-free-percent", {
+      type: "string",
+      requiresArg: true,
+      describe: `run: the leader defragments a member whose free space is this share of its db, 0 off (default ${ETCD_DEFAULTS.defragFreePercent})`,
+    })
+    .option("defrag-quota-percent", {
+      type: "string",
+      requiresArg: true,
+      describe: `run: ... or whose db is this share of the quota, 0 off (default ${ETCD_DEFAULTS.defragQuotaPercent})`,
     })
     .option("log-level", { type: "string", describe: "debug, info, warn or error (default info)" })
     .option("json", { type: "boolean", default: false, describe: "print the result as JSON" });

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { handleWhen, noop, retry } from "cockatiel";
-import { Etcd3, type IMember, type IOptions, isRecoverableError } from "etcd3";
+import { AlarmAction, AlarmType, Etcd3, type IMember, type IOptions, isRecoverableError } from "etcd3";
 import { ConfigError, EtcdRequestError, EtcdUnavailableError } from "../errors.js";
 import type { Member, MemberStatus } from "../planner/observation.js";
 import type { EtcdCluster, MemberListAnswer } from "../ports/etcd.js";
@@ -133,7 +133,9 @@ export class Etcd3Cluster implements EtcdCluster {
         raftIndex: String(out.raftIndex),
         raftTerm: String(out.raftTerm),
         dbSize: Number(out.dbSize),
-        dbSizeInUse: Number(out.dbSizeInUse),
+        ...(out.dbSizeInUse !== undefined && out.dbSizeInUse !== null
+          ? { dbSizeInUse: Number(out.dbSizeInUse) }
+          : {}),
         isLearner: Boolean(out.isLearner),
         version: out.version,
         errors: [...(out.errors ?? [])],
@@ -186,6 +188,52 @@ export class Etcd3Cluster implements EtcdCluster {
       );
     } catch (error) {
       throw translate(error, `MoveLeader to ${toMemberId}`);
+    }
+  }
+
+  async compact(endpoints: string[]): Promise<string> {
+    try {
+      const client = this.client(endpoints);
+      const range = await client.kv.range({ key: Buffer.from([0]), count_only: true });
+      const revision = String(range.header.revision);
+      try {
+        await client.kv.compact({ revision, physical: true }, this.changeDeadline());
+      } catch (error) {
+        // The same revision compacted before (a second NOSPACE cycle, another agent): done already.
+        if (!/required revision has been compacted/i.test((error as Error).message)) throw error;
+      }
+      return revision;
+    } catch (error) {
+      throw translate(error, `Compact on ${endpoints.join(",")}`);
+    }
+  }
+
+  async defragment(endpoint: string, timeoutMs: number): Promise<void> {
+    try {
+      await this.client([endpoint]).maintenance.defragment({ deadline: Date.now() + timeoutMs });
+    } catch (error) {
+      throw translate(error, `Defragment on ${endpoint}`);
+    }
+  }
+
+  async alarmDisarm(endpoints: string[], kind: "NOSPACE"): Promise<number> {
+    try {
+      const maintenance = this.client(endpoints).maintenance;
+      const raised = await maintenance.alarm({
+        action: AlarmAction.Get,
+        memberID: "0",
+        alarm: AlarmType.None,
+      });
+      // The answer names the kind as the proto does (NOSPACE) or by its number, depending on the loader.
+      const mine = (raised.alarms ?? []).filter((a) => /^(nospace|1)$/i.test(String(a.alarm)));
+      for (const a of mine)
+        await maintenance.alarm(
+          { action: AlarmAction.Deactivate, memberID: String(a.memberID), alarm: AlarmType.Nospace },
+          this.changeDeadline(),
+        );
+      return mine.length;
+    } catch (error) {
+      throw translate(error, `Alarm disarm ${kind} on ${endpoints.join(",")}`);
     }
   }
 

@@ -794,6 +794,7 @@ async function writeEnv(
       listenClientUrls: [clientUrlFor(identity.privateIp, config.clientPort, config.scheme)],
       tls: config.tls ? nodeTlsFiles(config.tls, "etcd") : null,
       ...(config.tls ? { peerAllowedHostname: config.domain } : {}),
+      settings: config.etcd,
     }),
   );
 }

@@ -7,6 +7,7 @@ import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
 import { observeSnapshot, operatorAsgName } from "./operator.js";
 import { plannerSettings } from "./run.js";
+import { storageObservation } from "./storage.js";
 
 export interface PlanReport {
   asOf: { instanceId: string; memberId: string } | null;
@@ -58,6 +59,8 @@ export async function runPlan(ports: Ports, config: AgentConfig, log: Logger): P
     reportedUnhealthy: [],
     localClusterToken: null,
     config: plannerSettings(config),
+    // From outside: no defragmentation known to run, none done; under NOSPACE the plan starts at the compaction.
+    storage: storageObservation(config),
   });
   return { asOf: { instanceId: instance?.instanceId ?? leader.name, memberId: leader.id }, plan, note };
 }

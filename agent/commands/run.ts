@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import { candidateEndpoints, observeCluster, observeDns, tryObserveAsg } from "../observe/observe.js";
 import { isPublished, markerName } from "../planner/dns-plan.js";
 import { markerRecord } from "../planner/marker.js";
-import { clientUrlFor, findSelfMember, isHealthy, isStarted } from "../planner/membership.js";
+import { alarmsOf, clientUrlFor, findSelfMember, isHealthy, isStarted } from "../planner/membership.js";
 import {
   emptyMemory,
   type Memory,
@@ -27,7 +27,7 @@ import {
 } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
 import { statusLine } from "../planner/status-line.js";
-import { ETCD_DEFAULT_QUOTA_BYTES, type VitalSigns, vitalSigns } from "../planner/vital-signs.js";
+import { type VitalSigns, vitalSigns } from "../planner/vital-signs.js";
 import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
@@ -36,6 +36,14 @@ import { type BackupState, backupBesideIfDue, initialBackupState, lastWordSnapsh
 import type { BootContext } from "./boot.js";
 import { recordForeignClusterEvent } from "./cluster-alarm.js";
 import { pingEveryMs } from "./keep-alive.js";
+import {
+  applyStorage,
+  forgetCompaction,
+  initialStorageState,
+  recordEtcdAlarm,
+  type StorageState,
+  storageObservation,
+} from "./storage.js";
 
 /** The part of the agent's configuration the reconcile planner reads. */
 export function plannerSettings(config: AgentConfig): ReconcileObservation["config"] {
@@ -170,6 +178,8 @@ export interface LoopState {
   alarmsRaised?: Set<string>;
   /** The leader seen last cycle (for the leader-change count); undefined before the first look. */
   lastLeaderId?: string | null;
+  /** The leader's storage care: a defragmentation running beside the loop, the NOSPACE compaction. */
+  storage?: StorageState;
 }
 
 export function initialLoopState(): LoopState {
@@ -182,6 +192,7 @@ export function initialLoopState(): LoopState {
     loggedHolds: new Set(),
     backup: initialBackupState(),
     tls: { nodeCheckAt: null, operatorCheckAt: null, caCheckAt: null },
+    storage: initialStorageState(),
   };
 }
 
@@ -264,6 +275,7 @@ export async function observeReconcile(
     drainedSince: state.memory.drainedSince,
     localClusterToken: local?.clusterToken ?? null,
     config: plannerSettings(config),
+    storage: storageObservation(config, state.storage),
   };
 }
 
@@ -305,16 +317,56 @@ export function remember(state: LoopState, obs: ReconcileObservation): Reconcile
   };
 }
 
-/** etcd's alarms, logged once when raised and once when cleared (the memory keeps which were logged). */
-function logAlarms(state: LoopState, obs: ReconcileObservation, log: Logger): void {
+/**
+ * etcd's alarms, logged once when raised and once when cleared (the memory keeps which were
+ * logged); returns the ones raised since.
+ */
+function logAlarms(state: LoopState, obs: ReconcileObservation, log: Logger): string[] {
   const members = obs.cluster?.members ?? [];
-  if (!members.some((m) => m.status !== null)) return;
+  if (!members.some((m) => m.status !== null)) return [];
   const seen = rememberAlarms(state.memory, members);
   state.memory = seen.memory;
   for (const kind of seen.raised)
     log.warn(`etcd alarm raised: ${kind}`, { action: "etcd-alarm", reason: `${kind} is raised` });
   for (const kind of seen.cleared)
     log.info(`etcd alarm cleared: ${kind}`, { action: "etcd-alarm", reason: `${kind} was cleared` });
+  return seen.raised;
+}
+
+/** On the leader: an alarm record for each etcd alarm raised since it was last logged (the topic's alarm). */
+async function alarmEtcdAlarms(
+  ports: Ports,
+  config: AgentConfig,
+  ctx: BootContext,
+  obs: ReconcileObservation,
+  raised: string[],
+  log: Logger,
+): Promise<void> {
+  if (obs.cluster === null) return;
+  for (const kind of raised) {
+    try {
+      const key = await recordEtcdAlarm(ports, config, ctx.asgName, {
+        kind,
+        clusterId: obs.cluster.clusterId,
+        instanceId: ctx.identity.instanceId,
+        reason:
+          kind === "NOSPACE"
+            ? "a member's db reached the quota; etcd refuses writes until the leader has compacted, defragmented and disarmed"
+            : `${kind} is raised; the agent never disarms it and takes no member away while it is`,
+      });
+      if (key !== null)
+        log.warn(`recorded the ${kind} alarm for the alarm topic`, {
+          action: "etcd-alarm",
+          reason: `${kind} is raised`,
+          key,
+        });
+    } catch (error) {
+      log.error(`could not record the ${kind} alarm`, {
+        action: "etcd-alarm",
+        error: (error as Error).message,
+      });
+    }
+  }
 }
 
 /** The memory persisted in the state dir, read once; a file that cannot be read is an empty memory. */
@@ -367,12 +419,9 @@ export interface CycleResult {
   signs: VitalSigns;
 }
 
-/**
- * The quota etcd runs with, for the quota-used figure. etcd's default until the agent sets
- * --quota-backend-bytes itself (issue #18, "Storage"): then that setting goes here.
- */
-export function quotaBytes(_config: AgentConfig): number {
-  return ETCD_DEFAULT_QUOTA_BYTES;
+/** The quota etcd runs with (--etcd-quota-backend-bytes, written into etcd's env file by boot), for the quota-used figure. */
+export function quotaBytes(config: AgentConfig): number {
+  return config.etcd.quotaBackendBytes;
 }
 
 /** Hands the cycle's figures to every sink; a sink that throws anyway is logged, never the loop's end. */
@@ -397,10 +446,15 @@ export async function reconcileOnce(
   await loadMemory(ports, state, log);
   const before = JSON.stringify(state.memory);
   const obs = remember(state, await observeReconcile(ports, config, ctx, state, log));
-  logAlarms(state, obs, log);
+  const raised = logAlarms(state, obs, log);
+  state.storage ??= initialStorageState();
+  if (obs.cluster?.members.some((m) => m.status !== null))
+    forgetCompaction(state.storage, alarmsOf(obs.cluster.members).includes("NOSPACE"));
   await recordOwnMemberId(ports, ctx, obs);
   const plan = planReconcile(obs);
   logPlan(log, plan, state);
+  if (plan.role === "leader" && !plan.holds.some((h) => h.rule === "foreign-cluster"))
+    await alarmEtcdAlarms(ports, config, ctx, obs, raised, log);
   const applied: Action[] = [];
   let membershipChanged = false;
   for (const action of plan.actions) {
@@ -420,6 +474,13 @@ export async function reconcileOnce(
       state.alarmsRaised ??= new Set();
       if (state.alarmsRaised.has(key)) continue;
       if (await apply(ports, config, ctx, obs, action, log, state.backup)) state.alarmsRaised.add(key);
+      continue;
+    }
+    if (action.type === "compact" || action.type === "defragment" || action.type === "disarm-nospace") {
+      const answering = (obs.cluster?.members ?? [])
+        .filter((m) => m.status !== null)
+        .flatMap((m) => m.clientUrls);
+      if (await applyStorage(ports, state.storage, action, answering, log)) applied.push(action);
       continue;
     }
     const ok = await apply(ports, config, ctx, obs, action, log, state.backup);

@@ -4,6 +4,15 @@ import { isIP } from "node:net";
 import { ConfigError } from "../errors.js";
 import type { Level } from "../log.js";
 import { MAX_ASG_NAME_LENGTH } from "../planner/marker.js";
+import {
+  checkRetention,
+  type DefragSettings,
+  ETCD_DEFAULTS,
+  type EtcdSettings,
+  MAX_QUOTA_BYTES,
+  MIN_QUOTA_BYTES,
+  parseExtraEnv,
+} from "./etcd-settings.js";
 
 export interface AgentConfig {
   domain: string;
@@ -38,6 +47,10 @@ export interface AgentConfig {
   scheme: "http" | "https";
   /** The cluster's vital signs (docs/metrics.md). */
   metrics: MetricsConfig;
+  /** etcd's tunable settings, written into its environment file (agent/config/etcd-settings.ts). */
+  etcd: EtcdSettings;
+  /** When the leader defragments a member. */
+  defrag: DefragSettings;
 }
 
 export interface MetricsConfig {
@@ -404,6 +417,25 @@ export function parseConfig(raw: Raw): AgentConfig {
   }
   return checkRestoreBound({
     metrics: parseMetrics(raw),
+    etcd: parseEtcdSettings(raw),
+    defrag: {
+      freePercent: int(
+        raw,
+        "defragFreePercent",
+        "defrag-free-percent",
+        ETCD_DEFAULTS.defragFreePercent,
+        0,
+        100,
+      ),
+      quotaPercent: int(
+        raw,
+        "defragQuotaPercent",
+        "defrag-quota-percent",
+        ETCD_DEFAULTS.defragQuotaPercent,
+        0,
+        100,
+      ),
+    },
     tls,
     scheme: plaintext ? "http" : "https",
     backup,
@@ -489,6 +521,42 @@ function parseMetrics(raw: Raw): MetricsConfig {
       `${describe("metrics-listen")} must be an IPv4 address and port such as 127.0.0.1:9379 (loopback) or the node's own address, or off, got ${JSON.stringify(listenRaw)}`,
     );
   return { namespace, periodSeconds, listen: { host, port } };
+}
+
+/** etcd's storage settings and the pass-through, each checked, with the defaults filled in. */
+function parseEtcdSettings(raw: Raw): EtcdSettings {
+  const mode = str(raw, "etcdAutoCompactionMode", "etcd-auto-compaction-mode", false) ?? "periodic";
+  if (mode !== "periodic" && mode !== "revision")
+    throw new ConfigError(
+      `${describe("etcd-auto-compaction-mode")} must be periodic or revision, got ${JSON.stringify(mode)}`,
+    );
+  const given = raw.etcdAutoCompactionRetention;
+  const retention =
+    (typeof given === "number"
+      ? String(given)
+      : str(raw, "etcdAutoCompactionRetention", "etcd-auto-compaction-retention", false)) ??
+    (mode === "periodic" ? ETCD_DEFAULTS.autoCompactionRetention : "10000");
+  return {
+    quotaBackendBytes: int(
+      raw,
+      "etcdQuotaBackendBytes",
+      "etcd-quota-backend-bytes",
+      ETCD_DEFAULTS.quotaBackendBytes,
+      MIN_QUOTA_BYTES,
+      MAX_QUOTA_BYTES,
+    ),
+    autoCompactionMode: mode,
+    autoCompactionRetention: checkRetention(mode, String(retention)),
+    snapshotCount: int(
+      raw,
+      "etcdSnapshotCount",
+      "etcd-snapshot-count",
+      ETCD_DEFAULTS.snapshotCount,
+      100,
+      10_000_000,
+    ),
+    extra: parseExtraEnv(str(raw, "etcdExtraEnv", "etcd-extra-env", false)),
+  };
 }
 
 /**

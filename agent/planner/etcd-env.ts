@@ -1,4 +1,5 @@
 // etcd's environment file, rendered as text. Pure: writing it is the local adapter's job.
+import type { EtcdSettings } from "../config/etcd-settings.js";
 import type { Member } from "./observation.js";
 
 export interface EtcdEnv {
@@ -18,6 +19,8 @@ export interface EtcdEnv {
    * which every node's certificate names and the operators' does not): not any certificate of the CA.
    */
   peerAllowedHostname?: string;
+  /** Storage (quota, compaction, snapshots) and the allow-listed pass-through, validated by the config. */
+  settings: EtcdSettings;
 }
 
 /**
@@ -63,6 +66,18 @@ export function renderEtcdEnv(env: EtcdEnv): string {
       ["ETCD_PEER_CLIENT_CERT_AUTH", "true"],
     );
     if (env.peerAllowedHostname) lines.push(["ETCD_PEER_CERT_ALLOWED_HOSTNAME", env.peerAllowedHostname]);
+  }
+  lines.push(
+    ["ETCD_QUOTA_BACKEND_BYTES", String(env.settings.quotaBackendBytes)],
+    ["ETCD_AUTO_COMPACTION_MODE", env.settings.autoCompactionMode],
+    ["ETCD_AUTO_COMPACTION_RETENTION", env.settings.autoCompactionRetention],
+    ["ETCD_SNAPSHOT_COUNT", String(env.settings.snapshotCount)],
+  );
+  // Never one the agent writes itself: the config refuses those, and this keeps a second line out.
+  const written = new Set(lines.map(([k]) => k));
+  for (const [key, value] of env.settings.extra) {
+    if (written.has(key)) throw new Error(`${key} is written by the agent and cannot be passed through`);
+    lines.push([key, value]);
   }
   for (const [key, value] of lines) {
     if (/[\s"'\\$`]/.test(value)) {

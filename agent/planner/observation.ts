@@ -68,7 +68,7 @@ export interface MemberStatus {
   raftIndex: string;
   raftTerm: string;
   dbSize: number;
-  /** The part of dbSize in use (the rest is free pages a defragmentation returns); absent: not reported. */
+  /** The part of dbSize that holds data (etcd 3.4+); the rest is free pages a defragmentation returns. Absent: unknown. */
   dbSizeInUse?: number;
   isLearner: boolean;
   version: string;

@@ -25,6 +25,7 @@ import { DNS_WRITE_WINDOW_SECONDS } from "./memory.js";
 import type { AsgView, ClusterView, DnsRecord, MemberView } from "./observation.js";
 import { hasQuorum, quorumAfterRemoval, quorumSize } from "./quorum.js";
 import { type Hold, hold } from "./rules.js";
+import { planStorage, type StorageAction, type StorageObservation } from "./storage-plan.js";
 
 export interface ReconcileObservation {
   self: {
@@ -56,6 +57,8 @@ export interface ReconcileObservation {
   /** This node's leave: first seen terminating; its DNS records first seen gone. Absent: now. */
   leavingSince?: string | null;
   drainedSince?: string | null;
+  /** Storage (quota, defragmentation, NOSPACE); absent: the leader plans nothing for storage. */
+  storage?: StorageObservation;
   /** The token in this node's local state; used to write a missing marker. */
   localClusterToken: string | null;
   config: {
@@ -99,7 +102,8 @@ export type Action =
       markerToken: string;
       markerCluster: string | null;
       reason: string;
-    };
+    }
+  | StorageAction;
 
 export const MEMBERSHIP_ACTIONS: ReadonlySet<Action["type"]> = new Set(["promote-self", "remove-member"]);
 
@@ -263,6 +267,12 @@ export function planReconcile(obs: ReconcileObservation): Plan {
     planRemoval(obs, cluster, me, view, actions, holds);
   planHealthReports(obs, cluster, me, view, actions, holds);
   planDns(obs, cluster, view, actions, holds);
+  if (obs.storage) {
+    const busy = actions.some((a) => MEMBERSHIP_ACTIONS.has(a.type) || DESTRUCTIVE_ACTIONS.has(a.type));
+    const storage = planStorage(cluster, obs.storage, obs.now, { corrupt: view.corrupt, busy });
+    actions.push(...storage.actions);
+    holds.push(...storage.holds);
+  }
   return { role: "leader", actions, holds };
 }
 

@@ -47,6 +47,14 @@ export const RULES = {
     "etcd has raised an alarm (shown by `etcd-agent status`); alarms are cluster-wide and never read as a member being unhealthy",
   "etcd-alarm-corrupt":
     "etcd reports a CORRUPT alarm: no member is removed or reported unhealthy until an operator has checked the data and disarmed it",
+  "defrag-in-progress":
+    "a member is being defragmented; never two at once, and nothing else about storage until it ends",
+  "defrag-member-unhealthy":
+    "a member is not healthy; no defragmentation (it pauses a member) until every member is",
+  "defrag-quorum": "defragmenting the member would pause it while the other healthy voters are not a quorum",
+  "defrag-recent": "the member was defragmented a short while ago; it waits before the next one",
+  "nospace-still-full":
+    "NOSPACE stays armed: after compaction and defragmentation a member's db is still near the quota; delete data or raise --etcd-quota-backend-bytes",
   "quorum-after-report":
     "a reported instance is terminated; reporting this one would leave the healthy voters below quorum",
   "observer-suspect":

@@ -30,6 +30,15 @@ export interface EtcdCluster {
    * revision. Never held whole in memory: etcd's database may be 8 GiB.
    */
   snapshot(endpoint: string, timeoutMs: number, into: Writable): Promise<{ revision: string }>;
+  /**
+   * Compacts the key space to its current revision (physically: etcd answers once the freed pages
+   * are free in every member's db) and returns that revision. Already compacted there: no error.
+   */
+  compact(endpoints: string[]): Promise<string>;
+  /** Defragments exactly this member's db; it pauses that member until done (or `timeoutMs`). */
+  defragment(endpoint: string, timeoutMs: number): Promise<void>;
+  /** Disarms every raised alarm of this kind (one per member that raised it); returns how many. */
+  alarmDisarm(endpoints: string[], kind: "NOSPACE"): Promise<number>;
   /** Must be sent to the leader's endpoint. */
   moveLeader(leaderEndpoint: string, toMemberId: string): Promise<void>;
   close(): Promise<void>;

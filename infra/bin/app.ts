@@ -5,7 +5,7 @@ import { App, Stack, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { EtcdCluster } from "../lib/etcd-cluster.js";
 import { existingVpc } from "../lib/existing-vpc.js";
-import { EtcdClusterPropsError } from "../lib/props.js";
+import { EtcdClusterPropsError, type EtcdStorageSettings } from "../lib/props.js";
 
 const app = new App();
 const ctx = (key: string): unknown => app.node.tryGetContext(`etcd:${key}`);
@@ -48,6 +48,7 @@ try {
     etcdVersion: str("etcdVersion"),
     etcdImageDigest: str("etcdImageDigest"),
     dataVolumeGiB: num("dataVolumeGiB"),
+    storage: json<EtcdStorageSettings>("storage"),
     natGateways: num("natGateways"),
     bastionAllowedCidr: str("bastionAllowedCidr"),
     bastionKeyName: str("bastionKeyName"),

@@ -402,6 +402,7 @@ export class EtcdCluster extends Construct {
         backupBucket: BACKUP_PLACEHOLDER,
         metricsNamespace: METRICS_NAMESPACE,
         ...(this.secretsKey ? { tlsSecretsKmsKey: SECRETS_KEY_PLACEHOLDER } : {}),
+        ...s.agentStorage,
       },
       sshAuthorizedKeys: s.sshAuthorizedKeys,
       ...(s.etcdVersion ? { etcdImageTag: s.etcdVersion } : {}),
@@ -633,6 +634,20 @@ export class EtcdCluster extends Construct {
         detail: {
           bucket: { name: [this.backupBucket.bucketName] },
           object: { key: [{ prefix: `${backupPrefix}events/foreign-cluster-` }] },
+        },
+      },
+      targets: [new eventTargets.SnsTopic(this.alarmTopic)],
+    });
+    // etcd raised an alarm (NOSPACE: the leader compacts, defragments and disarms it; CORRUPT: an
+    // operator must look): the leader's agent writes a record of it there (agent/commands/storage.ts).
+    new events.Rule(this, "EtcdAlarmRaised", {
+      description: `etcd raised an alarm in ${asgName} (NOSPACE: writes refused until the agent has compacted, defragmented and disarmed; CORRUPT: never disarmed by the agent, an operator checks the data; the record under ${backupPrefix}events/ names it)`,
+      eventPattern: {
+        source: ["aws.s3"],
+        detailType: ["Object Created"],
+        detail: {
+          bucket: { name: [this.backupBucket.bucketName] },
+          object: { key: [{ prefix: `${backupPrefix}events/etcd-alarm-` }] },
         },
       },
       targets: [new eventTargets.SnsTopic(this.alarmTopic)],

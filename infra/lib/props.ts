@@ -1,6 +1,8 @@
 // The EtcdCluster construct's properties and their validation: every refusal names the value and
 // the fix, before any resource is made.
 import { existsSync, readFileSync } from "node:fs";
+import { parseConfig } from "../../agent/config/config.js";
+import { quotaForVolume } from "../../agent/config/etcd-settings.js";
 import { DIGEST_RE, ETCD_IMAGE } from "../../ignition/etcd-image.js";
 import type { NodeArch, NodeOs } from "../../ignition/render.js";
 
@@ -30,6 +32,24 @@ export interface BackupSettings {
   customerManagedKey?: boolean;
 }
 
+/** etcd's storage settings and the leader's defragmentation (docs/operations.md, "Storage"). */
+export interface EtcdStorageSettings {
+  /** etcd's quota in bytes (NOSPACE above it). Default 40% of dataVolumeGiB, at most 8 GiB; refused above that. */
+  quotaBackendBytes?: number;
+  /** periodic (default) or revision. */
+  autoCompactionMode?: "periodic" | "revision";
+  /** History kept: 1m to 720h periodic (default 1h), a revision count in revision mode; "0" off. */
+  autoCompactionRetention?: string;
+  /** Committed entries between etcd's raft snapshots (default 10000). */
+  snapshotCount?: number;
+  /** More ETCD_* variables from the agent's allow-list (agent/config/etcd-settings.ts), such as { ETCD_HEARTBEAT_INTERVAL: "200" }. */
+  extraEnv?: Record<string, string>;
+  /** The leader defragments a member whose free space is this share of its db, in percent (default 50; 0 off). */
+  defragFreePercent?: number;
+  /** ... or whose db is this share of the quota, in percent (default 80; 0 off). */
+  defragQuotaPercent?: number;
+}
+
 export interface EtcdClusterSettings {
   /** Members: odd, 1 to 7 (etcd's advice: 3 or 5). Default 3. */
   clusterSize?: number;
@@ -52,6 +72,8 @@ export interface EtcdClusterSettings {
   etcdImageDigest?: string;
   /** Size of the encrypted gp3 data volume in GiB. Default 20. */
   dataVolumeGiB?: number;
+  /** etcd's storage settings, written into every node's etcd environment. */
+  storage?: EtcdStorageSettings;
   backup?: BackupSettings;
   /**
    * Create both TLS secrets (the CA and the operators' certificate) under a customer-managed KMS
@@ -93,6 +115,8 @@ export interface ValidSettings {
   etcdVersion: string | undefined;
   etcdImageDigest: string | undefined;
   dataVolumeGiB: number;
+  /** The agent's settings for etcd's storage, by ETCD_AGENT_* name without the prefix (for Ignition). */
+  agentStorage: Record<string, string>;
   backupExpireAfterDays: number;
   /** null: Object Lock off. */
   backupLock: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } | null;
@@ -128,6 +152,37 @@ function wholeInRange(
   if (!Number.isInteger(v) || v < min || v > max)
     fail(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return v;
+}
+
+/**
+ * etcd's storage settings as the agent takes them, checked by the agent's own rules at synth, and
+ * the quota against the data volume: a defragmentation needs a second copy of the db beside the
+ * first, so at most 40% of the volume (quotaForVolume), which is also the default.
+ */
+function validateStorage(st: EtcdStorageSettings, dataVolumeGiB: number): Record<string, string> {
+  const most = quotaForVolume(dataVolumeGiB);
+  const quota = st.quotaBackendBytes ?? most;
+  if (!Number.isInteger(quota) || quota > most)
+    fail(
+      `storage.quotaBackendBytes is ${JSON.stringify(st.quotaBackendBytes)}, but a ${dataVolumeGiB} GiB data volume holds a quota of at most ${most} bytes (40%, room for a defragmentation's copy, the WAL and snapshots; at most 8 GiB): lower it, or raise dataVolumeGiB to at least ${Math.ceil((quota * 100) / 40 / 1024 ** 3)}`,
+    );
+  const out: Record<string, string> = { etcdQuotaBackendBytes: String(quota) };
+  if (st.autoCompactionMode !== undefined) out.etcdAutoCompactionMode = st.autoCompactionMode;
+  if (st.autoCompactionRetention !== undefined) out.etcdAutoCompactionRetention = st.autoCompactionRetention;
+  if (st.snapshotCount !== undefined) out.etcdSnapshotCount = String(st.snapshotCount);
+  if (st.extraEnv !== undefined)
+    out.etcdExtraEnv = Object.entries(st.extraEnv)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(";");
+  if (st.defragFreePercent !== undefined) out.defragFreePercent = String(st.defragFreePercent);
+  if (st.defragQuotaPercent !== undefined) out.defragQuotaPercent = String(st.defragQuotaPercent);
+  try {
+    parseConfig({ domain: "etcd.internal", hostedZoneId: "Z0", ...out });
+  } catch (error) {
+    // The agent's message names its flag; the prop is named beside it.
+    fail(`storage: ${(error as Error).message}`);
+  }
+  return out;
 }
 
 /** Checks the settings and fills the defaults; throws EtcdClusterPropsError naming the value and the fix. */
@@ -182,6 +237,7 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
       `etcdImageDigest must be sha256: and 64 lowercase hex digits, got ${JSON.stringify(p.etcdImageDigest)}`,
     );
   const dataVolumeGiB = wholeInRange("dataVolumeGiB", p.dataVolumeGiB, 20, 8, 16384);
+  const agentStorage = validateStorage(p.storage ?? {}, dataVolumeGiB);
   const backupExpireAfterDays = wholeInRange(
     "backup.expireAfterDays",
     p.backup?.expireAfterDays,
@@ -249,6 +305,7 @@ export function validateSettings(p: EtcdClusterSettings, projectRoot: string): V
     etcdVersion: p.etcdVersion,
     etcdImageDigest: p.etcdImageDigest,
     dataVolumeGiB,
+    agentStorage,
     backupExpireAfterDays,
     backupLock,
     backupReplicateToBucketArn,

@@ -274,6 +274,18 @@ describe("EtcdCluster resources", () => {
       },
       Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
     });
+    // An etcd alarm (NOSPACE, CORRUPT) the leader saw raised: a record of it there too (#18).
+    template.hasResourceProperties("AWS::Events::Rule", {
+      EventPattern: {
+        source: ["aws.s3"],
+        "detail-type": ["Object Created"],
+        detail: {
+          bucket: { name: [Match.objectLike({ Ref: Match.stringLikeRegexp("Backups") })] },
+          object: { key: [{ prefix: `backups/${asgName}/events/etcd-alarm-` }] },
+        },
+      },
+      Targets: [Match.objectLike({ Arn: Match.objectLike({ Ref: Match.stringLikeRegexp("Alarms") }) })],
+    });
     template.hasOutput("EtcdClientSrvRecord", { Value: "_etcd-client-ssl._tcp.etcd.internal" });
   });
 });
@@ -756,6 +768,8 @@ describe("the user data", () => {
       ETCD_AGENT_ASG_NAME: asgName,
       ETCD_AGENT_BACKUP_BUCKET: "etcd-backups-bucket",
       ETCD_AGENT_RESTORE_TOOL: "/opt/bin/etcd-restore",
+      // etcd's quota sized to the default 20 GiB data volume: 40%, at most 8 GiB.
+      ETCD_AGENT_ETCD_QUOTA_BACKEND_BYTES: String(8 * 1024 ** 3),
     });
     const wrapper = json.storage.files.find((f: any) => f.path === "/opt/bin/etcd-restore");
     expect(decodeURIComponent(wrapper.contents.source.replace(/^data:,/, ""))).toMatch(
@@ -822,6 +836,15 @@ describe("property validation: the value and the fix, before any resource", () =
     [{ bastionAllowedCidr: "300.1.1.1/32" }, /bastionAllowedCidr must be an IPv4 CIDR/],
     [{ dataVolumeGiB: 2 }, /dataVolumeGiB must be a whole number from 8 to 16384, got 2/],
     [{ availabilityZones: ["eu-west-1a", "eu-west-1b"] }, /availabilityZones must name 3 zones/],
+    [
+      { dataVolumeGiB: 8, storage: { quotaBackendBytes: 4 * 1024 ** 3 } },
+      /storage.quotaBackendBytes is 4294967296, but a 8 GiB data volume holds a quota of at most 3435134976 bytes.*raise dataVolumeGiB to at least 10/,
+    ],
+    [
+      { storage: { extraEnv: { ETCD_INITIAL_CLUSTER_STATE: "new" } } },
+      /storage: --etcd-extra-env \(ETCD_AGENT_ETCD_EXTRA_ENV\) cannot set ETCD_INITIAL_CLUSTER_STATE/,
+    ],
+    [{ storage: { autoCompactionRetention: "5s" } }, /storage: --etcd-auto-compaction-retention .*got "5s"/],
     [
       { agentBinaryPath: "/nonexistent/etcd-agent" },
       /\/nonexistent\/etcd-agent \(and its .sha512\) is missing; run npm run build:binary/,

@@ -136,6 +136,38 @@ describe("units and the agent agree", () => {
     );
     expect(parseConfig(raw).envFile).toBe(NODE_PATHS.etcdEnv);
   });
+
+  it("carries etcd's storage settings and the pass-through to the agent, which reads them back (#18)", () => {
+    const agent = {
+      ...base.agent,
+      etcdQuotaBackendBytes: 4 * 1024 ** 3,
+      etcdAutoCompactionRetention: "30m",
+      etcdExtraEnv: "ETCD_HEARTBEAT_INTERVAL=200;ETCD_ELECTION_TIMEOUT=2000",
+    };
+    const env = parseEnvFile(renderAgentEnv(agent));
+    const raw = Object.fromEntries(
+      Object.entries(env).map(([k, v]) => [
+        k
+          .replace(/^ETCD_AGENT_/, "")
+          .toLowerCase()
+          .replace(/_(.)/g, (_m, c: string) => c.toUpperCase()),
+        v,
+      ]),
+    );
+
+    expect(env.ETCD_AGENT_ETCD_QUOTA_BACKEND_BYTES).toBe(String(4 * 1024 ** 3));
+    expect(parseConfig(raw).etcd).toMatchObject({
+      quotaBackendBytes: 4 * 1024 ** 3,
+      autoCompactionRetention: "30m",
+      extra: [
+        ["ETCD_HEARTBEAT_INTERVAL", "200"],
+        ["ETCD_ELECTION_TIMEOUT", "2000"],
+      ],
+    });
+    expect(() => renderAgentEnv({ ...base.agent, etcdExtraEnv: "ETCD_NAME=x" })).toThrow(
+      /cannot set ETCD_NAME/,
+    );
+  });
 });
 
 describe("TLS on the node", () => {

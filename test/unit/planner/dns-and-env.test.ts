@@ -63,6 +63,14 @@ describe("DNS records", () => {
   });
 });
 
+const DEFAULT_SETTINGS = {
+  quotaBackendBytes: 2147483648,
+  autoCompactionMode: "periodic" as const,
+  autoCompactionRetention: "1h",
+  snapshotCount: 10000,
+  extra: [],
+};
+
 describe("etcd environment file", () => {
   it("lists started members and the new member, as etcdctl member add does", () => {
     const members = [
@@ -87,6 +95,7 @@ describe("etcd environment file", () => {
       listenPeerUrl: "http://127.0.1.1:2380",
       listenClientUrls: ["http://127.0.1.1:2379"],
       tls: null,
+      settings: DEFAULT_SETTINGS,
     });
     expect(parseEnvFile(text)).toMatchObject({
       ETCD_NAME: "i-1",
@@ -109,6 +118,7 @@ describe("etcd environment file", () => {
         listenPeerUrl: "https://127.0.1.1:2380",
         listenClientUrls: ["https://127.0.1.1:2379"],
         tls: { caFile: "/tls/ca.crt", certFile: "/tls/node.crt", keyFile: "/tls/node.key" },
+        settings: DEFAULT_SETTINGS,
       }),
     );
     expect(env).toMatchObject({
@@ -137,6 +147,7 @@ describe("etcd environment file", () => {
         listenClientUrls: ["https://127.0.1.1:2379"],
         tls: { caFile: "/tls/ca.crt", certFile: "/tls/node.crt", keyFile: "/tls/node.key" },
         peerAllowedHostname: "etcd.internal",
+        settings: DEFAULT_SETTINGS,
       }),
     );
     expect(env.ETCD_PEER_CERT_ALLOWED_HOSTNAME).toBe("etcd.internal");
@@ -155,6 +166,7 @@ describe("etcd environment file", () => {
         listenPeerUrl: "p",
         listenClientUrls: ["c"],
         tls: null,
+        settings: DEFAULT_SETTINGS,
       }),
     ).toThrow(/ETCD_NAME would contain.*"bad name"/);
   });
