@@ -6,11 +6,14 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { RestartRequestEtcdService } from "../../../agent/adapters/etcd-service.js";
+import { RESTART_REQUEST_PATHS, RestartRequestEtcdService } from "../../../agent/adapters/etcd-service.js";
+import { renderNodeConfig, restartEtcdScript } from "../../../ignition/render.js";
 
 const work = mkdtempSync(join(tmpdir(), "etcd-restart-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-const SCRIPT = new URL("../../../systemd/etcd-agent-restart-etcd", import.meta.url).pathname;
+// The program as Ignition writes it on the node.
+const SCRIPT = join(work, "etcd-agent-restart-etcd");
+writeFileSync(SCRIPT, restartEtcdScript());
 
 /** A node's two runtime directories, and a systemctl that logs its arguments and exits `code`. */
 function node(code = 0) {
@@ -53,6 +56,23 @@ const A = "0123456789abcdef0123456789abcdef";
 const B = "fedcba9876543210fedcba9876543210";
 
 describe("RestartRequestEtcdService with root's oneshot", () => {
+  it("the agent and the program on the node name the same request and outcome files", () => {
+    const text = restartEtcdScript();
+    expect(text).toContain(`REQUEST=\${ETCD_RESTART_REQUEST:-${RESTART_REQUEST_PATHS.request}}`);
+    expect(text).toContain(`OUTCOME=\${ETCD_RESTART_OUTCOME:-${RESTART_REQUEST_PATHS.outcome}}`);
+    const config = renderNodeConfig({
+      os: "flatcar",
+      arch: "x64",
+      binaryUrl: "s3://b/etcd-agent-linux-x64",
+      binarySha512: "cd".repeat(64),
+      agent: { domain: "etcd.internal", hostedZoneId: "Z0123456789ABC" },
+    }) as { storage: { files: Array<{ path: string; mode: number; contents: { source: string } }> } };
+    const file = config.storage.files.find((f) => f.path === "/opt/bin/etcd-agent-restart-etcd");
+    expect(file?.mode).toBe(0o755);
+    const source = file?.contents.source ?? "";
+    expect(Buffer.from(source.replace(/^data:;base64,/, ""), "base64").toString()).toBe(text);
+  });
+
   it("a request restarts etcd's unit once and the agent sees its own nonce answered ok", async () => {
     const n = node();
     await agent(n, A).restart();
