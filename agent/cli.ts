@@ -181,7 +181,8 @@ function withCommon(y: Argv): Argv {
     })
     .option("etcd-restart-command", {
       type: "string",
-      describe: `what restarts etcd to load a rotated CA bundle, run by /bin/sh (default "${DEFAULTS.etcdRestartCommand}")`,
+      describe:
+        "what restarts etcd to load a rotated CA bundle, run by /bin/sh (default: ask root's etcd-agent-restart-etcd.path through /run/etcd-agent/restart-etcd.request)",
     })
     .option("restore-bump-revision", {
       type: "string",

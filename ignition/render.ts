@@ -2,6 +2,7 @@
 // binary fetched from S3 and verified by sha512, the agent's configuration, the units and
 // drop-ins from systemd/, the etcd-agent system user and optional SSH keys.
 import { readFileSync } from "node:fs";
+import { RESTART_REQUEST_PATHS } from "../agent/adapters/etcd-service.js";
 import { CERT_MODES } from "../agent/adapters/local-disk.js";
 import { parseConfig } from "../agent/config/config.js";
 import { ConfigError } from "../agent/errors.js";
@@ -47,7 +48,24 @@ export const NODE_PATHS = {
   stateDir: "/var/lib/etcd-agent",
   tlsDir: "/etc/etcd-agent/tls",
   binDir: { flatcar: "/opt/bin", fcos: "/usr/local/bin" } satisfies Record<NodeOs, string>,
+  /** The agent asks for etcd's restart here; root's oneshot answers there (a CA rotation). */
+  restartRequest: RESTART_REQUEST_PATHS.request,
+  restartOutcome: RESTART_REQUEST_PATHS.outcome,
 } as const;
+
+/** Root's program that restarts etcd for the agent's request (etcd-agent-restart-etcd.service). */
+export const RESTART_ETCD_SCRIPT = "etcd-agent-restart-etcd";
+
+/**
+ * The restart program as the node gets it: systemd/'s, without its comment lines (the user data is
+ * small; the comments stay in the repository).
+ */
+export function restartEtcdScript(): string {
+  return readFileSync(new URL(RESTART_ETCD_SCRIPT, UNIT_DIR), "utf8")
+    .split("\n")
+    .filter((line, i) => i === 0 || !/^\s*#/.test(line))
+    .join("\n");
+}
 
 /**
  * The node's accounts: the agent's user (runs `etcd-agent run`, owns the agent's state and the
@@ -72,7 +90,12 @@ function template(path: string, os: NodeOs, imageTag: string = DEFAULT_PINNED): 
 export function renderUnits(
   os: NodeOs,
   imageTag: string = DEFAULT_PINNED,
-): Array<{ name: string; contents?: string; dropins?: Array<{ name: string; contents: string }> }> {
+): Array<{
+  name: string;
+  contents?: string;
+  dropins?: Array<{ name: string; contents: string }>;
+  enabled?: boolean;
+}> {
   const etcd =
     os === "flatcar"
       ? {
@@ -86,6 +109,14 @@ export function renderUnits(
     { name: "etcd-agent-boot.service", contents: template("etcd-agent-boot.service", os) },
     etcd,
     { name: "etcd-agent.service", contents: template("etcd-agent.service", os) },
+    // etcd's restart for a CA rotation: the agent asks, root restarts (docs/security.md).
+    { name: "etcd-agent-restart-etcd.path", contents: template("etcd-agent-restart-etcd.path", os) },
+    // Started by the path unit only (no [Install]).
+    {
+      name: "etcd-agent-restart-etcd.service",
+      contents: template("etcd-agent-restart-etcd.service", os),
+      enabled: false,
+    },
   ];
 }
 
@@ -229,6 +260,13 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
           overwrite: true,
           contents: { source: dataUrl(restoreWrapper(o.os, pinned)) },
         },
+        {
+          path: `${NODE_PATHS.binDir[o.os]}/${RESTART_ETCD_SCRIPT}`,
+          mode: 0o755,
+          overwrite: true,
+          // base64: about half the size of the percent-encoded text.
+          contents: { source: `data:;base64,${Buffer.from(restartEtcdScript()).toString("base64")}` },
+        },
         ...(o.dataDevice
           ? [
               {
@@ -269,7 +307,7 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
     systemd: {
       units: [
         ...(o.dataDevice ? [dataVolumeUnit(o.os), dataMountUnit()] : []),
-        ...renderUnits(o.os, pinned).map((u) => ({ ...u, enabled: true })),
+        ...renderUnits(o.os, pinned).map((u) => ({ ...u, enabled: u.enabled ?? true })),
       ],
     },
   };

@@ -15,7 +15,7 @@ import type { MetricsSink } from "../ports/metrics.js";
 import { AwsAutoScaling } from "./aws-autoscaling.js";
 import { AwsEc2 } from "./aws-ec2.js";
 import { CloudWatchMetrics } from "./cloudwatch-metrics.js";
-import { ShellEtcdService } from "./etcd-service.js";
+import { RestartRequestEtcdService, ShellEtcdService } from "./etcd-service.js";
 import { Etcd3Cluster } from "./etcd3-cluster.js";
 import { Etcd3RestartLock } from "./etcd3-restart-lock.js";
 import { ImdsMetadata } from "./imds.js";
@@ -72,7 +72,10 @@ export function createPorts(
       ? {
           secrets: new SecretsManagerStore(new SecretsManagerClient(aws)),
           certs: new LocalCertFiles(nodeTlsFiles(config.tls), { owner, group }),
-          etcdService: new ShellEtcdService(config.tls.etcdRestartCommand, config.stateDir),
+          etcdService:
+            config.tls.etcdRestartCommand === null
+              ? new RestartRequestEtcdService(config.stateDir)
+              : new ShellEtcdService(config.tls.etcdRestartCommand, config.stateDir),
           restartLock: new Etcd3RestartLock(() => {
             const t = config.tls as NonNullable<typeof config.tls>;
             return {

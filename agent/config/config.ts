@@ -91,8 +91,11 @@ export interface TlsConfig {
   extraNames: string[];
   /** How often `run` reads the CA secret for a rotation (every cycle while one is under way). */
   caCheckSeconds: number;
-  /** The command that restarts etcd (its trusted CA bundle is read only at start); run by /bin/sh. */
-  etcdRestartCommand: string;
+  /**
+   * The command that restarts etcd (its trusted CA bundle is read only at start); run by /bin/sh.
+   * null (a node): ask root's etcd-agent-restart-etcd.path through a request file (docs/security.md).
+   */
+  etcdRestartCommand: string | null;
 }
 
 export interface BackupConfig {
@@ -135,7 +138,6 @@ export const DEFAULTS = {
   tlsDir: "/etc/etcd-agent/tls",
   tlsCertLifetimeSeconds: 90 * 86_400,
   tlsCaCheckSeconds: 300,
-  etcdRestartCommand: "systemctl restart etcd-member.service",
   metricsListen: "127.0.0.1:9379",
   metricsPeriodSeconds: 60,
 } as const;
@@ -405,8 +407,7 @@ export function parseConfig(raw: Raw): AgentConfig {
           5,
           86_400,
         ),
-        etcdRestartCommand:
-          str(raw, "etcdRestartCommand", "etcd-restart-command", false) ?? DEFAULTS.etcdRestartCommand,
+        etcdRestartCommand: str(raw, "etcdRestartCommand", "etcd-restart-command", false),
       };
   for (const e of endpoints) {
     const want = plaintext ? "http://" : "https://";

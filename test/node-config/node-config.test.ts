@@ -23,6 +23,7 @@ import {
   NODE_PATHS,
   type NodeArch,
   type NodeOs,
+  RESTART_ETCD_SCRIPT,
   renderNodeConfig,
   renderPointerConfig,
   serialize,
@@ -87,6 +88,7 @@ function unitRoot(os: NodeOs, config: IgnitionConfig): string {
   const executables = [
     `${NODE_PATHS.binDir[os]}/etcd-agent`,
     `${NODE_PATHS.binDir[os]}/${DATA_VOLUME_SCRIPT}`,
+    `${NODE_PATHS.binDir[os]}/${RESTART_ETCD_SCRIPT}`,
     "/bin/sh",
   ];
   if (os === "flatcar") {
@@ -128,6 +130,8 @@ describe.each(combos)("%s %s", (os, arch) => {
       "etcd-agent-boot.service",
       "etcd-member.service",
       "etcd-agent.service",
+      "etcd-agent-restart-etcd.path",
+      "etcd-agent-restart-etcd.service",
     ];
     expect(verify(root, names)).toEqual({
       code: 0,

@@ -5,6 +5,7 @@
 // under the unit's own User=, groups, capabilities and ProtectSystem=strict. One model of Unix
 // permissions, the node's files from the config: a unit and the config that disagree fail here.
 import { describe, expect, it } from "vitest";
+import { RESTART_REQUEST_PATHS } from "../../../agent/adapters/etcd-service.js";
 import { CERT_MODES } from "../../../agent/adapters/local-disk.js";
 import { parseEnvFile } from "../../../agent/planner/etcd-env.js";
 import { NODE_PATHS, type NodeOs, renderNodeConfig } from "../../../ignition/render.js";
@@ -30,6 +31,9 @@ interface Proc {
   /** StateDirectory=: systemd gives these to the unit's user when it starts. */
   owns?: string[];
   stateDirMode?: number;
+  /** RuntimeDirectory=: systemd makes these the unit's user's, RuntimeDirectoryMode=, at each start. */
+  runs?: string[];
+  runtimeDirMode?: number;
 }
 
 /** A group chown(2) leaves as it is (-1). */
@@ -59,15 +63,18 @@ function procOf(unit: string): Proc {
     : ALL_CAPS;
   const strict = directives(unit, "ProtectSystem")[0] === "strict";
   const stateDirs = directives(unit, "StateDirectory").map((d) => `/var/lib/${d}`);
+  const runtimeDirs = directives(unit, "RuntimeDirectory").map((d) => `/run/${d}`);
   return {
     owns: stateDirs,
     stateDirMode: Number.parseInt(directives(unit, "StateDirectoryMode")[0] ?? "0755", 8),
+    runs: runtimeDirs,
+    runtimeDirMode: Number.parseInt(directives(unit, "RuntimeDirectoryMode")[0] ?? "0755", 8),
     user,
     groups: new Set([group, ...directives(unit, "SupplementaryGroups")]),
     // Root's capabilities are its bounding set; another user has none (no AmbientCapabilities).
     caps: user === "root" ? bounding : new Set(directives(unit, "AmbientCapabilities")),
     writable: strict
-      ? [...directives(unit, "ReadWritePaths").map((p) => p.replace(/^-/, "")), ...stateDirs]
+      ? [...directives(unit, "ReadWritePaths").map((p) => p.replace(/^-/, "")), ...stateDirs, ...runtimeDirs]
       : null,
   };
 }
@@ -96,6 +103,9 @@ function nodeFiles(os: NodeOs, config: any, env: Record<string, string>): Map<st
   files.set(`${NODE_PATHS.tlsDir}/node.key`, { ...tls, mode: modes.key });
   files.set(`${NODE_PATHS.tlsDir}/node.crt`, { ...tls, mode: modes.cert });
   files.set(`${NODE_PATHS.tlsDir}/ca.crt`, { ...tls, mode: modes.cert });
+  // The restart request (run, umask'd 0644) and root's answer.
+  files.set(RESTART_REQUEST_PATHS.request, { user: agentUser, group: KEEP, mode: 0o644 });
+  files.set(RESTART_REQUEST_PATHS.outcome, { user: "root", group: "root", mode: 0o644 });
   return files;
 }
 
@@ -108,6 +118,8 @@ function nodeAt(files: Map<string, Node>, path: string, p?: Proc): Node {
   // StateDirectory=: systemd makes it the unit's user's (StateDirectoryMode= 0755) at each start.
   if (p?.owns?.includes(path))
     return { user: p.user, group: [...p.groups][0] as string, mode: p.stateDirMode ?? 0o755 };
+  if (p?.runs?.includes(path))
+    return { user: p.user, group: [...p.groups][0] as string, mode: p.runtimeDirMode ?? 0o755 };
   // A directory the config does not create is the OS's: root 0755.
   return files.get(path) ?? { user: "root", group: "root", mode: 0o755 };
 }
@@ -155,6 +167,7 @@ describe.each(["flatcar", "fcos"] as const)("%s: every process can do what it mu
   const files = nodeFiles(os, config, env);
   const boot = procOf(unitText(config, "etcd-agent-boot.service"));
   const run = procOf(unitText(config, "etcd-agent.service"));
+  const restarter = procOf(unitText(config, "etcd-agent-restart-etcd.service"));
   // Flatcar: docker run -u $(id -u etcd):$(id -g etcd), no supplementary groups, no capabilities.
   // FCOS: our podman unit runs etcd as root in the container (podman's default capabilities).
   const etcd: Proc =
@@ -189,8 +202,48 @@ describe.each(["flatcar", "fcos"] as const)("%s: every process can do what it mu
     expect(paths.map((p) => cannotWrite(proc, files, p, give(p))).filter((x) => x !== null)).toEqual([]);
   });
 
-  it("the directories the units name exist before they start (Ignition makes them)", () => {
-    for (const w of [...(boot.writable ?? []), ...(run.writable ?? [])]) {
+  // A CA rotation restarts etcd (#16). The daemon may not: no capabilities, no polkit rule, and
+  // systemd asks polkit for any caller that is not root with CAP_SYS_ADMIN. It asks root's oneshot,
+  // started by a path unit, through a request file; the oneshot answers beside it.
+  // systemd makes each unit's RuntimeDirectory= at its start: the other unit sees it so.
+  for (const p of [run, restarter])
+    for (const d of p.runs ?? [])
+      files.set(d, { user: p.user, group: [...p.groups][0] as string, mode: p.runtimeDirMode ?? 0o755 });
+  it.each([
+    // unit, its user, what it reads, what it writes
+    ["etcd-agent.service", "etcd-agent", [RESTART_REQUEST_PATHS.outcome], [RESTART_REQUEST_PATHS.request]],
+    [
+      "etcd-agent-restart-etcd.service",
+      "root",
+      [RESTART_REQUEST_PATHS.request],
+      [RESTART_REQUEST_PATHS.outcome],
+    ],
+  ] as const)("etcd's restart: %s runs as %s, reads %j, writes %j", (name, user, reads, writes) => {
+    const proc = name === "etcd-agent.service" ? run : restarter;
+    expect(proc.user).toBe(user);
+    const problems = [
+      ...reads.map((p) => cannotRead(proc, files, p)),
+      ...writes.map((p) => cannotWrite(proc, files, p, give(p))),
+    ].filter((x) => x !== null);
+    expect(problems).toEqual([]);
+  });
+
+  it("only root's oneshot may restart etcd, with CAP_SYS_ADMIN alone; a path unit starts it on the agent's request", () => {
+    expect({ user: run.user, caps: [...run.caps] }).toEqual({ user: "etcd-agent", caps: [] });
+    expect({ user: restarter.user, caps: [...restarter.caps] }).toEqual({
+      user: "root",
+      caps: ["CAP_SYS_ADMIN"],
+    });
+    const path = unitText(config, "etcd-agent-restart-etcd.path");
+    expect(directives(path, "PathChanged")).toEqual([RESTART_REQUEST_PATHS.request]);
+    expect(directives(path, "Unit")).toEqual(["etcd-agent-restart-etcd.service"]);
+    const unit = config.systemd.units.find((u: any) => u.name === "etcd-agent-restart-etcd.path");
+    expect(unit.enabled).toBe(true);
+  });
+
+  it("the directories the units name exist before they start (Ignition makes them; systemd the runtime ones)", () => {
+    const runtime = [...(run.runs ?? []), ...(restarter.runs ?? [])];
+    for (const w of [...(boot.writable ?? []), ...(run.writable ?? [])].filter((w) => !runtime.includes(w))) {
       const made = config.storage.directories.some((d: any) => d.path === w);
       expect({ w, made }).toEqual({ w, made: true });
     }
