@@ -60,6 +60,8 @@ export interface ScenarioOptions {
    * lost by definition, so the writer does not run (it is the only way to run without it).
    */
   declaresRestore?: boolean;
+  /** Machine mode: each instance a container under systemd, from its Ignition config (docs/node.md). */
+  machines?: { etcdBin?: string };
 }
 
 /**
@@ -166,6 +168,7 @@ async function open(options: ScenarioOptions): Promise<{ scenario: Scenario; sto
     ...(options.timeScale ? { timeScale: options.timeScale } : {}),
     ...(options.reuseAddresses ? { reuseAddresses: true } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
+    ...(options.machines ? { machines: options.machines } : {}),
   });
   let verified: Promise<ScenarioReport> | null = null;
   const stop = async () => {
