@@ -44,6 +44,11 @@ function withCommon(y: Argv): Argv {
     })
     .option("data-dir", { type: "string", describe: `etcd data dir (default ${DEFAULTS.dataDir})` })
     .option("state-dir", { type: "string", describe: `the agent's state dir (default ${DEFAULTS.stateDir})` })
+    .option("file-owner", {
+      type: "string",
+      describe:
+        "the user the agent's state and the node's certificates belong to: the user run runs as (a node: etcd-agent; default: whoever writes them)",
+    })
     .option("env-file", { type: "string", describe: `etcd's environment file (default ${DEFAULTS.envFile})` })
     .option("client-port", {
       type: "string",
@@ -130,9 +135,10 @@ function withCommon(y: Argv): Argv {
       describe:
         "the TLS directory as etcd sees it in its container (Flatcar: /etc/ssl/certs; default the same)",
     })
-    .option("tls-key-owner", {
+    .option("tls-group", {
       type: "string",
-      describe: "the user etcd runs as, given the node's key (Flatcar: etcd; default root only)",
+      describe:
+        "the group etcd runs as, which reads the node's certificates and key (a node: etcd; default: private to the owner)",
     })
     .option("tls-extra-names", {
       type: "string",

@@ -48,6 +48,14 @@ export const NODE_PATHS = {
   binDir: { flatcar: "/opt/bin", fcos: "/usr/local/bin" } satisfies Record<NodeOs, string>,
 } as const;
 
+/**
+ * The node's accounts: the agent's user (runs `etcd-agent run`, owns the agent's state and the
+ * node's certificates) and etcd's group (reads the certificates). Flatcar ships the etcd user and
+ * group (232) and its etcd-wrapper runs etcd as `-u $(id -u etcd):$(id -g etcd)`, with no other
+ * group: so the group that may read the key must be etcd's own primary group, not a new one.
+ */
+export const NODE_ACCOUNTS = { agentUser: "etcd-agent", etcdGroup: "etcd" } as const;
+
 const UNIT_DIR = new URL("../systemd/", import.meta.url);
 
 const DEFAULT_PINNED = pinnedTag(ETCD_IMAGE.tag, ETCD_IMAGE.digest);
@@ -177,7 +185,7 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
       users: [
         ...(o.sshAuthorizedKeys?.length ? [{ name: "core", sshAuthorizedKeys: o.sshAuthorizedKeys }] : []),
         {
-          name: "etcd-agent",
+          name: NODE_ACCOUNTS.agentUser,
           system: true,
           noCreateHome: true,
           homeDir: NODE_PATHS.stateDir,
@@ -226,10 +234,14 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
                 ...(o.agent.backupBucket && !o.agent.restoreTool
                   ? { restoreTool: `${NODE_PATHS.binDir[o.os]}/etcd-restore` }
                   : {}),
+                // The agent's files belong to the user run runs as; boot (root) gives them to it.
+                fileOwner: NODE_ACCOUNTS.agentUser,
+                // The certificates are read by etcd's group (docs/node.md, "Who owns what").
+                ...(o.agent.plaintext !== "true" ? { tlsGroup: NODE_ACCOUNTS.etcdGroup } : {}),
                 // Flatcar's etcd-member runs etcd as the etcd user with ETCD_SSL_DIR mounted at
                 // /etc/ssl/certs; FCOS's unit (ours) mounts the directory at the same path as root.
                 ...(o.os === "flatcar" && o.agent.plaintext !== "true"
-                  ? { tlsEtcdDir: "/etc/ssl/certs", tlsKeyOwner: "etcd" }
+                  ? { tlsEtcdDir: "/etc/ssl/certs" }
                   : {}),
               }),
             ),

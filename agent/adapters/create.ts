@@ -13,7 +13,7 @@ import { AwsAutoScaling } from "./aws-autoscaling.js";
 import { AwsEc2 } from "./aws-ec2.js";
 import { Etcd3Cluster } from "./etcd3-cluster.js";
 import { ImdsMetadata } from "./imds.js";
-import { LocalCertFiles, LocalDisk } from "./local-disk.js";
+import { LocalCertFiles, LocalDisk, lookupId } from "./local-disk.js";
 import { Route53Dns } from "./route53.js";
 import { S3Backups } from "./s3-backups.js";
 import { SecretsManagerStore } from "./secrets-manager.js";
@@ -31,6 +31,9 @@ export function createPorts(
   metadata?: InstanceMetadata,
 ): Ports {
   const clock = new SystemClock();
+  // Names are looked up once, here: a user or group the node does not have stops the command.
+  const owner = config.fileOwner === null ? null : lookupId("user", config.fileOwner, "--file-owner");
+  const group = config.tls?.group ? lookupId("group", config.tls.group, "--tls-group") : null;
   // Retries follow the SDK's standard mode and AWS_MAX_ATTEMPTS.
   const aws = { region };
   return {
@@ -54,12 +57,13 @@ export function createPorts(
       stateDir: config.stateDir,
       envFile: config.envFile,
       clock,
+      ...(owner === null ? {} : { owner: { uid: owner, gid: -1 } }),
     }),
     serviceManager: new SystemdNotify(process.env, log),
     ...(config.tls
       ? {
           secrets: new SecretsManagerStore(new SecretsManagerClient(aws)),
-          certs: new LocalCertFiles(nodeTlsFiles(config.tls), config.tls.keyOwner),
+          certs: new LocalCertFiles(nodeTlsFiles(config.tls), { owner, group }),
         }
       : {}),
     ...(config.backup

@@ -1,7 +1,7 @@
 // This node's disk: etcd's data dir, the agent's state file and etcd's environment file.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, chown, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ConfigError } from "../errors.js";
 import type { LocalState } from "../planner/observation.js";
@@ -14,6 +14,17 @@ export interface LocalDiskOptions {
   stateDir: string;
   envFile: string;
   clock: Clock;
+  /**
+   * Who the state files belong to: the user `run` runs as. `boot` runs as root and gives what it
+   * writes to that user, so `run` can read and replace it. Absent: whoever writes them.
+   */
+  owner?: FileOwner;
+}
+
+/** A file's owner by numbers (-1 leaves one as it is, as chown(2) does). */
+export interface FileOwner {
+  uid: number;
+  gid: number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -31,14 +42,16 @@ export async function writeFileAtomic(
   path: string,
   content: string,
   mode = 0o644,
-  owner?: { uid: number; gid: number },
+  owner?: FileOwner,
 ): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${randomBytes(4).toString("hex")}`;
   const handle = await open(tmp, "w", mode);
   try {
-    // Owner before content: the key is never readable by anyone else, even for a moment.
+    // Owner and mode before content: the key is never readable by anyone else, even for a moment.
+    // The mode is set, not left to the umask (the units' UMask=0027 would take the certificates' o+r).
     if (owner) await handle.chown(owner.uid, owner.gid);
+    await handle.chmod(mode);
     await handle.writeFile(content);
     await handle.sync();
   } finally {
@@ -89,7 +102,7 @@ export class LocalDisk implements LocalNode {
   }
 
   async writeState(state: LocalState): Promise<void> {
-    await writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600);
+    await writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600, this.options.owner);
   }
 
   async moveDataAside(reason: string): Promise<string | null> {
@@ -142,31 +155,73 @@ export class LocalDisk implements LocalNode {
   }
 
   async writeMemory(memory: unknown): Promise<void> {
-    await writeFileAtomic(this.memoryPath, `${JSON.stringify(memory)}\n`, 0o600);
+    await writeFileAtomic(this.memoryPath, `${JSON.stringify(memory)}\n`, 0o600, this.options.owner);
   }
 }
 
-/** The node's certificate files (ca.crt, node.crt, node.key), as etcd and the agent read them. */
-/** A user's uid and gid from /etc/passwd (Node has no getpwnam; the file's format is fixed). */
-export function lookupUser(name: string, passwd = "/etc/passwd"): { uid: number; gid: number } {
-  const line = readFileSync(passwd, "utf8")
-    .split("\n")
-    .find((l) => l.split(":")[0] === name);
-  const [, , uid, gid] = line?.split(":") ?? [];
-  if (line === undefined || !/^\d+$/.test(uid ?? "") || !/^\d+$/.test(gid ?? ""))
-    throw new ConfigError(
-      `--tls-key-owner ${JSON.stringify(name)} is not a user in ${passwd}; give the user etcd runs as`,
-    );
-  return { uid: Number(uid), gid: Number(gid) };
+/**
+ * Where users and groups are: /etc first, then the OS's read-only defaults (Flatcar keeps its
+ * system users, etcd among them, in /usr/share/baselayout; Fedora CoreOS in /usr/lib). Node has no
+ * getpwnam; the files' format is fixed.
+ */
+export const ID_FILES = {
+  user: ["/etc/passwd", "/usr/share/baselayout/passwd", "/usr/lib/passwd"],
+  group: ["/etc/group", "/usr/share/baselayout/group", "/usr/lib/group"],
+} as const;
+
+/** A user's uid or a group's gid, by name (or a number, as it is); `option` names the setting. */
+export function lookupId(
+  kind: "user" | "group",
+  value: string,
+  option: string,
+  files: readonly string[] = ID_FILES[kind],
+): number {
+  if (/^\d+$/.test(value)) return Number(value);
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw error;
+    }
+    const id = text
+      .split("\n")
+      .map((l) => l.split(":"))
+      .find((f) => f[0] === value)?.[2];
+    if (id !== undefined && /^\d+$/.test(id)) return Number(id);
+  }
+  throw new ConfigError(
+    `${option} ${JSON.stringify(value)} is not a ${kind} in ${files.join(", ")}; give an existing ${kind} (or its number)${option === "--tls-group" ? ": the group etcd runs as" : ": the user etcd-agent run runs as"}`,
+  );
 }
 
+/** The modes of the certificate files: private to their owner, or shared with one group (etcd's). */
+export const CERT_MODES = {
+  private: { dir: 0o700, key: 0o600, cert: 0o644 },
+  shared: { dir: 0o750, key: 0o640, cert: 0o644 },
+} as const;
+
+/**
+ * The node's certificate files (ca.crt, node.crt, node.key), as etcd and the agent read them.
+ * With `group` (etcd's), the directory is 0750 and the key 0640 in that group, so etcd reads
+ * them as itself; with `owner` (the agent's user), boot (root) gives them to the user that renews
+ * them in `run`. Every write also sets the directory's mode and owner, so a directory an older
+ * agent made root 0700 is put right by the next boot.
+ */
 export class LocalCertFiles implements CertFiles {
+  private readonly modes: (typeof CERT_MODES)[keyof typeof CERT_MODES];
+  private readonly owner: FileOwner | undefined;
+
   constructor(
     private readonly files: { caFile: string; certFile: string; keyFile: string },
-    /** Who else reads the key (etcd's user), by name; null: root only. */
-    private readonly keyOwner: string | null = null,
-  ) {}
-
+    access: { owner?: number | null; group?: number | null } = {},
+  ) {
+    const group = access.group ?? null;
+    const owner = access.owner ?? null;
+    this.modes = group === null ? CERT_MODES.private : CERT_MODES.shared;
+    this.owner = group === null && owner === null ? undefined : { uid: owner ?? -1, gid: group ?? -1 };
+  }
   async read(): Promise<CertBundle | null> {
     try {
       const [ca, cert, key] = await Promise.all(
@@ -180,23 +235,20 @@ export class LocalCertFiles implements CertFiles {
   }
 
   async write(bundle: CertBundle, afterFile?: (file: CertFile) => Promise<void>): Promise<void> {
-    for (const f of [this.files.caFile, this.files.certFile, this.files.keyFile]) {
-      await mkdir(dirname(f), { recursive: true, mode: 0o700 });
+    for (const dir of new Set([this.files.caFile, this.files.certFile, this.files.keyFile].map(dirname))) {
+      await mkdir(dir, { recursive: true, mode: this.modes.dir });
+      if (this.owner) await chown(dir, this.owner.uid, this.owner.gid);
+      await chmod(dir, this.modes.dir);
     }
     // etcd reads the pair on each handshake: one that falls between these renames (microseconds)
     // sees a new key with the old certificate and fails; the client retries on its next dial.
     // A crash between them leaves a key that does not match the certificate: the next
     // ensureNodeCert sees the mismatch and issues a new pair.
-    await writeFileAtomic(this.files.caFile, bundle.ca, 0o644);
+    await writeFileAtomic(this.files.caFile, bundle.ca, this.modes.cert, this.owner);
     await afterFile?.("ca");
-    await writeFileAtomic(
-      this.files.keyFile,
-      bundle.key,
-      0o600,
-      this.keyOwner === null ? undefined : lookupUser(this.keyOwner),
-    );
+    await writeFileAtomic(this.files.keyFile, bundle.key, this.modes.key, this.owner);
     await afterFile?.("key");
-    await writeFileAtomic(this.files.certFile, bundle.cert, 0o644);
+    await writeFileAtomic(this.files.certFile, bundle.cert, this.modes.cert, this.owner);
     await afterFile?.("cert");
   }
 }

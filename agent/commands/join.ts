@@ -22,6 +22,9 @@ export async function runJoin(
 ): Promise<JoinResult> {
   if (options.instanceId === null) {
     const ctx = await resolveContext(ports, config, log);
+    // As boot does: with TLS every etcd call presents this node's certificate, so it comes first.
+    // (Loaded on demand, as cli.ts does for boot: the PKI is not every command's start-up cost.)
+    if (config.tls) await (await import("../tls/node-certs.js")).ensureNodeCert(ports, config, ctx, log);
     const result = await runBoot(ports, config, ctx, log, { signal: options.signal, mode: "join" });
     return {
       ...result,

@@ -15,6 +15,12 @@ export interface AgentConfig {
   endpoints: string[];
   dataDir: string;
   stateDir: string;
+  /**
+   * The user the agent's files belong to (its state and the node's certificates): the user
+   * `etcd-agent run` runs as (the node: etcd-agent). `boot`, as root, gives what it writes to it.
+   * A name or a number; null: whoever writes them.
+   */
+  fileOwner: string | null;
   envFile: string;
   clientPort: number;
   peerPort: number;
@@ -37,8 +43,11 @@ export interface TlsConfig {
   dir: string;
   /** The same directory as etcd sees it (Flatcar's etcd-member mounts ETCD_SSL_DIR at /etc/ssl/certs). */
   etcdDir: string;
-  /** The user etcd runs as, who must read the node's key (Flatcar: etcd); null: root. */
-  keyOwner: string | null;
+  /**
+   * The group etcd runs as, which reads the node's certificates and key (the node: etcd): the
+   * directory is then 0750 and the key 0640 in that group. A name or a number; null: private (0700, 0600).
+   */
+  group: string | null;
   /** The cluster CA's certificate, and the client certificate and key this agent presents, PEM files. */
   caFile: string;
   certFile: string;
@@ -284,6 +293,16 @@ export function parseConfig(raw: Raw): AgentConfig {
           ),
         };
   const plaintext = flag("plaintext", "plaintext");
+  const account = (key: string, name: string, what: string) => {
+    const v = str(raw, key, name, false);
+    if (v !== null && !/^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$/.test(v))
+      throw new ConfigError(`${describe(name)} must be ${what} or a number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  if (raw.tlsKeyOwner !== undefined)
+    throw new ConfigError(
+      `${describe("tls-key-owner")} is no longer read (got ${JSON.stringify(raw.tlsKeyOwner)}): the node's key now belongs to ${describe("file-owner")} and is read by ${describe("tls-group")}; on a node set ETCD_AGENT_FILE_OWNER=etcd-agent and ETCD_AGENT_TLS_GROUP=etcd (docs/node.md)`,
+    );
   const tlsDir = path("tlsDir", "tls-dir", DEFAULTS.tlsDir);
   const secretName = (key: string, name: string) => {
     const v = str(raw, key, name, false);
@@ -298,14 +317,7 @@ export function parseConfig(raw: Raw): AgentConfig {
     : {
         dir: tlsDir,
         etcdDir: path("tlsEtcdDir", "tls-etcd-dir", tlsDir),
-        keyOwner: (() => {
-          const v = str(raw, "tlsKeyOwner", "tls-key-owner", false);
-          if (v !== null && !/^[a-z_][a-z0-9_-]{0,31}$/.test(v))
-            throw new ConfigError(
-              `${describe("tls-key-owner")} must be a user name such as etcd, got ${JSON.stringify(v)}`,
-            );
-          return v;
-        })(),
+        group: account("tlsGroup", "tls-group", "a group name such as etcd"),
         caFile: path("tlsCaFile", "tls-ca-file", `${tlsDir}/ca.crt`),
         certFile: path("tlsCertFile", "tls-cert-file", `${tlsDir}/node.crt`),
         keyFile: path("tlsKeyFile", "tls-key-file", `${tlsDir}/node.key`),
@@ -355,6 +367,7 @@ export function parseConfig(raw: Raw): AgentConfig {
     endpoints,
     dataDir: path("dataDir", "data-dir", DEFAULTS.dataDir),
     stateDir: path("stateDir", "state-dir", DEFAULTS.stateDir),
+    fileOwner: account("fileOwner", "file-owner", "a user name such as etcd-agent"),
     envFile: path("envFile", "env-file", DEFAULTS.envFile),
     clientPort,
     peerPort,

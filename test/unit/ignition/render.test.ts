@@ -153,14 +153,15 @@ describe("TLS on the node", () => {
     expect(unit("flatcar", "etcd-member.service")).toContain(`ETCD_SSL_DIR=${NODE_PATHS.tlsDir}`);
     expect(agentEnvOf("flatcar")).toMatchObject({
       ETCD_AGENT_TLS_ETCD_DIR: "/etc/ssl/certs",
-      ETCD_AGENT_TLS_KEY_OWNER: "etcd",
+      ETCD_AGENT_TLS_GROUP: "etcd",
+      ETCD_AGENT_FILE_OWNER: "etcd-agent",
     });
     // FCOS: our podman unit mounts it at the same path; etcd runs as root in the container.
     expect(unit("fcos", "etcd-member.service")).toContain(
       `--volume ${NODE_PATHS.tlsDir}:${NODE_PATHS.tlsDir}:ro`,
     );
     expect(agentEnvOf("fcos").ETCD_AGENT_TLS_ETCD_DIR).toBeUndefined();
-    expect(agentEnvOf("flatcar", { plaintext: "true" }).ETCD_AGENT_TLS_KEY_OWNER).toBeUndefined();
+    expect(agentEnvOf("flatcar", { plaintext: "true" }).ETCD_AGENT_TLS_GROUP).toBeUndefined();
   });
 });
 

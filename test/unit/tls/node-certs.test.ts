@@ -196,7 +196,15 @@ describe("TLS settings", () => {
   it.each([
     [{ tlsCaSecret: "has space" }, /--tls-ca-secret .*must be a Secrets Manager secret name.*"has space"/],
     [{ tlsExtraNames: "127.0.0.1,not a name" }, /--tls-extra-names .*"not a name" is neither/],
-    [{ tlsKeyOwner: "Root!" }, /--tls-key-owner .*must be a user name such as etcd, got "Root!"/],
+    [{ tlsGroup: "Etcd!" }, /--tls-group .*must be a group name such as etcd or a number, got "Etcd!"/],
+    [
+      { fileOwner: "Agent!" },
+      /--file-owner .*must be a user name such as etcd-agent or a number, got "Agent!"/,
+    ],
+    [
+      { tlsKeyOwner: "etcd" },
+      /--tls-key-owner .*no longer read.*ETCD_AGENT_FILE_OWNER=etcd-agent and ETCD_AGENT_TLS_GROUP=etcd/,
+    ],
     [{ tlsCertLifetimeSeconds: "5" }, /--tls-cert-lifetime-seconds .*from 60 to/],
     [
       { endpoints: "http://i-1.etcd.test:2379" },
@@ -219,8 +227,9 @@ describe("TLS settings", () => {
       certFile: "/etc/etcd-agent/tls/node.crt",
       keyFile: "/etc/etcd-agent/tls/node.key",
       etcdDir: "/etc/etcd-agent/tls",
-      keyOwner: null,
+      group: null,
     });
+    expect(c.fileOwner).toBeNull();
     expect(parseConfig({ ...base, plaintext: "true" })).toMatchObject({ tls: null, scheme: "http" });
   });
 });
