@@ -2,6 +2,7 @@
 // binary fetched from S3 and verified by sha512, the agent's configuration, the units and
 // drop-ins from systemd/, the etcd-agent system user and optional SSH keys.
 import { readFileSync } from "node:fs";
+import { CERT_MODES } from "../agent/adapters/local-disk.js";
 import { parseConfig } from "../agent/config/config.js";
 import { ConfigError } from "../agent/errors.js";
 import { DIGEST_RE, ETCD_IMAGE, pinnedTag } from "./etcd-image.js";
@@ -182,6 +183,8 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
   return {
     ignition: { version: "3.3.0" },
     passwd: {
+      // Flatcar ships the etcd group (232, with the etcd user); Fedora CoreOS has none.
+      ...(o.os === "fcos" ? { groups: [{ name: NODE_ACCOUNTS.etcdGroup, system: true }] } : {}),
       users: [
         ...(o.sshAuthorizedKeys?.length ? [{ name: "core", sshAuthorizedKeys: o.sshAuthorizedKeys }] : []),
         {
@@ -194,9 +197,23 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
       ],
     },
     storage: {
+      // Who owns what (docs/node.md): the units' ReadWritePaths= need these to exist, and boot
+      // sets the same owners and modes again on every start (an older node's are put right).
       directories: [
         { path: NODE_PATHS.dataDir, mode: 0o700 },
         { path: "/etc/etcd-agent", mode: 0o755 },
+        {
+          path: NODE_PATHS.tlsDir,
+          mode: CERT_MODES.shared.dir,
+          user: { name: NODE_ACCOUNTS.agentUser },
+          group: { name: NODE_ACCOUNTS.etcdGroup },
+        },
+        {
+          path: NODE_PATHS.stateDir,
+          mode: 0o700,
+          user: { name: NODE_ACCOUNTS.agentUser },
+          group: { name: NODE_ACCOUNTS.agentUser },
+        },
       ],
       files: [
         {

@@ -84,9 +84,10 @@ describe("units and the agent agree", () => {
   it("boot may write where the agent writes: data dir, state dir, env file dir", () => {
     const boot = unit("flatcar", "etcd-agent-boot.service");
     expect(directive(boot, "ReadWritePaths").join(" ").split(" ")).toEqual(
-      expect.arrayContaining([NODE_PATHS.dataDir, "/etc/etcd-agent"]),
+      expect.arrayContaining([NODE_PATHS.dataDir, NODE_PATHS.stateDir, "/etc/etcd-agent"]),
     );
-    expect(directive(boot, "StateDirectory")).toEqual(["etcd-agent"]);
+    // The state dir is the agent user's: a root unit's StateDirectory= would take it back (node-access.test.ts).
+    expect(directive(boot, "StateDirectory")).toEqual([]);
   });
 
   it("the daemon is hardened, notifies systemd from a child process, and has a watchdog", () => {
