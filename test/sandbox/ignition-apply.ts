@@ -6,7 +6,15 @@
 // test/node-config/ignition-apply.test.ts runs it on configs ignition-validate accepts.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 export class IgnitionApplyError extends Error {
@@ -23,13 +31,25 @@ interface User {
   homeDir?: string;
   shell?: string;
 }
+interface Owner {
+  id?: number;
+  name?: string;
+}
+interface Group {
+  name: string;
+  system?: boolean;
+}
 interface Directory {
   path: string;
   mode?: number;
+  user?: Owner;
+  group?: Owner;
 }
 interface File {
   path: string;
   mode?: number;
+  user?: Owner;
+  group?: Owner;
   overwrite?: boolean;
   contents?: { source?: string; verification?: { hash?: string } };
 }
@@ -44,11 +64,13 @@ interface Unit {
 const KNOWN: Record<string, readonly string[]> = {
   top: ["ignition", "passwd", "storage", "systemd"],
   ignition: ["version"],
-  passwd: ["users"],
+  passwd: ["users", "groups"],
+  group: ["name", "system"],
+  owner: ["id", "name"],
   user: ["name", "system", "noCreateHome", "homeDir", "shell"],
   storage: ["directories", "files"],
-  directory: ["path", "mode"],
-  file: ["path", "mode", "overwrite", "contents"],
+  directory: ["path", "mode", "user", "group"],
+  file: ["path", "mode", "overwrite", "contents", "user", "group"],
   contents: ["source", "verification"],
   systemd: ["units"],
   unit: ["name", "enabled", "mask", "contents", "dropins"],
@@ -94,11 +116,34 @@ async function contentsOf(file: File, fetch: SourceFetcher): Promise<Buffer> {
   return data;
 }
 
+/** The numeric ID of a user or group given by name or id, looked up in the root's /etc files. */
+function idOf(root: string, file: "passwd" | "group", owner: Owner | undefined, where: string): number {
+  if (owner === undefined) return 0;
+  only("owner", owner, where);
+  if (owner.id !== undefined) return owner.id;
+  const line = readFileSync(join(root, "etc", file), "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${owner.name}:`));
+  if (!line)
+    throw new IgnitionApplyError(
+      `${where}: no ${file === "passwd" ? "user" : "group"} ${JSON.stringify(owner.name)} in the root's /etc/${file}`,
+    );
+  return Number(line.split(":")[2]);
+}
+
+function own(root: string, path: string, entry: { user?: Owner; group?: Owner }, where: string): void {
+  chownSync(
+    path,
+    idOf(root, "passwd", entry.user, `${where}.user`),
+    idOf(root, "group", entry.group, `${where}.group`),
+  );
+}
+
 /** Applies an Ignition config to `root` as Ignition's files stage would on first boot. */
 export async function applyIgnition(config: unknown, root: string, fetch: SourceFetcher): Promise<void> {
   const c = config as {
     ignition?: { version?: string };
-    passwd?: { users?: User[] };
+    passwd?: { users?: User[]; groups?: Group[] };
     storage?: { directories?: Directory[]; files?: File[] };
     systemd?: { units?: Unit[] };
   };
@@ -109,6 +154,12 @@ export async function applyIgnition(config: unknown, root: string, fetch: Source
       `ignition.version must be 3.3.0, got ${JSON.stringify(c.ignition?.version)}`,
     );
   only("passwd", c.passwd ?? {}, "passwd");
+  for (const g of c.passwd?.groups ?? []) {
+    only("group", g, `passwd.groups[${g.name}]`);
+    const groups = readFileSync(join(root, "etc/group"), "utf8");
+    if (groups.split("\n").some((l) => l.startsWith(`${g.name}:`))) continue;
+    execFileSync("groupadd", ["--root", root, ...(g.system ? ["--system"] : []), g.name], { stdio: "pipe" });
+  }
   for (const u of c.passwd?.users ?? []) {
     only("user", u, `passwd.users[${u.name}]`);
     const passwd = readFileSync(join(root, "etc/passwd"), "utf8");
@@ -134,6 +185,7 @@ export async function applyIgnition(config: unknown, root: string, fetch: Source
     const p = inRoot(root, d.path);
     mkdirSync(p, { recursive: true });
     chmodSync(p, d.mode ?? 0o755);
+    own(root, p, d, `storage.directories[${d.path}]`);
   }
   for (const f of c.storage?.files ?? []) {
     only("file", f, `storage.files[${f.path}]`);
@@ -145,6 +197,7 @@ export async function applyIgnition(config: unknown, root: string, fetch: Source
     mkdirSync(dirname(p), { recursive: true });
     writeFileSync(p, data);
     chmodSync(p, f.mode ?? 0o644);
+    own(root, p, f, `storage.files[${f.path}]`);
   }
   only("systemd", c.systemd ?? {}, "systemd");
   const enable: string[] = [];
