@@ -2,8 +2,13 @@
 // node's own Ignition config, the units verbatim, etcd 3.5 as the etcd user behind the stand-in
 // for Flatcar's etcd-member.service. One sandbox for the file, TLS on, the writer running
 // throughout; certificates live 60 s, so every node renews under the shipped users while etcd runs.
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { connect } from "node:tls";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NODE_PATHS } from "../../ignition/render.js";
 import type { MachineNode } from "../sandbox/machine.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
@@ -45,6 +50,34 @@ async function memberIds(instances: WorldInstance[]): Promise<{ clusterId: strin
   return { clusterId: list.clusterId, ids: list.members.map((m) => `${m.name}=${m.id}`).sort() };
 }
 
+/** The serial of the node's certificate on its disk. */
+function fileSerial(id: string): string {
+  const pem = readFileSync(join(machine(id).disk, NODE_PATHS.tlsDir, "node.crt"), "utf8");
+  return new X509Certificate(pem).serialNumber;
+}
+
+/** The serial of the certificate etcd at `ip` presents now (a new TLS handshake). */
+function servedSerial(ip: string): Promise<string> {
+  const tls = sandbox.clientTls;
+  if (!tls) throw new Error("the sandbox runs without TLS");
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: ip,
+      port: 2379,
+      ca: readFileSync(tls.caFile),
+      cert: readFileSync(tls.certFile),
+      key: readFileSync(tls.keyFile),
+      ALPNProtocols: ["h2"],
+    });
+    socket.setTimeout(5000, () => socket.destroy(new Error(`no TLS handshake with ${ip}:2379 in 5 s`)));
+    socket.once("secureConnect", () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.end();
+    });
+    socket.once("error", reject);
+  });
+}
+
 /** The user a unit's main process runs as, read inside the machine. */
 async function mainUser(id: string, unit: string): Promise<string> {
   const pid = (await inside(id, ["systemctl", "show", "-P", "MainPID", unit])).trim();
@@ -80,22 +113,26 @@ describe("machine mode: nodes booted under systemd from their Ignition config", 
 
   it("renews every node's certificate with etcd running under the shipped users", async () => {
     const instances = await settledAndActive(60_000);
-    const pids = new Map<string, string>();
+    const before = new Map<string, { pid: string; serial: string }>();
     for (const i of instances)
-      pids.set(
-        i.instanceId,
-        (await inside(i.instanceId, ["systemctl", "show", "-P", "MainPID", "etcd-member"])).trim(),
-      );
-    await eventually("every node renewed its certificate", 90_000, async () => {
-      for (const i of instances) {
-        const log = await inside(i.instanceId, ["journalctl", "--no-pager", "-u", "etcd-agent.service"]);
-        if (!log.includes('"msg":"renewed this node\'s certificate"')) return undefined;
-      }
-      return true;
-    });
+      before.set(i.instanceId, {
+        pid: (await inside(i.instanceId, ["systemctl", "show", "-P", "MainPID", "etcd-member"])).trim(),
+        serial: fileSerial(i.instanceId),
+      });
+    // A third of 60 s left: each node renews within about 40 s of its last certificate.
+    await eventually("every node renewed its certificate again", 90_000, async () =>
+      instances.every((i) => fileSerial(i.instanceId) !== before.get(i.instanceId)?.serial)
+        ? true
+        : undefined,
+    );
     for (const i of instances) {
+      expect(await servedSerial(i.ip), `the certificate etcd serves on ${i.instanceId}`).toBe(
+        fileSerial(i.instanceId),
+      );
       const pid = (await inside(i.instanceId, ["systemctl", "show", "-P", "MainPID", "etcd-member"])).trim();
-      expect(pid, `etcd's process on ${i.instanceId}`).toBe(pids.get(i.instanceId));
+      expect(pid, `etcd's process on ${i.instanceId}`).toBe(before.get(i.instanceId)?.pid);
+      const log = await inside(i.instanceId, ["journalctl", "--no-pager", "-u", "etcd-agent.service"]);
+      expect(log).toContain('"msg":"renewed this node\'s certificate"');
     }
     expect(await settledAndActive(60_000)).toHaveLength(3);
   }, 180_000);
