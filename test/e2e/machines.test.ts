@@ -111,6 +111,25 @@ describe("machine mode: nodes booted under systemd from their Ignition config", 
     }
   });
 
+  it("etcd-agent join on a node, TLS on: the node's own certificate, its member found, etcd's environment written", async () => {
+    const [node] = await settledAndActive(60_000);
+    const id = node?.instanceId as string;
+
+    // As an operator on the node runs it: root, the agent's settings from agent.env.
+    const out = await machine(id).exec([
+      "sh",
+      "-c",
+      `set -a && . ${NODE_PATHS.agentEnv} && exec ${NODE_PATHS.binDir.flatcar}/etcd-agent join`,
+    ]);
+
+    expect(out.code, out.stdout + out.stderr).toBe(0);
+    expect(out.stdout).toMatch(
+      new RegExp(`^rejoin: member \\d+ \\(${id}\\) is in the cluster and this node holds its data`),
+    );
+    expect(readFileSync(join(machine(id).disk, NODE_PATHS.etcdEnv), "utf8")).toContain(`ETCD_NAME=${id}`);
+    expect(await settledAndActive(60_000)).toHaveLength(3);
+  });
+
   it("renews every node's certificate with etcd running under the shipped users", async () => {
     const instances = await settledAndActive(60_000);
     const before = new Map<string, { pid: string; serial: string }>();
