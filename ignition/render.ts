@@ -197,8 +197,8 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
       ],
     },
     storage: {
-      // Who owns what (docs/node.md): the units' ReadWritePaths= need these to exist, and boot
-      // sets the same owners and modes again on every start (an older node's are put right).
+      // Who owns what (docs/node.md): the units' ReadWritePaths= need these to exist; the agent
+      // sets the same owner and mode on the certificate directory whenever it writes there.
       directories: [
         { path: NODE_PATHS.dataDir, mode: 0o700 },
         { path: "/etc/etcd-agent", mode: 0o755 },

@@ -207,7 +207,7 @@ export const CERT_MODES = {
  * With `group` (etcd's), the directory is 0750 and the key 0640 in that group, so etcd reads
  * them as itself; with `owner` (the agent's user), boot (root) gives them to the user that renews
  * them in `run`. Every write also sets the directory's mode and owner, so a directory an older
- * agent made root 0700 is put right by the next boot.
+ * agent made root 0700 is put right by the next issue or renewal.
  */
 export class LocalCertFiles implements CertFiles {
   private readonly modes: (typeof CERT_MODES)[keyof typeof CERT_MODES];
