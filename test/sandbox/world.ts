@@ -34,6 +34,8 @@ export interface World {
   backupBucket: string;
   /** TLS (the default): the lifetime of the certificates the agents issue; null: --plaintext. */
   tls: { certLifetimeSeconds: number | null } | null;
+  /** The directory of etcd and its tools the nodes run (`--etcd-bin`); default Debian's /usr/bin (3.4). */
+  etcdBin?: string;
   /** The sandbox's addresses given moto's (the gap filler's, which may reuse a freed one); default moto's. */
   addresses?: (groupIds: string[], found: { instanceId: string; ip: string }[]) => Map<string, string>;
 }

@@ -20,7 +20,11 @@ export interface ImdsServer {
   close(): Promise<void>;
 }
 
-export async function startImds(behaviour: ImdsBehaviour): Promise<ImdsServer> {
+/** `listen`: a fixed address (a machine's IMDS keeps its URL across the machine's reboots); default 127.0.0.1, any port. */
+export async function startImds(
+  behaviour: ImdsBehaviour,
+  listen: { host: string; port: number } = { host: "127.0.0.1", port: 0 },
+): Promise<ImdsServer> {
   const tokens = new Set<string>();
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
@@ -51,10 +55,13 @@ export async function startImds(behaviour: ImdsBehaviour): Promise<ImdsServer> {
     const value = behaviour.metadata[key];
     return value === undefined ? answer(404) : answer(200, value);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.host, resolve);
+  });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${listen.host}:${port}`,
     requests,
     behaviour,
     close: () => new Promise((resolve) => server.close(() => resolve())),

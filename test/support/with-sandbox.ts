@@ -62,6 +62,8 @@ export interface ScenarioOptions {
    * lost by definition, so the writer does not run (it is the only way to run without it).
    */
   declaresRestore?: boolean;
+  /** Machine mode: each instance a container under systemd, from its Ignition config (docs/node.md). */
+  machines?: boolean;
 }
 
 /**
@@ -171,6 +173,7 @@ async function open(options: ScenarioOptions): Promise<{ scenario: Scenario; sto
       : {}),
     ...(options.reuseAddresses ? { reuseAddresses: true } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
+    ...(options.machines ? { machines: true } : {}),
   });
   let verified: Promise<ScenarioReport> | null = null;
   const stop = async () => {
