@@ -97,6 +97,8 @@ async function contentsOf(file: File, fetch: SourceFetcher): Promise<Buffer> {
   let data: Buffer;
   if (source === undefined) data = Buffer.alloc(0);
   else if (source.startsWith("data:,")) data = Buffer.from(decodeURIComponent(source.slice(6)), "utf8");
+  else if (/^data:[^,]*;base64,/.test(source))
+    data = Buffer.from(source.slice(source.indexOf(",") + 1), "base64");
   else if (/^(s3|https?):\/\//.test(source)) data = await fetch(source);
   else
     throw new IgnitionApplyError(`${file.path}: source ${JSON.stringify(source.slice(0, 40))} not supported`);
