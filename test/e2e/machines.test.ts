@@ -2,12 +2,13 @@
 // node's own Ignition config, the units verbatim, etcd 3.5 as the etcd user behind the stand-in
 // for Flatcar's etcd-member.service. One sandbox for the file, TLS on, the writer running
 // throughout; certificates live 60 s, so every node renews under the shipped users while etcd runs.
-import { X509Certificate } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "node:tls";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RESTART_REQUEST_PATHS } from "../../agent/adapters/etcd-service.js";
 import { NODE_PATHS } from "../../ignition/render.js";
 import type { MachineNode } from "../sandbox/machine.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
@@ -155,6 +156,36 @@ describe("machine mode: nodes booted under systemd from their Ignition config", 
     }
     expect(await settledAndActive(60_000)).toHaveLength(3);
   }, 180_000);
+
+  it("restarts etcd when the agent's user asks (a CA rotation's restart): root's path unit, once per nonce", async () => {
+    const [node] = await settledAndActive(60_000);
+    const id = node?.instanceId as string;
+    const etcdPid = async () =>
+      (await inside(id, ["systemctl", "show", "-P", "MainPID", "etcd-member"])).trim();
+    const before = await etcdPid();
+    const nonce = randomBytes(16).toString("hex");
+    // As RestartRequestEtcdService writes it, and as the daemon's user: a temporary file renamed.
+    const { request, outcome } = RESTART_REQUEST_PATHS;
+    const asked = await machine(id).exec([
+      "runuser",
+      "-u",
+      "etcd-agent",
+      "--",
+      "sh",
+      "-c",
+      `printf '%s\\n' ${nonce} > ${request}.tmp && mv ${request}.tmp ${request}`,
+    ]);
+    expect(asked.code, asked.stderr).toBe(0);
+
+    const answer = await eventually("the oneshot's answer to the nonce", 60_000, async () => {
+      const text = (await inside(id, ["cat", outcome])).trim();
+      return text.startsWith(nonce) && !text.endsWith("restarting") ? text : undefined;
+    });
+    expect(answer).toBe(`${nonce} ok`);
+    expect(await etcdPid(), "etcd's process after the restart").not.toBe(before);
+    expect(await mainUser(id, "etcd-member.service")).toBe("etcd");
+    expect(await settledAndActive(60_000)).toHaveLength(3);
+  }, 150_000);
 
   it("a reboot of one machine, then of all: the same cluster and member IDs, no restore", async () => {
     const instances = await settledAndActive(60_000);
