@@ -107,7 +107,13 @@ export async function runBoot(
   config: AgentConfig,
   ctx: BootContext,
   log: Logger,
-  options: { signal?: AbortSignal; mode?: "boot" | "join"; afterStep?: AfterStep } = {},
+  options: {
+    signal?: AbortSignal;
+    mode?: "boot" | "join";
+    /** Run from the bastion for another instance (join --instance-id): that node's data is unknown here. */
+    remote?: boolean;
+    afterStep?: AfterStep;
+  } = {},
 ): Promise<BootResult> {
   const { signal } = options;
   const steps = new Steps(log, options.afterStep);
@@ -210,6 +216,14 @@ export async function runBoot(
         return { decision: "bootstrap", reason: decision.reason, envFile: config.envFile, memberId: null };
       }
       case "join": {
+        // From the bastion "no data" only means the bastion cannot see the node's disk: removing a
+        // started member on that would take a healthy voter out of the cluster.
+        if (options.remote && decision.removeFirst !== null) {
+          throw new RefusedError({
+            rule: "remote-member-started",
+            detail: `member ${decision.removeFirst.memberId} (${decision.removeFirst.label}) is started in the cluster; nothing was changed`,
+          });
+        }
         // A membership call that timed out may or may not have happened: observe again and let
         // the decision find out (a member added for this node is resumed, never added twice).
         try {

@@ -57,7 +57,11 @@ export async function runJoin(
     local,
     metadata: { identity: async () => ctx.identity, targetLifecycleState: async () => null },
   };
-  const result = await runBoot(remote, config, ctx, log, { signal: options.signal, mode: "join" });
+  const result = await runBoot(remote, config, ctx, log, {
+    signal: options.signal,
+    mode: "join",
+    remote: true,
+  });
   return {
     ...result,
     envFileContent: local.envFile,

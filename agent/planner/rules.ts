@@ -19,6 +19,8 @@ export const RULES = {
   "one-change-per-cycle": "one membership change per cycle; the rest waits for the next cycle",
   "learner-in-progress": "a learner is already catching up (etcd allows one learner at a time)",
   "learner-not-in-sync": "the learner has not caught up with the leader yet",
+  "remote-member-started":
+    "the instance's member has started; from the bastion its data cannot be seen, so join never removes it: run etcd-agent join on that node",
   "cluster-existed":
     "a cluster existed before and no member answers; a new empty cluster would replace its data",
   "not-bootstrapper": "another instance is the designated bootstrapper",

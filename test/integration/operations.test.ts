@@ -199,4 +199,18 @@ describe("operations with real etcd", () => {
     startLoop(fresh);
     await healthyVoters(3);
   });
+
+  it("join from the bastion for an instance whose member has started removes nothing: it refuses, naming the rule", async () => {
+    const bastion = [...nodes.values()].find((n) => n.etcd) as TestNode;
+    const target = [...nodes.values()].find((n) => n.etcd && n !== bastion) as TestNode;
+    const before = await probe.memberList(live());
+
+    // The bastion holds no data for the target: that says nothing of the node's own disk.
+    const attempt = runJoin(bastion.ports, bastion.config, silentLogger, { instanceId: target.instanceId });
+
+    await expect(attempt).rejects.toThrow(RULES["remote-member-started"]);
+    const after = await probe.memberList(live());
+    expect(after.members.map((m) => m.id).sort()).toEqual(before.members.map((m) => m.id).sort());
+    await healthyVoters(3);
+  });
 });
