@@ -6,10 +6,12 @@
 //   echoes the nonce with the outcome (systemd/etcd-agent-restart-etcd);
 // - ShellEtcdService, a shell command (--etcd-restart-command): the sandbox sends its stand-in a signal.
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { EtcdService } from "../ports/etcd-service.js";
+import { pemCerts } from "../tls/ca-rotation.js";
+import { writeFileAtomic } from "./local-disk.js";
 
 /**
  * Where the agent asks for a restart and where root answers (the units and the script in systemd/
@@ -41,10 +43,14 @@ class LoadedTrustFile {
     }
   }
 
+  /**
+   * Boot writes this as root into the agent user's own directory, from ca.crt, which that user
+   * owns: a fresh temporary file that follows no link (writeFileAtomic), and only the bundle's
+   * certificates, re-encoded from their DER, never the file's other text.
+   */
   async recordLoadedTrust(bundle: string): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    await writeFile(tmp, bundle, { mode: 0o644 });
-    await rename(tmp, this.file);
+    const certs = pemCerts(bundle).map((pem) => new X509Certificate(pem).toString());
+    await writeFileAtomic(this.file, certs.map((c) => (c.endsWith("\n") ? c : `${c}\n`)).join(""), 0o644);
   }
 }
 

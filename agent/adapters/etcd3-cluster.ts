@@ -5,7 +5,7 @@ import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { handleWhen, noop, retry } from "cockatiel";
 import { AlarmAction, AlarmType, Etcd3, type IMember, type IOptions, isRecoverableError } from "etcd3";
-import { ConfigError, EtcdRequestError, EtcdUnavailableError } from "../errors.js";
+import { ConfigError, EtcdRequestError, EtcdUnavailableError, RefusedError } from "../errors.js";
 import type { Member, MemberStatus } from "../planner/observation.js";
 import type { EtcdCluster, MemberListAnswer } from "../ports/etcd.js";
 
@@ -225,6 +225,13 @@ export class Etcd3Cluster implements EtcdCluster {
         alarm: AlarmType.None,
       });
       // The answer names the kind as the proto does (NOSPACE) or by its number, depending on the loader.
+      // etcd 3.4/3.5 drop the applier that refuses writes under CORRUPT when the last NOSPACE goes:
+      // with CORRUPT raised (perhaps since the plan was made), nothing is disarmed.
+      if ((raised.alarms ?? []).some((a) => /^(corrupt|2)$/i.test(String(a.alarm))))
+        throw new RefusedError({
+          rule: "etcd-alarm-corrupt",
+          detail: `a CORRUPT alarm is raised on ${endpoints.join(",")}: disarming ${kind} would let writes through; nothing was disarmed`,
+        });
       const mine = (raised.alarms ?? []).filter((a) => /^(nospace|1)$/i.test(String(a.alarm)));
       for (const a of mine)
         await maintenance.alarm(
@@ -233,6 +240,7 @@ export class Etcd3Cluster implements EtcdCluster {
         );
       return mine.length;
     } catch (error) {
+      if (error instanceof RefusedError) throw error;
       throw translate(error, `Alarm disarm ${kind} on ${endpoints.join(",")}`);
     }
   }

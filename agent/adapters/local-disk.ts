@@ -46,7 +46,9 @@ export async function writeFileAtomic(
 ): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${randomBytes(4).toString("hex")}`;
-  const handle = await open(tmp, "w", mode);
+  // "wx": O_CREAT|O_EXCL, so a link planted at the name is never followed (root writes in
+  // directories the agent's user owns).
+  const handle = await open(tmp, "wx", mode);
   try {
     // Owner and mode before content: the key is never readable by anyone else, even for a moment.
     // The mode is set, not left to the umask (the units' UMask=0027 would take the certificates' o+r).

@@ -73,7 +73,8 @@ function voters(cluster: ClusterView): MemberView[] {
 
 /**
  * The members that need a defragmentation now, followers first (by member ID) and the leader last,
- * each with why. Under NOSPACE (after the compaction): every voter not defragmented since.
+ * each with why. Under NOSPACE (after the compaction): every voter not defragmented since that has
+ * at least DEFRAG_MIN_FREE_PERCENT_OF_QUOTA of the quota free (or reports no in-use size).
  */
 export function defragCandidates(
   cluster: ClusterView,
@@ -85,7 +86,11 @@ export function defragCandidates(
     if (nospace) {
       if (s.compactedAt === null) continue;
       const at = s.defraggedAt[m.id];
-      if (at === undefined || Date.parse(at) < Date.parse(s.compactedAt))
+      // Only where the compaction left pages to return: with live data near the quota, a pass
+      // that frees nothing would rewrite every db again every DEFRAG_MIN_GAP_SECONDS, for ever.
+      const free = m.status?.dbSizeInUse === undefined ? null : m.status.dbSize - m.status.dbSizeInUse;
+      const worth = free === null || free * 100 >= s.quotaBytes * DEFRAG_MIN_FREE_PERCENT_OF_QUOTA;
+      if (worth && (at === undefined || Date.parse(at) < Date.parse(s.compactedAt)))
         out.push({ member: m, why: "NOSPACE is raised and the cluster has been compacted" });
       continue;
     }

@@ -4,11 +4,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Etcd3 } from "etcd3";
+import { AlarmAction, AlarmType, Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { observeCluster } from "../../agent/observe/observe.js";
 import { alarmsOf, isHealthy } from "../../agent/planner/membership.js";
+import { RULES } from "../../agent/planner/rules.js";
 import { buildStatusReport } from "../../agent/planner/status-report.js";
 import { ETCD_BIN, eventually } from "../support/etcd-node.js";
 
@@ -76,5 +77,24 @@ describe("an etcd alarm with real etcd", () => {
     expect(alarmsOf(cluster?.members ?? [])).toEqual(["NOSPACE"]);
     expect(report.alarms).toEqual(["NOSPACE"]);
     expect(report.members.map((m) => m.healthy)).toEqual([true]);
+  });
+
+  it("a CORRUPT alarm beside NOSPACE: the agent's disarm refuses and leaves both raised (a disarm would drop CORRUPT's write protection)", async () => {
+    // etcd 3.4/3.5 swap their applier back to the plain one when the last NOSPACE goes, dropping the
+    // one that refuses writes under CORRUPT until etcd restarts.
+    const alarms = client.maintenance;
+    await alarms.alarm({ action: AlarmAction.Activate, memberID: "0", alarm: AlarmType.Corrupt });
+    const before = await eventually("CORRUPT and NOSPACE both raised", 10_000, async () => {
+      const got = (await alarms.alarm({ action: AlarmAction.Get, memberID: "0", alarm: AlarmType.None }))
+        .alarms;
+      const kinds = got.map((a) => String(a.alarm)).sort();
+      return kinds.length === 2 ? kinds : undefined;
+    });
+
+    await expect(probe.alarmDisarm([URL], "NOSPACE")).rejects.toThrow(RULES["etcd-alarm-corrupt"]);
+
+    const after = (await alarms.alarm({ action: AlarmAction.Get, memberID: "0", alarm: AlarmType.None }))
+      .alarms;
+    expect(after.map((a) => String(a.alarm)).sort()).toEqual(before);
   });
 });

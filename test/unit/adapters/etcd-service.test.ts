@@ -2,7 +2,16 @@
 // root's oneshot (systemd/etcd-agent-restart-etcd, run here by sh with systemctl stubbed, as
 // etcd-agent-restart-etcd.path would start it) restarts etcd once per nonce and answers with it.
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -108,6 +117,19 @@ describe("RestartRequestEtcdService with root's oneshot", () => {
     expect(n.restarts()).toEqual([]);
   });
 
+  it("a request that is a link (the agent's user pointing root at another file) is refused, and etcd is not restarted", () => {
+    const n = node();
+    const elsewhere = join(work, `elsewhere-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(elsewhere, `${A}\n`);
+    symlinkSync(elsewhere, n.paths.request);
+    const r = n.oneshot();
+    expect({ code: r.status, err: r.stderr }).toEqual({
+      code: 1,
+      err: expect.stringContaining("is a symbolic link"),
+    });
+    expect(n.restarts()).toEqual([]);
+  });
+
   it("a failed restart is answered as failed, with systemctl's exit code, and the agent says where to look", async () => {
     const n = node(5);
     await expect(agent(n, A).restart()).rejects.toThrow(
@@ -131,5 +153,31 @@ describe("RestartRequestEtcdService with root's oneshot", () => {
       outcome: n.paths.outcome,
     });
     await expect(service.restart()).rejects.toThrow(/RuntimeDirectory=etcd-agent/);
+  });
+});
+
+// A review (#14/#16): boot records what etcd loaded as root, in the agent user's own state
+// directory, from ca.crt, which that user owns. Neither a link it plants nor text it adds to
+// ca.crt may reach a file root owns.
+describe("the record of etcd's loaded trust, written by root in the agent's directory", () => {
+  it("follows no link the agent's user planted and records certificates only, re-encoded", async () => {
+    const { ShellEtcdService } = await import("../../../agent/adapters/etcd-service.js");
+    const { createCa } = await import("../../../agent/tls/pki.js");
+    const t = mkdtempSync(join(work, "trust-"));
+    const victim = join(t, "agent.env");
+    writeFileSync(victim, "ETCD_AGENT_DOMAIN=etcd.internal\n");
+    mkdirSync(join(t, "state"));
+    // Links at the names a fixed temporary file would use.
+    for (const name of ["etcd-loaded-ca.pem.tmp", "etcd-loaded-ca.pem.tmp-00000000"])
+      symlinkSync(victim, join(t, "state", name));
+    const ca = await createCa("etcd-agent test CA", new Date(), 1);
+    const planted = `${ca.cert.trimEnd()}\nsh -c 'id > /tmp/pwned'\n`;
+
+    await new ShellEtcdService("true", join(t, "state")).recordLoadedTrust(planted);
+
+    expect(readFileSync(victim, "utf8")).toBe("ETCD_AGENT_DOMAIN=etcd.internal\n");
+    const recorded = readFileSync(join(t, "state", "etcd-loaded-ca.pem"), "utf8");
+    expect(recorded).not.toContain("pwned");
+    expect(recorded).toMatch(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n$/);
   });
 });

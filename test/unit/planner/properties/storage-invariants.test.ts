@@ -6,7 +6,7 @@ import { test } from "@fast-check/vitest";
 import fc from "fast-check";
 import { describe, expect } from "vitest";
 import { alarmsOf, isHealthy } from "../../../../agent/planner/membership.js";
-import type { MemberView } from "../../../../agent/planner/observation.js";
+import type { MemberStatus, MemberView } from "../../../../agent/planner/observation.js";
 import { quorumSize } from "../../../../agent/planner/quorum.js";
 import {
   type Action,
@@ -17,6 +17,7 @@ import {
 } from "../../../../agent/planner/reconcile-plan.js";
 import { RULES } from "../../../../agent/planner/rules.js";
 import {
+  DEFRAG_MIN_FREE_PERCENT_OF_QUOTA,
   DISARM_QUOTA_PERCENT,
   defragWorth,
   type StorageObservation,
@@ -149,9 +150,24 @@ describe("storage invariants (property-based)", () => {
         if (m.id === cluster.leaderId || m.isLearner || m.name === "" || m.status === null) return false;
         if (!nospace) return defragWorth(m.status, s.quotaBytes, s.defrag) !== null;
         const last = s.defraggedAt[m.id];
-        return last === undefined || (s.compactedAt !== null && last < s.compactedAt);
+        return (
+          returnsPages(m.status, s.quotaBytes) &&
+          (last === undefined || (s.compactedAt !== null && last < s.compactedAt))
+        );
       });
       expect(waiting.map((m) => m.id)).toEqual([]);
+    },
+  );
+
+  test.prop([observation], { numRuns: NUM_RUNS })(
+    "under NOSPACE, never a defragmentation that cannot return pages (no endless passes over live data near the quota)",
+    (obs) => {
+      const d = defragmented(planReconcile(obs).actions);
+      const members = obs.cluster?.members ?? [];
+      const s = obs.storage as StorageObservation;
+      if (d.length === 0 || !alarmsOf(members).includes("NOSPACE")) return;
+      const target = members.find((m) => m.id === d[0]);
+      expect(target && returnsPages(target.status, s.quotaBytes)).toBe(true);
     },
   );
 
@@ -200,3 +216,9 @@ describe("storage invariants (property-based)", () => {
     for (const h of planReconcile(obs).holds) expect(Object.keys(RULES)).toContain(h.rule);
   });
 });
+
+/** A defragmentation can return pages: at least the floor's share of the quota free, or in-use unknown. */
+function returnsPages(status: MemberStatus | null, quotaBytes: number): boolean {
+  if (status === null || status.dbSizeInUse === undefined) return true;
+  return (status.dbSize - status.dbSizeInUse) * 100 >= quotaBytes * DEFRAG_MIN_FREE_PERCENT_OF_QUOTA;
+}
