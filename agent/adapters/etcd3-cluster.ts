@@ -208,6 +208,18 @@ export class Etcd3Cluster implements EtcdCluster {
     }
   }
 
+  async answersRead(endpoint: string, timeoutMs: number): Promise<boolean> {
+    try {
+      await this.client([endpoint]).kv.range(
+        { key: Buffer.from([0]), count_only: true, serializable: true },
+        { deadline: Date.now() + timeoutMs },
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async defragment(endpoint: string, timeoutMs: number): Promise<void> {
     try {
       await this.client([endpoint]).maintenance.defragment({ deadline: Date.now() + timeoutMs });

@@ -3,12 +3,16 @@
 // `defrag-in-progress` until it ends), disarm NOSPACE; and the alarm record for etcd's alarms.
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
+import { RULES } from "../planner/rules.js";
 import type { StorageAction, StorageObservation } from "../planner/storage-plan.js";
 import type { Ports } from "../ports/index.js";
 import { eventsPrefix, putRecord } from "./backup.js";
 
 /** One defragmentation is given this long (etcd rewrites the whole db file: minutes for 8 GiB). */
 export const DEFRAG_TIMEOUT_MS = 600_000;
+
+/** A member that answers no count-only read within this is taken as busy (maybe defragmenting). */
+export const READ_PROBE_TIMEOUT_MS = 2000;
 
 /** What the loop carries between cycles about storage. Not persisted: a restart starts over (harmless). */
 export interface StorageState {
@@ -64,6 +68,20 @@ export async function applyStorage(
         if (state.running !== null) return false;
         const endpoint = action.clientUrls[0];
         if (endpoint === undefined) return false;
+        // This loop's memory is not the cluster's: an earlier leader's defragmentation, or one
+        // whose call timed out while etcd went on, still pauses its member. Every member must
+        // answer a read first, so that two are never paused at once.
+        const busy: string[] = [];
+        for (const url of endpoints)
+          if (!(await ports.etcd.answersRead(url, READ_PROBE_TIMEOUT_MS))) busy.push(url);
+        if (busy.length > 0) {
+          log.info(`held back: ${RULES["defrag-in-progress"]}`, {
+            ...fields,
+            rule: "defrag-in-progress",
+            detail: `${busy.join(", ")} answered no read within ${READ_PROBE_TIMEOUT_MS / 1000} s (perhaps defragmenting)`,
+          });
+          return false;
+        }
         const started = ports.clock.now();
         log.info("defragmenting a member", { ...fields, member_id: action.memberId, role: action.role });
         const done = ports.etcd

@@ -35,6 +35,11 @@ export interface EtcdCluster {
    * are free in every member's db) and returns that revision. Already compacted there: no error.
    */
   compact(endpoints: string[]): Promise<string>;
+  /**
+   * Whether this member answers a serializable, count-only read within `timeoutMs`. A member that
+   * is defragmenting answers Status (sizes unchanged) but not a read: the backend is locked.
+   */
+  answersRead(endpoint: string, timeoutMs: number): Promise<boolean>;
   /** Defragments exactly this member's db; it pauses that member until done (or `timeoutMs`). */
   defragment(endpoint: string, timeoutMs: number): Promise<void>;
   /** Disarms every raised alarm of this kind (one per member that raised it); returns how many. */

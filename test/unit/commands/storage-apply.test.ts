@@ -55,6 +55,28 @@ describe("applying the storage plan", () => {
     expect(Object.keys(after.defraggedAt)).toEqual(["2"]);
   });
 
+  it("a member that answers no quick read (busy defragmenting for an earlier leader, or past a timed-out call) holds the next one", async () => {
+    // etcd answers Status while it defragments; a read waits on the backend it rewrites.
+    const calls: string[] = [];
+    const probed: string[] = [];
+    const ports = portsWith({
+      answersRead: async (endpoint) => {
+        probed.push(endpoint);
+        return endpoint !== "http://127.0.1.3:2379";
+      },
+      defragment: async (endpoint) => {
+        calls.push(endpoint);
+      },
+    });
+    const state = initialStorageState();
+    const voters = ["http://127.0.1.1:2379", "http://127.0.1.2:2379", "http://127.0.1.3:2379"];
+
+    expect(await applyStorage(ports, state, defragment, voters, silentLogger)).toBe(false);
+    expect(calls).toEqual([]);
+    expect(probed).toEqual(voters);
+    expect(state.running).toBeNull();
+  });
+
   it("a failed defragmentation ends the run too and counts as done (the gap holds a retry)", async () => {
     const state = initialStorageState();
     const ports = portsWith({
