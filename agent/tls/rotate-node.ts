@@ -35,6 +35,8 @@ export const CA_ROTATION_STEPS = [
 
 /** The lock outlives a restart and the wait for health; a dead holder frees it after this. */
 export const RESTART_LOCK_TTL_SECONDS = 120;
+/** A voter that answers no count-only read within this is taken as paused (e.g. defragmenting). */
+const READ_PROBE_MS = 2000;
 /** How long a restarted etcd has to answer healthy before the step fails (the lock then expires). */
 const HEALTHY_WAIT_MS = 90_000;
 
@@ -147,6 +149,22 @@ export async function followCaRotation(
       detail: `${got.holder} holds the restart lock`,
     });
     return { kind: "followed", phase, decision: { action: "hold", rule, detail: `${got.holder} holds it` } };
+  }
+  // Under the lock, every voter must answer a read: a member the leader is defragmenting answers
+  // Status (so it counts as healthy) but is paused; restarting this one too would pause two.
+  const busy: string[] = [];
+  for (const url of endpoints) if (!(await ports.etcd.answersRead(url, READ_PROBE_MS))) busy.push(url);
+  if (busy.length > 0) {
+    await lock.release(endpoints, owner);
+    const rule = "ca-restart-quorum" as const;
+    const detail = `${busy.join(", ")} answered no read within ${READ_PROBE_MS / 1000} s (perhaps defragmenting)`;
+    log.info("CA rotation: etcd's restart waits", {
+      action: "ca-rotation",
+      rule,
+      reason: RULES[rule],
+      detail,
+    });
+    return { kind: "followed", phase, decision: { action: "hold", rule, detail } };
   }
   log.warn("CA rotation: restarting etcd to load the trusted CA bundle", {
     action: "ca-rotation",

@@ -100,8 +100,13 @@ const MEMBERS: Member[] = ["i-0abc", "i-0def", "i-0fed"].map((name, i) => ({
   isLearner: false,
 }));
 
-function etcdCluster(down: Set<string>) {
+function etcdCluster(down: Set<string>, busy: Set<string> = new Set()) {
   return {
+    /** A defragmenting member answers Status but no read. */
+    async answersRead(url: string) {
+      const m = MEMBERS.find((x) => x.clientUrls[0] === url);
+      return m !== undefined && !down.has(m.name) && !busy.has(m.name);
+    },
     async memberList() {
       return { clusterId: "9", memberId: "1", members: MEMBERS };
     },
@@ -130,7 +135,7 @@ beforeAll(async () => {
 });
 
 /** A node of a steady cluster on the old CA, then the secret moved to `phase`. */
-async function node(secret: CaSecret, down = new Set<string>()) {
+async function node(secret: CaSecret, down = new Set<string>(), busy = new Set<string>()) {
   const secrets = new MapSecrets();
   const files = new DiskLikeFiles();
   const leaf = await issue(oldCa, {
@@ -148,7 +153,7 @@ async function node(secret: CaSecret, down = new Set<string>()) {
     secrets,
     certs: files,
     clock: { now: () => new Date() },
-    etcd: etcdCluster(down),
+    etcd: etcdCluster(down, busy),
     etcdService: etcd,
     restartLock: lock,
   } as unknown as Ports;
@@ -208,6 +213,14 @@ describe("following a CA rotation, crashed after each step", () => {
 
   it("a voter down: no restart, rule ca-restart-quorum", async () => {
     const n = await node({ ...oldCa, next: newCa }, new Set(["i-0fed"]));
+    const out = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(out.decision).toMatchObject({ action: "hold", rule: "ca-restart-quorum" });
+    expect(n.etcd.restarts).toBe(0);
+    expect(n.lock.holder).toBeNull();
+  });
+
+  it("a voter busy defragmenting (Status answers, reads wait): no restart, rule ca-restart-quorum, the lock let go", async () => {
+    const n = await node({ ...oldCa, next: newCa }, new Set(), new Set(["i-0fed"]));
     const out = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
     expect(out.decision).toMatchObject({ action: "hold", rule: "ca-restart-quorum" });
     expect(n.etcd.restarts).toBe(0);
