@@ -1,5 +1,5 @@
 // etcd's own alarm, raised for real (a full backend): shown as an alarm, never read as a member
-// being unhealthy. One etcd 3.4 on 127.0.61.1 with a tiny quota.
+// being unhealthy. One etcd 3.4 on 127.0.65.1 with a tiny quota.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +13,7 @@ import { RULES } from "../../agent/planner/rules.js";
 import { buildStatusReport } from "../../agent/planner/status-report.js";
 import { ETCD_BIN, eventually } from "../support/etcd-node.js";
 
-const IP = "127.0.61.1";
+const IP = "127.0.65.1";
 const URL = `http://${IP}:2379`;
 
 describe("an etcd alarm with real etcd", () => {
