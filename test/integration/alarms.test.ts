@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AlarmAction, AlarmType, Etcd3 } from "etcd3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { observeCluster } from "../../agent/observe/observe.js";
 import { alarmsOf, isHealthy } from "../../agent/planner/membership.js";
@@ -82,7 +82,10 @@ describe("an etcd alarm with real etcd", () => {
   it("a CORRUPT alarm beside NOSPACE: the agent's disarm refuses and leaves both raised (a disarm would drop CORRUPT's write protection)", async () => {
     // etcd 3.4/3.5 swap their applier back to the plain one when the last NOSPACE goes, dropping the
     // one that refuses writes under CORRUPT until etcd restarts.
-    const alarms = client.maintenance;
+    // A client of its own: the first test's refused writes opened the shared client's circuit breaker.
+    const admin = new Etcd3({ hosts: URL });
+    onTestFinished(() => admin.close());
+    const alarms = admin.maintenance;
     await alarms.alarm({ action: AlarmAction.Activate, memberID: "0", alarm: AlarmType.Corrupt });
     const before = await eventually("CORRUPT and NOSPACE both raised", 10_000, async () => {
       const got = (await alarms.alarm({ action: AlarmAction.Get, memberID: "0", alarm: AlarmType.None }))
