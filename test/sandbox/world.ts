@@ -36,6 +36,11 @@ export interface World {
   tls: { certLifetimeSeconds: number | null } | null;
   /** The directory of etcd and its tools the nodes run (`--etcd-bin`); default Debian's /usr/bin (3.4). */
   etcdBin?: string;
+  /**
+   * Test-only: more environment for every node's agent (process mode), e.g.
+   * ETCD_AGENT_ETCD_QUOTA_BACKEND_BYTES for a small quota; it wins over the sandbox's own.
+   */
+  agentEnvironment?: Record<string, string>;
   /** The sandbox's addresses given moto's (the gap filler's, which may reuse a freed one); default moto's. */
   addresses?: (groupIds: string[], found: { instanceId: string; ip: string }[]) => Map<string, string>;
 }

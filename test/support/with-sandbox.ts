@@ -64,6 +64,8 @@ export interface ScenarioOptions {
   declaresRestore?: boolean;
   /** Machine mode: each instance a container under systemd, from its Ignition config (docs/node.md). */
   machines?: boolean;
+  /** Test-only: more environment for every agent (process mode), e.g. a small etcd quota. */
+  agentEnvironment?: Record<string, string>;
 }
 
 /**
@@ -174,6 +176,7 @@ async function open(options: ScenarioOptions): Promise<{ scenario: Scenario; sto
     ...(options.reuseAddresses ? { reuseAddresses: true } : {}),
     ...(options.certLifetimeSeconds ? { certLifetimeSeconds: options.certLifetimeSeconds } : {}),
     ...(options.machines ? { machines: true } : {}),
+    ...(options.agentEnvironment ? { agentEnvironment: options.agentEnvironment } : {}),
   });
   let verified: Promise<ScenarioReport> | null = null;
   const stop = async () => {
