@@ -427,7 +427,8 @@ export async function startMachine(
 }
 
 /**
- * A bastion in machine mode: the cached Debian tree, read-only, with nothing of a node (no etcd, no
+ * A bastion in machine mode: the cached Debian tree under a throw-away overlay (`--volatile=overlay`:
+ * the tree stays as cached, writes go to a tmpfs), with nothing of a node (no etcd, no
  * node certificate, no agent units): the single binary at /usr/local/bin/etcd-agent and the
  * profile the CDK bastion's user data writes (`profile`, lines of bastionProfile) in
  * /etc/profile.d. `home` is /root, writable: where `etcd-agent client-cert` puts the operators'
@@ -446,7 +447,7 @@ export async function bastionExec(
       "--register=no",
       "--keep-unit",
       "--quiet",
-      "--read-only",
+      "--volatile=overlay",
       "--resolv-conf=off",
       "--timezone=off",
       "--link-journal=no",
@@ -455,7 +456,6 @@ export async function bastionExec(
       `--bind-ro=${AGENT_BINARY}:/usr/local/bin/etcd-agent`,
       `--bind-ro=${bastion.profile}:/etc/profile.d/etcd-agent.sh`,
       `--bind=${bastion.home}:/root`,
-      "--tmpfs=/tmp",
       ...Object.entries(bastion.env).map(([k, v]) => `--setenv=${k}=${v}`),
       "--setenv=HOME=/root",
       "--",
