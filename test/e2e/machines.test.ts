@@ -3,14 +3,15 @@
 // for Flatcar's etcd-member.service. One sandbox for the file, TLS on, the writer running
 // throughout; certificates live 60 s, so every node renews under the shipped users while etcd runs.
 import { randomBytes, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "node:tls";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RESTART_REQUEST_PATHS } from "../../agent/adapters/etcd-service.js";
 import { NODE_PATHS } from "../../ignition/render.js";
-import type { MachineNode } from "../sandbox/machine.js";
+import { bastionProfile } from "../../infra/lib/etcd-cluster.js";
+import { bastionExec, type MachineNode } from "../sandbox/machine.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
@@ -129,6 +130,55 @@ describe("machine mode: nodes booted under systemd from their Ignition config", 
     );
     expect(readFileSync(join(machine(id).disk, NODE_PATHS.etcdEnv), "utf8")).toContain(`ETCD_NAME=${id}`);
     expect(await settledAndActive(60_000)).toHaveLength(3);
+  });
+
+  it("from a bastion machine (the binary and the operators' certificate only), TLS on: status shows 3 voters; join --instance-id of a started member refuses, no member changed", async () => {
+    const instances = await settledAndActive(60_000);
+    const root = scenario?.root as string;
+    const home = join(root, "bastion-root");
+    mkdirSync(home, { recursive: true });
+    const profile = join(root, "bastion-profile.sh");
+    // What the CDK bastion's user data writes to /etc/profile.d, for this sandbox's cluster.
+    const lines = bastionProfile({
+      domain: sandbox.world.domain,
+      hostedZoneId: sandbox.world.hostedZoneId,
+      asgName: sandbox.world.asgName,
+      region: sandbox.world.region,
+    });
+    writeFileSync(profile, `${lines.join("\n")}\n`);
+    // Only what the bastion's instance role gives: AWS (the gap filler) and credentials.
+    const bastion = {
+      home,
+      profile,
+      env: {
+        AWS_ENDPOINT_URL: sandbox.gaps.url,
+        AWS_ACCESS_KEY_ID: "operator",
+        AWS_SECRET_ACCESS_KEY: "operator",
+      },
+    };
+
+    // docs/deploy.md's first step on the bastion: the operators' certificate from its secret.
+    const cert = await bastionExec(bastion, "etcd-agent client-cert");
+    expect(cert.code, cert.stdout + cert.stderr).toBe(0);
+    // Nothing of a node in the bastion (no etcd, no node certificate), then the status.
+    const status = await bastionExec(
+      bastion,
+      "! command -v etcd && ! command -v etcdctl && test ! -e /etc/etcd-agent && exec etcd-agent status --json",
+    );
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    const report = JSON.parse(status.stdout) as {
+      quorum: { voters: number; healthyVoters: number } | null;
+      members: Array<{ learner: boolean; started: boolean; healthy: boolean }>;
+    };
+    expect(report.quorum).toMatchObject({ voters: 3, healthyVoters: 3 });
+    expect(report.members.filter((m) => !m.learner && m.started && m.healthy)).toHaveLength(3);
+
+    const before = await memberIds(instances);
+    const target = instances[0]?.instanceId as string;
+    const joined = await bastionExec(bastion, `etcd-agent join --instance-id ${target}`);
+    expect(joined.code, joined.stdout + joined.stderr).toBe(5);
+    expect(joined.stdout + joined.stderr).toContain("remote-member-started");
+    expect(await memberIds(instances)).toEqual(before);
   });
 
   it("renews every node's certificate with etcd running under the shipped users", async () => {

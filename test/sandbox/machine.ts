@@ -29,7 +29,7 @@ import { join } from "node:path";
 import { NODE_PATHS, renderNodeConfig } from "../../ignition/render.js";
 import { type ImdsServer, startImds } from "../support/imds-server.js";
 import { applyIgnition } from "./ignition-apply.js";
-import { type NodeProcess, SANDBOX_METRICS } from "./node-process.js";
+import { AGENT_BINARY, type NodeProcess, SANDBOX_METRICS } from "./node-process.js";
 import type { World, WorldInstance } from "./world.js";
 
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -424,4 +424,45 @@ export async function startMachine(
     throw error;
   }
   return node;
+}
+
+/**
+ * A bastion in machine mode: the cached Debian tree under a throw-away overlay (`--volatile=overlay`:
+ * the tree stays as cached, writes go to a tmpfs), with nothing of a node (no etcd, no
+ * node certificate, no agent units): the single binary at /usr/local/bin/etcd-agent and the
+ * profile the CDK bastion's user data writes (`profile`, lines of bastionProfile) in
+ * /etc/profile.d. `home` is /root, writable: where `etcd-agent client-cert` puts the operators'
+ * certificate. It serves nothing, so it binds no address; it shares the host's network (loopback).
+ * Runs `script` in a login shell (`bash -lc`), one container per call, no boot.
+ */
+export async function bastionExec(
+  bastion: { home: string; profile: string; env: Record<string, string> },
+  script: string,
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const base = await machineBase();
+  return run(
+    "systemd-nspawn",
+    [
+      "--register=no",
+      "--keep-unit",
+      "--quiet",
+      "--volatile=overlay",
+      "--resolv-conf=off",
+      "--timezone=off",
+      "--link-journal=no",
+      "-D",
+      base,
+      `--bind-ro=${AGENT_BINARY}:/usr/local/bin/etcd-agent`,
+      `--bind-ro=${bastion.profile}:/etc/profile.d/etcd-agent.sh`,
+      `--bind=${bastion.home}:/root`,
+      ...Object.entries(bastion.env).map(([k, v]) => `--setenv=${k}=${v}`),
+      "--setenv=HOME=/root",
+      "--",
+      "/bin/bash",
+      "-lc",
+      script,
+    ],
+    timeoutMs,
+  );
 }
