@@ -13,29 +13,14 @@ import { createLogger } from "../../../agent/log.js";
 import type { CertBundle, CertFiles } from "../../../agent/ports/cert-files.js";
 import type { EtcdCluster } from "../../../agent/ports/etcd.js";
 import type { Ports } from "../../../agent/ports/index.js";
-import type { SecretStore } from "../../../agent/ports/secrets.js";
 import { keyMatchesCert } from "../../../agent/tls/node-certs.js";
 import { signedBy } from "../../../agent/tls/pki.js";
 import { FakeAws } from "../../fakes/fake-aws.js";
+import { MapSecrets } from "../../fakes/fake-secrets.js";
 import { nodeConfig } from "../../support/etcd-node.js";
 
 const root = mkdtempSync(join(tmpdir(), "etcd-agent-join-tls-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-class MapSecrets implements SecretStore {
-  readonly values = new Map<string, string>();
-  async get(name: string) {
-    return this.values.get(name) ?? null;
-  }
-  async createIfAbsent(name: string, value: string) {
-    if (this.values.has(name)) return false;
-    this.values.set(name, value);
-    return true;
-  }
-  async put(name: string, value: string) {
-    this.values.set(name, value);
-  }
-}
 
 class MemFiles implements CertFiles {
   bundle: CertBundle | null = null;

@@ -16,8 +16,8 @@ describe("metrics settings", () => {
 
   it.each([
     [
-      { metricsNamespace: "EtcdAgent", metricsListen: "10.0.1.5:9100" },
-      { namespace: "EtcdAgent", periodSeconds: 60, listen: { host: "10.0.1.5", port: 9100 } },
+      { metricsNamespace: "EtcdAgent", metricsListen: "127.0.1.5:9100" },
+      { namespace: "EtcdAgent", periodSeconds: 60, listen: { host: "127.0.1.5", port: 9100 } },
     ],
     [{ metricsListen: "off" }, { namespace: null, periodSeconds: 60, listen: null }],
   ])("%j is taken", (over, metrics) => {

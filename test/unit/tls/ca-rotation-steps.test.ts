@@ -10,11 +10,11 @@ import type { Member, MemberStatus } from "../../../agent/planner/observation.js
 import type { CertBundle, CertFile, CertFiles } from "../../../agent/ports/cert-files.js";
 import type { EtcdService, RestartLock } from "../../../agent/ports/etcd-service.js";
 import type { Ports } from "../../../agent/ports/index.js";
-import type { SecretStore } from "../../../agent/ports/secrets.js";
 import { type CaSecret, sameTrust, trustBundle } from "../../../agent/tls/ca-rotation.js";
 import { keyMatchesCert } from "../../../agent/tls/node-certs.js";
 import { type CertKey, createCa, issue, signedBy } from "../../../agent/tls/pki.js";
 import { CA_ROTATION_STEPS, followCaRotation } from "../../../agent/tls/rotate-node.js";
+import { MapSecrets } from "../../fakes/fake-secrets.js";
 
 const SECRET = "etcd-agent/etcd/ca";
 const SELF = "i-0abc";
@@ -24,21 +24,6 @@ const ctx = {
   asgName: "etcd",
 } as never;
 const log = createLogger({ write: () => true } as never);
-
-class MapSecrets implements SecretStore {
-  readonly values = new Map<string, string>();
-  async get(name: string) {
-    return this.values.get(name) ?? null;
-  }
-  async createIfAbsent(name: string, value: string) {
-    if (this.values.has(name)) return false;
-    this.values.set(name, value);
-    return true;
-  }
-  async put(name: string, value: string) {
-    this.values.set(name, value);
-  }
-}
 
 class DiskLikeFiles implements CertFiles {
   files: Partial<CertBundle> = {};

@@ -7,7 +7,6 @@ import { parseConfig } from "../../../agent/config/config.js";
 import { createLogger } from "../../../agent/log.js";
 import type { CertBundle, CertFile, CertFiles } from "../../../agent/ports/cert-files.js";
 import type { Ports } from "../../../agent/ports/index.js";
-import type { SecretStore } from "../../../agent/ports/secrets.js";
 import {
   CA_STEPS,
   ensureNodeCert,
@@ -16,23 +15,7 @@ import {
   renewalDue,
 } from "../../../agent/tls/node-certs.js";
 import { signedBy } from "../../../agent/tls/pki.js";
-
-class MapSecrets implements SecretStore {
-  readonly values = new Map<string, string>();
-  created = 0;
-  async get(name: string) {
-    return this.values.get(name) ?? null;
-  }
-  async createIfAbsent(name: string, value: string) {
-    if (this.values.has(name)) return false;
-    this.created++;
-    this.values.set(name, value);
-    return true;
-  }
-  async put(name: string, value: string) {
-    this.values.set(name, value);
-  }
-}
+import { MapSecrets } from "../../fakes/fake-secrets.js";
 
 /** Three files, each written whole (as the atomic rename does), the set not at once. */
 class DiskLikeFiles implements CertFiles {
