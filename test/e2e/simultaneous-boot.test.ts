@@ -31,7 +31,7 @@ describe("simultaneous boot", () => {
     run,
   }) => {
     const root = mkdtempSync(join(tmpdir(), "etcd-agent-boot-"));
-    const subnet = `127.0.${70 + (nodes === 3 ? 0 : 50) + run}.0/24`;
+    const subnet = nodes === 3 ? `127.0.${80 + run}.0/24` : `127.0.${120 + run}.0/24`;
     const sandbox = await Sandbox.create({ nodes, stateDir: root, subnetCidr: subnet, bootJitterMs: 3000 });
     try {
       sandbox.startHypervisor();

@@ -1,4 +1,4 @@
-// Disaster recovery with real etcd 3.4 on 127.0.27.x, AWS and S3 faked in process (#13):
+// Disaster recovery with real etcd 3.4 on 127.0.28.x, AWS and S3 faked in process (#13):
 // a restore killed after each of its steps, then booted again as systemd would, always ends with
 // the snapshot's data under a `restoring` marker (then `active` once it serves), never a new empty
 // cluster (defect 1); a member that joined after the newest snapshot and is still in the ASG holds
@@ -33,7 +33,7 @@ import {
   type TestNode,
 } from "../support/etcd-node.js";
 
-const SUBNET = "127.0.27";
+const SUBNET = "127.0.28";
 const MARKER = "_etcd-cluster.etcd.test";
 
 /** Real time, except that sleeps (the boot's waits) pass at once while `fast`. */
