@@ -295,6 +295,12 @@ describe("following a CA rotation, crashed after each step", () => {
       phase: "trust-next",
       trust: trustSet(trustBundle({ ...oldCa, next: newCa })),
     });
+    await n.ports.secrets?.put(
+      SECRET,
+      JSON.stringify({ ...newCa, previous: { cert: oldCa.cert }, generation: 2 }),
+    );
+    await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(n.etcd.followed).toMatchObject({ generation: 2, phase: "sign-next" });
   });
 
   it("boot after a stale read keeps the files this node followed (rule ca-secret-stale)", async () => {

@@ -184,7 +184,7 @@ describe("planCaRestart waits until every voter has caught up with the leader", 
     expect(observe("5000", null)).toMatchObject({ action: "hold", rule: "ca-restart-catching-up" });
   });
 
-  test.prop([fc.nat(100_000), fc.nat(3_000)], { numRuns: 200 })(
+  test.prop([fc.nat(100_000), fc.nat(3_000)], { numRuns: 100 })(
     "restarts only with every voter within CA_RESTART_MAX_LAG of the leader",
     (leader, behind) => {
       const d = observe(String(Math.max(0, leader - behind)), String(leader));
@@ -287,7 +287,7 @@ describe("staleCaSecret: the generation a node followed only goes forward", () =
   });
 
   test.prop([fc.array(fc.constantFrom(...ROTATION_COMMANDS), { minLength: 1, maxLength: 10 }), fc.nat(20)], {
-    numRuns: 100,
+    numRuns: 50,
   })(
     "a node reading any earlier secret of the same rotation history after a later one ignores it",
     (commands, pick) => {
