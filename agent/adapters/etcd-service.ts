@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { randomBytes, X509Certificate } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { EtcdService } from "../ports/etcd-service.js";
+import type { EtcdService, FollowedCa } from "../ports/etcd-service.js";
 import { pemCerts } from "../tls/ca-rotation.js";
 import { writeFileAtomic } from "./local-disk.js";
 
@@ -51,6 +51,32 @@ class LoadedTrustFile {
   async recordLoadedTrust(bundle: string): Promise<void> {
     const certs = pemCerts(bundle).map((pem) => new X509Certificate(pem).toString());
     await writeFileAtomic(this.file, certs.map((c) => (c.endsWith("\n") ? c : `${c}\n`)).join(""), 0o644);
+  }
+
+  /** What the agent followed of the CA secret (rotate-node.ts), JSON beside the record; unreadable: null. */
+  async followedCa(): Promise<FollowedCa | null> {
+    let raw: string;
+    try {
+      raw = await readFile(join(this.stateDir, "ca-followed.json"), "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+    try {
+      const o = JSON.parse(raw) as FollowedCa;
+      const ok =
+        Number.isSafeInteger(o.generation) &&
+        typeof o.phase === "string" &&
+        Array.isArray(o.trust) &&
+        o.trust.every((f) => typeof f === "string");
+      return ok ? { generation: o.generation, phase: o.phase, trust: o.trust } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async recordFollowedCa(followed: FollowedCa): Promise<void> {
+    await writeFileAtomic(join(this.stateDir, "ca-followed.json"), `${JSON.stringify(followed)}\n`, 0o644);
   }
 }
 

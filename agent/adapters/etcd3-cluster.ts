@@ -131,6 +131,7 @@ export class Etcd3Cluster implements EtcdCluster {
         memberId: String(out.header.member_id),
         leaderId: String(out.leader),
         raftIndex: String(out.raftIndex),
+        ...(out.raftAppliedIndex ? { raftAppliedIndex: String(out.raftAppliedIndex) } : {}),
         raftTerm: String(out.raftTerm),
         dbSize: Number(out.dbSize),
         ...(out.dbSizeInUse !== undefined && out.dbSizeInUse !== null

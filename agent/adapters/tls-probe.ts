@@ -19,12 +19,18 @@ function client(hosts: string[], c: ProbeCredentials): Etcd3 {
 }
 
 export class EtcdTlsProbe implements MemberProbe {
-  async memberUrls(endpoints: string[], c: ProbeCredentials): Promise<string[] | null> {
+  async members(
+    endpoints: string[],
+    c: ProbeCredentials,
+  ): Promise<Array<{ clientUrls: string[]; isLearner: boolean }> | null> {
     if (endpoints.length === 0) return null;
     const etcd = client(endpoints, c);
     try {
       const out = await etcd.cluster.memberList({});
-      return (out.members ?? []).flatMap((m) => m.clientURLs ?? []);
+      return (out.members ?? []).map((m) => ({
+        clientUrls: m.clientURLs ?? [],
+        isLearner: Boolean(m.isLearner),
+      }));
     } catch {
       return null;
     } finally {

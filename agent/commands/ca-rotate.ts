@@ -17,6 +17,7 @@ import {
   type CaSecret,
   caPhase,
   nextCaSecret,
+  planRotationBegin,
   type RotationCommand,
   trustBundle,
 } from "../tls/ca-rotation.js";
@@ -61,18 +62,20 @@ async function observeMembers(
   ca: CaSecret,
   probe: MemberProbe,
   log: Logger,
-): Promise<MemberRotationView[]> {
+): Promise<{ members: MemberRotationView[]; voters: number }> {
   const now = ports.clock.now();
   const trust = trustBundle(ca);
   const signer = await probeClient(ca, trust, now);
   const asg = await tryObserveAsg(ports.autoscaling, ports.ec2, asgName, log);
   const endpoints = candidateEndpoints(asg, config.clientPort, config.endpoints, config.scheme);
-  const urls = await probe.memberUrls(endpoints, signer);
-  if (urls === null)
+  const listed = await probe.members(endpoints, signer);
+  if (listed === null)
     throw new RefusedError({
       rule: "ca-rotation-not-converged",
       detail: `no member answered at ${endpoints.join(", ") || "(no endpoint: give --endpoints)"}`,
     });
+  const urls = listed.flatMap((m) => m.clientUrls);
+  const voters = listed.filter((m) => !m.isLearner).length;
   const next = ca.next ? await probeClient(ca.next, trust, now) : null;
   const out: MemberRotationView[] = [];
   for (const url of [...new Set(urls)].sort()) {
@@ -83,7 +86,7 @@ async function observeMembers(
       servesSigner: served !== null && signedBy(served, ca.cert),
     });
   }
-  return out;
+  return { members: out, voters };
 }
 
 export async function runCaRotate(
@@ -101,7 +104,7 @@ export async function runCaRotate(
   if (ca === null)
     throw new ConfigError(`secret ${names.ca} does not exist: the cluster has no CA yet, nothing to rotate`);
   const phase = caPhase(ca);
-  const members = await observeMembers(ports, config, asgName, ca, probe, log);
+  const { members, voters } = await observeMembers(ports, config, asgName, ca, probe, log);
   const opRaw = await ports.secrets.get(names.operator);
   const opCert = opRaw ? (JSON.parse(opRaw) as { cert?: string }).cert : undefined;
   const operatorCertCurrent = opCert ? signedBy(opCert, ca.cert) : null;
@@ -127,6 +130,11 @@ export async function runCaRotate(
       throw refuse(
         `the operators' certificate in ${names.operator} is not signed by the new CA yet; the leader re-issues it within a cycle`,
       );
+  }
+  if (step === "begin") {
+    // Every member restarts its etcd once per phase, in turn: with two voters none can.
+    const can = planRotationBegin(voters);
+    if (!can.ok) throw new RefusedError({ rule: can.rule, detail: can.detail });
   }
   if (step === "begin" && behind((m) => m.servesSigner) !== "")
     throw refuse(

@@ -66,6 +66,8 @@ export interface MemberStatus {
   memberId: string;
   leaderId: string;
   raftIndex: string;
+  /** The raft applied index (etcd 3.4+); absent: unknown, raftIndex (committed) stands in. */
+  raftAppliedIndex?: string;
   raftTerm: string;
   dbSize: number;
   /** The part of dbSize that holds data (etcd 3.4+); the rest is free pages a defragmentation returns. Absent: unknown. */

@@ -74,6 +74,12 @@ export const RULES = {
     "etcd is restarted to load a new trusted CA bundle only while every voter is healthy and quorum holds without this one",
   "ca-restart-one-at-a-time":
     "another member is restarting its etcd for the CA rotation (it holds the restart lock); one member at a time",
+  "ca-restart-catching-up":
+    "a voter is behind the leader (a member restarted a moment ago replays what it missed); the next restart waits until every voter has caught up",
+  "ca-secret-stale":
+    "the CA secret read is older than what this node has already followed (a stale read); it is ignored until a read shows the current one",
+  "ca-rotation-too-few-voters":
+    "a CA rotation restarts each member's etcd in turn; with two voters a restart of either loses quorum, so begin is refused until the cluster has three",
   "ca-rotation-not-converged":
     "the next step of a CA rotation waits until every member has followed the current one",
 } as const;

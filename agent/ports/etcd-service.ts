@@ -9,6 +9,16 @@ export interface EtcdService {
   loadedTrust(): Promise<string | null>;
   /** Boot, just before etcd starts: the bundle etcd is about to load. */
   recordLoadedTrust(bundle: string): Promise<void>;
+  /** What this node last followed of the CA secret (a stale read is not followed); null: nothing yet. */
+  followedCa(): Promise<FollowedCa | null>;
+  recordFollowedCa(followed: FollowedCa): Promise<void>;
+}
+
+/** The CA secret's generation, phase and trusted set (sorted sha256 of each CA) a node followed. */
+export interface FollowedCa {
+  generation: number;
+  phase: string;
+  trust: string[];
 }
 
 /**
@@ -31,8 +41,11 @@ export interface ProbeCredentials {
 
 /** What a CA rotation's operator asks of each member, over TLS, with credentials it makes. */
 export interface MemberProbe {
-  /** The members' client URLs, from any endpoint that answers; null when none does. */
-  memberUrls(endpoints: string[], client: ProbeCredentials): Promise<string[] | null>;
+  /** The members (their client URLs, and whether each is a learner), from any endpoint that answers; null when none does. */
+  members(
+    endpoints: string[],
+    client: ProbeCredentials,
+  ): Promise<Array<{ clientUrls: string[]; isLearner: boolean }> | null>;
   /** Whether the member at `url` answers a request from this client (its etcd trusts the client's CA). */
   accepts(url: string, client: ProbeCredentials): Promise<boolean>;
   /** The certificate the member at `url` presents now (PEM), or null when it cannot be reached. */

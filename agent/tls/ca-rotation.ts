@@ -12,14 +12,19 @@
 //
 // Invariant: two consecutive phases trust a common CA that signs every certificate in use, so no
 // node ever presents a certificate a peer does not trust; only a change of the trusted set needs
-// etcd restarted, one member at a time under quorum.
+// etcd restarted, one member at a time under quorum, each once the one before has caught up.
+// Each operator step raises the secret's `generation`; a node never follows a lower generation of
+// the same CA lineage than it has followed already (a stale read: staleCaSecret).
 import { createHash, X509Certificate } from "node:crypto";
 import { quorumSize } from "../planner/quorum.js";
 import type { RuleId } from "../planner/rules.js";
+import type { FollowedCa } from "../ports/etcd-service.js";
 import type { CertKey } from "./pki.js";
 
 export interface CaSecret extends CertKey {
   createdAt?: string;
+  /** Raised by one at each operator step (absent: 0, a secret from before rotations counted). */
+  generation?: number;
   /** trust-next: the new CA, trusted but not yet signing. */
   next?: CertKey;
   /** sign-next: the old CA's certificate, still trusted while nodes move to the new one. */
@@ -46,6 +51,11 @@ export function parseCaSecret(raw: string): CaSecret | null {
   if (!isPem(o.cert, "CERTIFICATE") || !isPem(o.key, "PRIVATE KEY")) return null;
   const out: CaSecret = { cert: o.cert, key: o.key };
   if (typeof o.createdAt === "string") out.createdAt = o.createdAt;
+  if (o.generation !== undefined) {
+    if (typeof o.generation !== "number" || !Number.isSafeInteger(o.generation) || o.generation < 0)
+      return null;
+    out.generation = o.generation;
+  }
   const next = o.next as Record<string, unknown> | undefined;
   const previous = o.previous as Record<string, unknown> | undefined;
   if (next !== undefined && previous !== undefined) return null;
@@ -98,7 +108,8 @@ export type NextSecret = { ok: true; secret: CaSecret } | { ok: false; reason: s
  */
 export function nextCaSecret(current: CaSecret, command: RotationCommand, made?: CertKey): NextSecret {
   const phase = caPhase(current);
-  const base = current.createdAt ? { createdAt: current.createdAt } : {};
+  const generation = (current.generation ?? 0) + 1;
+  const base = { ...(current.createdAt ? { createdAt: current.createdAt } : {}), generation };
   if (command === "begin") {
     if (phase !== "steady")
       return { ok: false, reason: `a rotation is already under way (phase ${phase}); run the next step` };
@@ -109,11 +120,61 @@ export function nextCaSecret(current: CaSecret, command: RotationCommand, made?:
     if (!current.next) return { ok: false, reason: `promote follows begin; the phase is ${phase}` };
     return {
       ok: true,
-      secret: { cert: current.next.cert, key: current.next.key, previous: { cert: current.cert } },
+      secret: {
+        cert: current.next.cert,
+        key: current.next.key,
+        previous: { cert: current.cert },
+        generation,
+      },
     };
   }
   if (!current.previous) return { ok: false, reason: `finish follows promote; the phase is ${phase}` };
-  return { ok: true, secret: { cert: current.cert, key: current.key } };
+  return { ok: true, secret: { cert: current.cert, key: current.key, generation } };
+}
+
+/**
+ * Whether a read of the CA secret is stale: a lower generation than this node followed, of the same
+ * CA lineage (it shares a trusted CA with what was followed). Secrets Manager reads are not
+ * guaranteed to see the latest PutSecretValue at once; two phases back, following such a read would
+ * trust only a CA the peers no longer present. A secret sharing no CA with what was followed is a
+ * replaced CA (the compromise recovery), not a stale read: it is followed.
+ */
+export function staleCaSecret(
+  followed: FollowedCa | null,
+  secret: CaSecret,
+): { rule: RuleId; detail: string } | null {
+  if (followed === null) return null;
+  const generation = secret.generation ?? 0;
+  if (generation >= followed.generation) return null;
+  const trust = trustSet(trustBundle(secret));
+  if (!trust.some((f) => followed.trust.includes(f))) return null;
+  return {
+    rule: "ca-secret-stale",
+    detail: `the CA secret read is generation ${generation} (phase ${caPhase(secret)}); this node followed generation ${followed.generation} (phase ${followed.phase}) already`,
+  };
+}
+
+/**
+ * How far (raft entries) a voter's applied index may trail the leader's for the next restart to go
+ * ahead: a follower in step trails by the entries in flight, a few; one replaying after its restart
+ * trails by everything written while it was down. Well under etcd's 5000 snapshot catch-up entries.
+ */
+export const CA_RESTART_MAX_LAG = 1000;
+
+/**
+ * Whether a rotation can be begun with this many voters: every member must be able to restart in
+ * turn (planCaRestart), so with two (a restart of either loses quorum) it would stop at promote for
+ * ever. One voter restarts alone (a few seconds without service, nothing to keep).
+ */
+export function planRotationBegin(
+  voters: number,
+): { ok: true } | { ok: false; rule: RuleId; detail: string } {
+  if (voters === 1 || voters - 1 >= quorumSize(voters)) return { ok: true };
+  return {
+    ok: false,
+    rule: "ca-rotation-too-few-voters",
+    detail: `the cluster has ${voters} voting member${voters === 1 ? "" : "s"}: each must restart its etcd once per phase, and a restart of one would leave ${voters - 1}, below the quorum of ${quorumSize(voters)}; scale the group to 3 (or more) first, then run begin again`,
+  };
 }
 
 export interface RestartObservation {
@@ -125,6 +186,9 @@ export interface RestartObservation {
   voters: number;
   healthyVoters: number;
   selfHealthy: boolean;
+  /** The raft applied index of each other voter (null: unknown), and the leader's. */
+  applied: Array<{ member: string; applied: string | null }>;
+  leaderApplied: string | null;
 }
 
 export type RestartDecision =
@@ -152,6 +216,26 @@ export function planCaRestart(o: RestartObservation): RestartDecision {
       action: "hold",
       rule: "ca-restart-quorum",
       detail: `${o.healthyVoters} of ${o.voters} voters healthy; a restart now would leave ${after}, quorum is ${quorumSize(o.voters)}`,
+    };
+  // A member restarted a moment ago names a leader before it has replayed what it missed; the
+  // quorum while this one is down would then wait on it (commits stall).
+  const behind = o.applied
+    .filter(
+      (v) =>
+        o.leaderApplied === null ||
+        v.applied === null ||
+        BigInt(o.leaderApplied) - BigInt(v.applied) > BigInt(CA_RESTART_MAX_LAG),
+    )
+    .map(
+      (v) =>
+        `${v.member} at applied index ${v.applied ?? "unknown"} of the leader's ${o.leaderApplied ?? "unknown"}`,
+    );
+  if (o.leaderApplied === null && behind.length === 0) behind.push("the leader's applied index is unknown");
+  if (behind.length > 0)
+    return {
+      action: "hold",
+      rule: "ca-restart-catching-up",
+      detail: `${behind.join("; ")} (more than ${CA_RESTART_MAX_LAG} entries behind, or unknown)`,
     };
   return {
     action: "restart",

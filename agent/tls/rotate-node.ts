@@ -9,29 +9,39 @@ import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { observeCluster } from "../observe/observe.js";
 import { clientUrlFor, findSelfMember, isHealthy } from "../planner/membership.js";
-import type { Identity } from "../planner/observation.js";
+import type { Identity, MemberStatus } from "../planner/observation.js";
 import { RULES } from "../planner/rules.js";
+import type { FollowedCa } from "../ports/etcd-service.js";
 import type { Ports } from "../ports/index.js";
 import {
+  CA_RESTART_MAX_LAG,
   type CaSecret,
   caPhase,
   parseCaSecret,
   planCaRestart,
   type RestartDecision,
   sameTrust,
+  staleCaSecret,
   trustBundle,
+  trustSet,
 } from "./ca-rotation.js";
 import { ensureNodeCert } from "./node-certs.js";
 
 /** The steps of following one phase, in order (the restart ones only when etcd must load a new bundle). */
 export const CA_ROTATION_STEPS = [
   "rotate:files",
+  "rotate:remember",
   "rotate:lock",
   "rotate:restart",
   "rotate:healthy",
   "rotate:record",
   "rotate:unlock",
 ] as const;
+
+/** A member's raft applied index from its Status (committed when etcd does not report applied). */
+function appliedIndex(status: MemberStatus | null): string | null {
+  return status ? (status.raftAppliedIndex ?? status.raftIndex) : null;
+}
 
 /** The lock outlives a restart and the wait for health; a dead holder frees it after this. */
 export const RESTART_LOCK_TTL_SECONDS = 120;
@@ -81,10 +91,25 @@ export async function followCaRotation(
     return { kind: "steady", phase: "none", decision: { action: "none", reason: "no CA yet" } };
   const phase = caPhase(ca);
   const wanted = trustBundle(ca);
+  const followed = await service.followedCa();
+  const stale = staleCaSecret(followed, ca);
+  if (stale !== null && followed !== null) {
+    // Neither the files nor etcd move back: the next read shows the current secret again.
+    log.warn("CA rotation: a stale read of the CA secret is ignored", {
+      action: "ca-rotation",
+      rule: stale.rule,
+      reason: RULES[stale.rule],
+      detail: stale.detail,
+    });
+    return { kind: "followed", phase: followed.phase, decision: { action: "hold", ...stale } };
+  }
   const steps = new Steps(log, options.afterStep);
   const files = await steps.run("rotate:files", () => ensureNodeCert(ports, config, ctx, log, { ca }), {
     phase,
   });
+  const now: FollowedCa = { generation: ca.generation ?? 0, phase, trust: trustSet(wanted) };
+  if (JSON.stringify(followed) !== JSON.stringify(now))
+    await steps.run("rotate:remember", () => service.recordFollowedCa(now), { generation: now.generation });
   // The agent's own etcd connections present the files read when they opened: open new ones.
   if (files.kind !== "kept") await ports.etcd.close();
 
@@ -115,12 +140,17 @@ export async function followCaRotation(
   const self = cluster
     ? findSelfMember(cluster.members, ctx.identity.instanceId, ctx.identity.privateIp)
     : null;
+  const leader = cluster?.members.find((m) => m.id === cluster.leaderId) ?? null;
   const decision = planCaRestart({
     wanted,
     loaded,
     voters: voters.length,
     healthyVoters: voters.filter(isHealthy).length,
     selfHealthy: self !== null && isHealthy(self),
+    applied: voters
+      .filter((m) => m.id !== self?.id)
+      .map((m) => ({ member: m.name || m.id, applied: appliedIndex(m.status) })),
+    leaderApplied: appliedIndex(leader?.status ?? null),
   });
   const endpoints = voters.flatMap((m) => m.clientUrls);
   const owner = ctx.identity.instanceId;
@@ -175,11 +205,28 @@ export async function followCaRotation(
   await steps.run("rotate:healthy", async () => {
     const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     await ports.etcd.close();
+    // Healthy is not enough: it names a leader before it has replayed what it missed, and the next
+    // member's restart would then leave the quorum waiting on it. The lock is held until it caught up.
+    let last = "no answer";
     for (let waited = 0; ; waited += 1000) {
       const status = await ports.etcd.status(selfUrl).catch(() => null);
-      if (status !== null && status.leaderId !== "0") return;
+      if (status !== null && status.leaderId !== "0") {
+        const mine = appliedIndex(status);
+        const leaderUrl = voters.find((m) => m.id === status.leaderId)?.clientUrls[0];
+        const theirs =
+          status.leaderId === status.memberId
+            ? mine
+            : leaderUrl
+              ? appliedIndex(await ports.etcd.status(leaderUrl).catch(() => null))
+              : null;
+        if (mine !== null && theirs !== null && BigInt(theirs) - BigInt(mine) <= BigInt(CA_RESTART_MAX_LAG))
+          return;
+        last = `applied index ${mine ?? "unknown"} of the leader's ${theirs ?? "unknown"}`;
+      }
       if (waited >= HEALTHY_WAIT_MS)
-        throw new Error(`etcd did not answer healthy within ${HEALTHY_WAIT_MS / 1000} s of its restart`);
+        throw new Error(
+          `etcd did not answer healthy and caught up within ${HEALTHY_WAIT_MS / 1000} s of its restart (${last})`,
+        );
       await sleep(1000);
     }
   });
@@ -190,8 +237,9 @@ export async function followCaRotation(
 }
 
 /**
- * Boot's certificates, before etcd starts: the node's files as the CA secret's phase wants them,
- * then the bundle recorded as what etcd is about to load (boot runs before every start of etcd).
+ * Boot's certificates, before etcd starts: the node's files as the CA secret's phase wants them
+ * (not after a stale read: staleCaSecret), then the bundle recorded as what etcd is about to load
+ * (boot runs before every start of etcd).
  */
 export async function bootCertificates(
   ports: Ports,
@@ -200,7 +248,17 @@ export async function bootCertificates(
   log: Logger,
 ): Promise<void> {
   const ca = await readCaSecret(ports, config, ctx.asgName);
-  await ensureNodeCert(ports, config, ctx, log, ca ? { ca } : {});
+  const followed = ca && ports.etcdService ? await ports.etcdService.followedCa() : null;
+  const stale = ca ? staleCaSecret(followed, ca) : null;
+  if (stale !== null)
+    // The files stay as the node followed them last (they are only re-issued if invalid).
+    log.warn("CA rotation: a stale read of the CA secret is ignored at boot", {
+      action: "ca-rotation",
+      rule: stale.rule,
+      reason: RULES[stale.rule],
+      detail: stale.detail,
+    });
+  await ensureNodeCert(ports, config, ctx, log, ca && stale === null ? { ca } : {});
   const files = await ports.certs?.read();
   if (files && ports.etcdService) await ports.etcdService.recordLoadedTrust(files.ca);
 }

@@ -181,3 +181,19 @@ describe("the record of etcd's loaded trust, written by root in the agent's dire
     expect(recorded).toMatch(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n$/);
   });
 });
+
+// What the agent followed of the CA secret (F8): read back as written; a file that is not that
+// record reads as nothing followed (the next look records it again), never as a generation.
+describe("the record of the CA secret's generation this node followed", () => {
+  it("round-trips, and reads an unreadable record as null", async () => {
+    const { ShellEtcdService } = await import("../../../agent/adapters/etcd-service.js");
+    const t = mkdtempSync(join(work, "followed-"));
+    const service = new ShellEtcdService("true", t);
+    expect(await service.followedCa()).toBeNull();
+    const followed = { generation: 2, phase: "sign-next", trust: ["aa", "bb"] };
+    await service.recordFollowedCa(followed);
+    expect(await service.followedCa()).toEqual(followed);
+    writeFileSync(join(t, "ca-followed.json"), '{"generation":"2"}');
+    expect(await service.followedCa()).toBeNull();
+  });
+});

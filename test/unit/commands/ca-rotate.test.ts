@@ -5,13 +5,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { runCaRotate } from "../../../agent/commands/ca-rotate.js";
 import { parseConfig } from "../../../agent/config/config.js";
 import { RefusedError } from "../../../agent/errors.js";
+import { exitNameFor } from "../../../agent/exit-codes.js";
 import { createLogger } from "../../../agent/log.js";
 import type { MemberProbe, ProbeCredentials } from "../../../agent/ports/etcd-service.js";
 import type { Ports } from "../../../agent/ports/index.js";
 import { type CaSecret, caPhase, pemCerts } from "../../../agent/tls/ca-rotation.js";
 import { type CertKey, createCa, issue, signedBy } from "../../../agent/tls/pki.js";
 
-const URLS = ["https://127.0.1.5:2379", "https://127.0.1.6:2379"];
+const URLS = ["https://127.0.1.5:2379", "https://127.0.1.6:2379", "https://127.0.1.7:2379"];
 const config = parseConfig({
   domain: "etcd.test",
   hostedZoneId: "ZTEST",
@@ -25,9 +26,10 @@ class FakeMembers implements MemberProbe {
   constructor(
     public trusts: Map<string, string[]>,
     public serves: Map<string, string>,
+    public urls: string[] = URLS,
   ) {}
-  async memberUrls() {
-    return URLS;
+  async members() {
+    return this.urls.map((u) => ({ clientUrls: [u], isLearner: false }));
   }
   async accepts(url: string, c: ProbeCredentials) {
     return (this.trusts.get(url) ?? []).some((ca) => signedBy(c.cert, ca));
@@ -96,6 +98,7 @@ describe("ca-rotate", () => {
     expect(caPhase(ca(values))).toBe("trust-next");
 
     members.trusts.set(URLS[1] as string, [oldCa.cert, next.cert]);
+    members.trusts.set(URLS[2] as string, [oldCa.cert, next.cert]);
     const promoted = await runCaRotate(p, config, log, "promote", members);
     expect(promoted.now).toBe("sign-next");
     expect(ca(values).cert).toBe(next.cert);
@@ -111,6 +114,7 @@ describe("ca-rotate", () => {
       new Map([
         [URLS[0] as string, (await leaf(newCa)).cert],
         [URLS[1] as string, (await leaf(oldCa)).cert],
+        [URLS[2] as string, (await leaf(newCa)).cert],
       ]),
     );
     const behind = await runCaRotate(p, config, log, "finish", members).catch((e) => e);
@@ -126,6 +130,25 @@ describe("ca-rotate", () => {
     expect(done.now).toBe("steady");
     expect(pemCerts(ca(values).cert)).toHaveLength(1);
     expect(ca(values).previous).toBeUndefined();
+  });
+
+  // F9: with two voters a restart of either loses quorum; the rotation would stop at promote for ever.
+  it("begin with two voting members is refused up front (exit 5, rule ca-rotation-too-few-voters) and changes nothing", async () => {
+    const { p, values } = ports({ ...oldCa });
+    const before = values.get("etcd-agent/etcd/ca");
+    const served = (await leaf(oldCa)).cert;
+    const members = new FakeMembers(
+      new Map(URLS.map((u) => [u, [oldCa.cert]])),
+      new Map(URLS.map((u) => [u, served])),
+      URLS.slice(0, 2),
+    );
+    const out = await runCaRotate(p, config, log, "begin", members).catch((e) => e);
+    expect(out).toBeInstanceOf(RefusedError);
+    expect(exitNameFor(out)).toBe("REFUSED");
+    expect(out.message).toContain("[rule: ca-rotation-too-few-voters]");
+    expect(out.message).toContain("2 voting members");
+    expect(out.message).toContain("scale the group to 3");
+    expect(values.get("etcd-agent/etcd/ca")).toBe(before);
   });
 
   it("a step out of order is refused and changes nothing", async () => {

@@ -8,12 +8,12 @@ import { parseConfig } from "../../../agent/config/config.js";
 import { createLogger } from "../../../agent/log.js";
 import type { Member, MemberStatus } from "../../../agent/planner/observation.js";
 import type { CertBundle, CertFile, CertFiles } from "../../../agent/ports/cert-files.js";
-import type { EtcdService, RestartLock } from "../../../agent/ports/etcd-service.js";
+import type { EtcdService, FollowedCa, RestartLock } from "../../../agent/ports/etcd-service.js";
 import type { Ports } from "../../../agent/ports/index.js";
-import { type CaSecret, sameTrust, trustBundle } from "../../../agent/tls/ca-rotation.js";
+import { type CaSecret, sameTrust, trustBundle, trustSet } from "../../../agent/tls/ca-rotation.js";
 import { keyMatchesCert } from "../../../agent/tls/node-certs.js";
 import { type CertKey, createCa, issue, signedBy } from "../../../agent/tls/pki.js";
-import { CA_ROTATION_STEPS, followCaRotation } from "../../../agent/tls/rotate-node.js";
+import { bootCertificates, CA_ROTATION_STEPS, followCaRotation } from "../../../agent/tls/rotate-node.js";
 import { MapSecrets } from "../../fakes/fake-secrets.js";
 
 const SECRET = "etcd-agent/etcd/ca";
@@ -61,6 +61,13 @@ class FakeEtcd implements EtcdService {
   async recordLoadedTrust(bundle: string) {
     this.record = bundle;
   }
+  followed: FollowedCa | null = null;
+  async followedCa() {
+    return this.followed;
+  }
+  async recordFollowedCa(f: FollowedCa) {
+    this.followed = f;
+  }
 }
 
 class MapLock implements RestartLock {
@@ -85,7 +92,17 @@ const MEMBERS: Member[] = ["i-0abc", "i-0def", "i-0fed"].map((name, i) => ({
   isLearner: false,
 }));
 
-function etcdCluster(down: Set<string>, busy: Set<string> = new Set()) {
+/** Each member's raft applied index and who leads; by default all at 100 under member 1. */
+interface Raft {
+  leaderId: string;
+  applied: (name: string) => string;
+}
+
+function etcdCluster(
+  down: Set<string>,
+  busy: Set<string> = new Set(),
+  raft: Raft = { leaderId: "1", applied: () => "100" },
+) {
   return {
     /** A defragmenting member answers Status but no read. */
     async answersRead(url: string) {
@@ -100,8 +117,9 @@ function etcdCluster(down: Set<string>, busy: Set<string> = new Set()) {
       if (!m || down.has(m.name)) return null;
       return {
         memberId: m.id,
-        leaderId: "1",
-        raftIndex: "1",
+        leaderId: raft.leaderId,
+        raftIndex: raft.applied(m.name),
+        raftAppliedIndex: raft.applied(m.name),
         raftTerm: "1",
         dbSize: 1,
         isLearner: false,
@@ -120,7 +138,7 @@ beforeAll(async () => {
 });
 
 /** A node of a steady cluster on the old CA, then the secret moved to `phase`. */
-async function node(secret: CaSecret, down = new Set<string>(), busy = new Set<string>()) {
+async function node(secret: CaSecret, down = new Set<string>(), busy = new Set<string>(), raft?: Raft) {
   const secrets = new MapSecrets();
   const files = new DiskLikeFiles();
   const leaf = await issue(oldCa, {
@@ -138,7 +156,7 @@ async function node(secret: CaSecret, down = new Set<string>(), busy = new Set<s
     secrets,
     certs: files,
     clock: { now: () => new Date() },
-    etcd: etcdCluster(down, busy),
+    etcd: etcdCluster(down, busy, raft),
     etcdService: etcd,
     restartLock: lock,
   } as unknown as Ports;
@@ -210,5 +228,97 @@ describe("following a CA rotation, crashed after each step", () => {
     expect(out.decision).toMatchObject({ action: "hold", rule: "ca-restart-quorum" });
     expect(n.etcd.restarts).toBe(0);
     expect(n.lock.holder).toBeNull();
+  });
+
+  // F7: a member names a leader as soon as it is back, before it has replayed what it missed.
+  it("a voter behind the leader's applied index: no restart, rule ca-restart-catching-up, the lock free", async () => {
+    const raft = { leaderId: "2", applied: (name: string) => (name === "i-0fed" ? "10" : "5000") };
+    const n = await node({ ...oldCa, next: newCa }, new Set(), new Set(), raft);
+    const out = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(out.decision).toMatchObject({ action: "hold", rule: "ca-restart-catching-up" });
+    expect(n.etcd.restarts).toBe(0);
+    expect(n.lock.holder).toBeNull();
+  });
+
+  it("after its restart the lock is let go only once this member has caught up with the leader", async () => {
+    let sleeps = 0;
+    let n: Awaited<ReturnType<typeof node>> | undefined;
+    const raft = {
+      leaderId: "2",
+      // This member (i-0abc) replays for three polls after its restart.
+      applied: (name: string) => (name === SELF && (n?.etcd.restarts ?? 0) > 0 && sleeps < 3 ? "10" : "5000"),
+    };
+    n = await node({ ...oldCa, next: newCa }, new Set(), new Set(), raft);
+    let heldWhileBehind = 0;
+    const out = await followCaRotation(n.ports, config, ctx, log, {
+      sleep: async () => {
+        if (n?.lock.holder === SELF) heldWhileBehind++;
+        sleeps++;
+      },
+    });
+    expect(out.kind).toBe("restarted");
+    expect(heldWhileBehind).toBeGreaterThanOrEqual(3);
+    expect(n.lock.holder).toBeNull();
+  });
+
+  // F8: a stale read of the secret two phases back would have this node trust only the old CA
+  // while its peers present certificates of the new one.
+  it("a stale read (steady old CA after sign-next was followed): ignored, rule ca-secret-stale, files and etcd unchanged", async () => {
+    const signNext: CaSecret = { ...newCa, previous: { cert: oldCa.cert }, generation: 2 };
+    const n = await node({ ...oldCa });
+    const both = trustBundle(signNext);
+    const leaf = await issue(newCa, {
+      commonName: SELF,
+      names: ["127.0.1.5", `${SELF}.etcd.test`, "etcd.test"],
+      usage: "node",
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+    });
+    n.files.files = { ca: both, cert: leaf.cert, key: leaf.key };
+    n.etcd.running = both;
+    n.etcd.record = both;
+    n.etcd.followed = { generation: 2, phase: "sign-next", trust: trustSet(both) };
+    const out = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(out.decision).toMatchObject({ action: "hold", rule: "ca-secret-stale" });
+    expect(out.phase).toBe("sign-next");
+    expect(n.files.files.ca).toBe(both);
+    expect(n.files.files.cert).toBe(leaf.cert);
+    expect(n.etcd.restarts).toBe(0);
+    expect(n.etcd.followed?.generation).toBe(2);
+  });
+
+  it("each look records the generation it followed; a later one moves it forward", async () => {
+    const n = await node({ ...oldCa, next: newCa, generation: 1 });
+    await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(n.etcd.followed).toEqual({
+      generation: 1,
+      phase: "trust-next",
+      trust: trustSet(trustBundle({ ...oldCa, next: newCa })),
+    });
+    await n.ports.secrets?.put(
+      SECRET,
+      JSON.stringify({ ...newCa, previous: { cert: oldCa.cert }, generation: 2 }),
+    );
+    await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep });
+    expect(n.etcd.followed).toMatchObject({ generation: 2, phase: "sign-next" });
+  });
+
+  it("boot after a stale read keeps the files this node followed (rule ca-secret-stale)", async () => {
+    const signNext: CaSecret = { ...newCa, previous: { cert: oldCa.cert }, generation: 2 };
+    const n = await node({ ...oldCa });
+    const both = trustBundle(signNext);
+    const leaf = await issue(newCa, {
+      commonName: SELF,
+      names: ["127.0.1.5", `${SELF}.etcd.test`, "etcd.test"],
+      usage: "node",
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+    });
+    n.files.files = { ca: both, cert: leaf.cert, key: leaf.key };
+    n.etcd.followed = { generation: 2, phase: "sign-next", trust: trustSet(both) };
+    await bootCertificates(n.ports, config, ctx, log);
+    expect(n.files.files.ca).toBe(both);
+    expect(n.files.files.cert).toBe(leaf.cert);
+    expect(n.etcd.record).toBe(both);
   });
 });

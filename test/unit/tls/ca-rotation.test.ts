@@ -7,12 +7,15 @@ import { fc, test } from "@fast-check/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
 import { quorumSize } from "../../../agent/planner/quorum.js";
 import {
+  CA_RESTART_MAX_LAG,
   type CaSecret,
   caPhase,
   nextCaSecret,
   parseCaSecret,
   planCaRestart,
+  planRotationBegin,
   ROTATION_COMMANDS,
+  staleCaSecret,
   trustBundle,
   trustSet,
 } from "../../../agent/tls/ca-rotation.js";
@@ -98,6 +101,8 @@ describe("planCaRestart", () => {
       voters: o.voters,
       healthyVoters: o.healthy,
       selfHealthy: o.self,
+      applied: [{ member: "i-0def", applied: "100" }],
+      leaderApplied: "100",
     });
     expect(d.action).toBe(action);
     if (d.action === "hold") expect(d.rule).toBe("ca-restart-quorum");
@@ -113,6 +118,8 @@ describe("planCaRestart", () => {
       voters,
       healthyVoters: healthy,
       selfHealthy: self,
+      applied: [],
+      leaderApplied: "1",
     });
     if (d.action === "restart") {
       expect(changed).toBe(true);
@@ -145,6 +152,159 @@ describe("any sequence of operator steps", () => {
         s = out.secret;
       }
       if (caPhase(s) === "steady") expect(trustSet(trustBundle(s))).toHaveLength(1);
+    },
+  );
+});
+
+// F7: a member counts as healthy once it names a leader, before it has caught up; restarting the
+// next one then would leave the commits waiting on the member still replaying.
+describe("planCaRestart waits until every voter has caught up with the leader", () => {
+  const observe = (applied: string | null, leaderApplied: string | null) =>
+    planCaRestart({
+      wanted: trustBundle({ ...A(), next: B() }),
+      loaded: A().cert,
+      voters: 3,
+      healthyVoters: 3,
+      selfHealthy: true,
+      applied: [
+        { member: "i-0def", applied: leaderApplied ?? "5000" },
+        { member: "i-0fed", applied },
+      ],
+      leaderApplied,
+    });
+
+  it("a voter far behind the leader's applied index: hold, rule ca-restart-catching-up, naming it", () => {
+    const d = observe("10", "5000");
+    expect(d).toMatchObject({ action: "hold", rule: "ca-restart-catching-up" });
+    if (d.action === "hold") expect(d.detail).toContain("i-0fed at applied index 10 of the leader's 5000");
+  });
+
+  it("an applied index unknown (or the leader's): hold, the same rule", () => {
+    expect(observe(null, "5000")).toMatchObject({ action: "hold", rule: "ca-restart-catching-up" });
+    expect(observe("5000", null)).toMatchObject({ action: "hold", rule: "ca-restart-catching-up" });
+  });
+
+  test.prop([fc.nat(100_000), fc.nat(3_000)], { numRuns: 100 })(
+    "restarts only with every voter within CA_RESTART_MAX_LAG of the leader",
+    (leader, behind) => {
+      const d = observe(String(Math.max(0, leader - behind)), String(leader));
+      expect(d.action).toBe(leader - Math.max(0, leader - behind) <= CA_RESTART_MAX_LAG ? "restart" : "hold");
+    },
+  );
+});
+
+// F9: with two voters a restart of either loses quorum, so a rotation begun would stop at promote
+// for ever. begin is refused up front where the restarts could never all happen.
+describe("planRotationBegin: voter counts 1..5", () => {
+  /** An independent model: n voters, all healthy and caught up, restart one at a time. */
+  function everyMemberRestarts(n: number): boolean {
+    let restarted = 0;
+    for (let i = 0; i < n; i++) {
+      const d = planCaRestart({
+        wanted: trustBundle({ ...A(), next: B() }),
+        loaded: A().cert,
+        voters: n,
+        healthyVoters: n,
+        selfHealthy: true,
+        applied: [],
+        leaderApplied: "1",
+      });
+      if (d.action !== "restart") return false;
+      // While it restarts n-1 answer: a quorum must remain unless it is alone.
+      if (n > 1 && n - 1 < quorumSize(n)) return false;
+      restarted++;
+    }
+    return restarted === n;
+  }
+
+  test.prop([fc.integer({ min: 1, max: 5 })], { numRuns: 20 })(
+    "begin is refused exactly when the rotation could not restart every member",
+    (n) => {
+      const out = planRotationBegin(n);
+      expect(out.ok).toBe(everyMemberRestarts(n));
+      if (!out.ok) {
+        expect(out.rule).toBe("ca-rotation-too-few-voters");
+        expect(out.detail).toContain(`${n} voting member`);
+        expect(out.detail).toContain("scale the group to 3");
+      }
+    },
+  );
+
+  it.each([
+    [1, true],
+    [2, false],
+    [3, true],
+    [4, true],
+    [5, true],
+  ] as const)("%i voters: begin allowed %s", (n, ok) => {
+    expect(planRotationBegin(n).ok).toBe(ok);
+  });
+});
+
+// F8: a stale read of the CA secret (an eventually consistent read, a cache) must not move a node's
+// trusted set back past what it has already followed: two phases back it would trust only a CA its
+// peers no longer present.
+describe("staleCaSecret: the generation a node followed only goes forward", () => {
+  const followed = (generation: number, s: CaSecret) => ({
+    generation,
+    phase: caPhase(s),
+    trust: trustSet(trustBundle(s)),
+  });
+
+  it("each operator step raises the generation by one", () => {
+    const s0: CaSecret = { ...A() };
+    const s1 = nextCaSecret(s0, "begin", B());
+    if (!s1.ok) throw new Error(s1.reason);
+    const s2 = nextCaSecret(s1.secret, "promote");
+    if (!s2.ok) throw new Error(s2.reason);
+    const s3 = nextCaSecret(s2.secret, "finish");
+    if (!s3.ok) throw new Error(s3.reason);
+    expect([s1, s2, s3].map((o) => o.ok && o.secret.generation)).toEqual([1, 2, 3]);
+    expect(parseCaSecret(JSON.stringify(s2.secret))?.generation).toBe(2);
+  });
+
+  it("two phases back (steady A read after sign-next B was followed): stale, rule ca-secret-stale", () => {
+    const signNext: CaSecret = { ...B(), previous: { cert: A().cert }, generation: 2 };
+    const out = staleCaSecret(followed(2, signNext), { ...A() });
+    expect(out).toMatchObject({ rule: "ca-secret-stale" });
+    expect(out?.detail).toContain("generation 0");
+    expect(out?.detail).toContain("followed generation 2");
+  });
+
+  it("one phase back, the same generation, a later one, a first look: not stale", () => {
+    const trustNext: CaSecret = { ...A(), next: B(), generation: 1 };
+    const signNext: CaSecret = { ...B(), previous: { cert: A().cert }, generation: 2 };
+    expect(staleCaSecret(null, { ...A() })).toBeNull();
+    expect(staleCaSecret(followed(1, trustNext), trustNext)).toBeNull();
+    expect(staleCaSecret(followed(1, trustNext), signNext)).toBeNull();
+    // An operator's step back is put with a higher generation (docs/security.md).
+    expect(staleCaSecret(followed(2, signNext), { ...trustNext, generation: 3 })).toBeNull();
+  });
+
+  it("a new CA sharing nothing with what was followed (a replaced secret) is not stale", () => {
+    const signNext: CaSecret = { ...B(), previous: { cert: A().cert }, generation: 2 };
+    expect(staleCaSecret(followed(2, signNext), { ...(cas[2] as CertKey) })).toBeNull();
+  });
+
+  test.prop([fc.array(fc.constantFrom(...ROTATION_COMMANDS), { minLength: 1, maxLength: 10 }), fc.nat(20)], {
+    numRuns: 50,
+  })(
+    "a node reading any earlier secret of the same rotation history after a later one ignores it",
+    (commands, pick) => {
+      const history: CaSecret[] = [{ ...A() }];
+      let made = 1;
+      for (const c of commands) {
+        const out = nextCaSecret(history.at(-1) as CaSecret, c, cas[made % cas.length]);
+        if (!out.ok) continue;
+        if (c === "begin") made++;
+        history.push(out.secret);
+      }
+      const latest = history.length - 1;
+      const seen = history[latest] as CaSecret;
+      const earlier = history[pick % (latest + 1)] as CaSecret;
+      const stale = staleCaSecret(followed(seen.generation ?? 0, seen), earlier);
+      const sharesCa = trustSet(trustBundle(earlier)).some((f) => trustSet(trustBundle(seen)).includes(f));
+      expect(stale !== null).toBe((earlier.generation ?? 0) < (seen.generation ?? 0) && sharesCa);
     },
   );
 });
