@@ -11,6 +11,7 @@ import {
 } from "../errors.js";
 import type { Logger } from "../log.js";
 import { candidateEndpoints, observeCluster, observeDns, tryObserveAsg } from "../observe/observe.js";
+import { parseSnapshotKey } from "../planner/backup-plan.js";
 import { type BootDecision, type BootObservation, decideBoot } from "../planner/boot-plan.js";
 import { markerName } from "../planner/dns-plan.js";
 import { initialClusterFor, parseEnvFile, renderEtcdEnv } from "../planner/etcd-env.js";
@@ -30,12 +31,14 @@ import type { Ports } from "../ports/index.js";
 import {
   downloadVerified,
   listSnapshots,
+  NoGoodSnapshotError,
   plannedBump,
   readRegistryEntry,
   recordRestoreEvent,
   registeredMembers,
   registerMember,
   restoreVerified,
+  type VerifiedSnapshot,
 } from "./backup.js";
 
 export interface BootContext {
@@ -581,7 +584,8 @@ async function observeRecovery(
           null)
         : marker.token;
     const refs = await listSnapshots(ports, config, asgName, log);
-    const newest = formerToken === null ? null : (refs.find((r) => r.clusterToken === formerToken) ?? null);
+    const own = formerToken === null ? [] : refs.filter((r) => r.clusterToken === formerToken);
+    const newest = own[0] ?? null;
     const other = newest === null ? (refs[0] ?? null) : null;
     const meta = newest ? await ports.backups.head(newest.key) : {};
     const registered =
@@ -590,6 +594,7 @@ async function observeRecovery(
     return {
       formerToken,
       newest: newest ? { key: newest.key, takenAt: newest.takenAt } : null,
+      older: own.slice(1).map((r) => r.key),
       otherNewest: other ? { key: other.key, clusterToken: other.clusterToken } : null,
       formerMembers: [...new Set([...fromSnapshot, ...registered])].sort(),
       unreachableSince: ports.clock.now().toISOString(),
@@ -671,12 +676,8 @@ async function applyRestore(
   // Whatever is in the data dir (stale data, or a partial restore of an earlier attempt) goes aside.
   await steps.run("restore:move-data-aside", () => moveAside(ports, log, "stale data before a restore"));
   const tool = config.backup.restoreTool;
-  // Only the lost cluster's own snapshots, newest first: never another cluster's in their place.
-  const candidates = (await listSnapshots(ports, config, asgName, log)).filter(
-    (r) => r.clusterToken === decision.formerToken,
-  );
   const verified = await steps.run("restore:download-verify", () =>
-    downloadVerified(ports, config, asgName, log, { refs: candidates }),
+    downloadPlanned(ports, config, asgName, decision, log),
   );
   // etcd's tool wants a directory that does not exist; the data dir may be a mount point, so the
   // restore goes beside member/ on the same file system and member/ is moved into place. One name,
@@ -728,6 +729,36 @@ async function applyRestore(
     ...(result.corrupt.length > 0 ? { skipped_corrupt: result.corrupt.join(",") } : {}),
   });
   return { decision: "restore", reason: decision.reason, envFile: config.envFile, memberId: null };
+}
+
+/**
+ * Downloads the snapshot the plan named (never a fresh listing's newest: a snapshot uploaded since
+ * the plan is not restored), falling back only to the older keys the same plan named when one fails
+ * its checksum. Refused, naming the rule, when the planned snapshot is gone or none of them verifies.
+ */
+async function downloadPlanned(
+  ports: Ports,
+  config: AgentConfig,
+  asgName: string,
+  decision: Extract<BootDecision, { kind: "restore" }>,
+  log: Logger,
+): Promise<VerifiedSnapshot> {
+  const key = decision.snapshotKey;
+  if (ports.backups && !(await ports.backups.list(key)).includes(key)) {
+    throw new RefusedError({
+      rule: "snapshot-unverified",
+      detail: `snapshot ${key}, which the restore planned, is gone from the bucket; nothing was restored`,
+    });
+  }
+  const refs = [key, ...decision.olderKeys].map(
+    (k) => parseSnapshotKey(k) ?? { key: k, takenAt: "", revision: "?", clusterToken: decision.formerToken },
+  );
+  try {
+    return await downloadVerified(ports, config, asgName, log, { refs });
+  } catch (error) {
+    if (!(error instanceof NoGoodSnapshotError)) throw error;
+    throw new RefusedError({ rule: "snapshot-unverified", detail: error.message });
+  }
 }
 
 /** Client URLs of members that answered Status: where membership calls go. */

@@ -58,6 +58,8 @@ export interface Recovery {
   formerToken?: string | null;
   /** The newest snapshot of formerToken, or null when there is none. */
   newest: { key: string; takenAt: string } | null;
+  /** formerToken's older snapshots, newest first, from the same listing as `newest`. */
+  older?: string[];
   /** The newest snapshot of any other token, when formerToken has none (named in the hold). */
   otherNewest?: { key: string; clusterToken: string } | null;
   /**
@@ -109,10 +111,16 @@ export type BootDecision =
       clusterToken: string;
     }
   | {
-      /** Disaster recovery: a new one-member cluster from the newest snapshot that verifies. */
+      /** Disaster recovery: a new one-member cluster from the snapshot this plan names. */
       kind: "restore";
       reason: string;
+      /** The snapshot restored: the newest of the lost cluster when the plan was made (never listed again). */
       snapshotKey: string;
+      /**
+       * The lost cluster's older snapshots, newest first, from the same listing: tried in this order
+       * only when the one before fails its checksum. Nothing else is ever restored.
+       */
+      olderKeys: string[];
       moveDataAside: boolean;
       /** The lost cluster's token (its snapshots are the only candidates). */
       formerToken: string;
@@ -469,6 +477,7 @@ function decideRecovery(obs: BootObservation, formerToken: string, staleData: bo
     kind: "restore",
     reason: `cluster ${formerToken} lost every member (${r.formerMembers.join(", ")} gone) and none answered for ${Math.round(waited)}s; restoring ${snapshot.key} (taken ${snapshot.takenAt})`,
     snapshotKey: snapshot.key,
+    olderKeys: r.older ?? [],
     moveDataAside: staleData,
     formerToken,
     claim: "swap",
@@ -545,6 +554,7 @@ function decideRestoring(obs: BootObservation, marker: ClusterMarker, staleData:
       ? `this instance's restore of ${r.formerToken} into ${marker.token} was interrupted; restoring ${snapshot.key} again`
       : `restorer ${marker.claimant} is gone before its restore served; taking it over and restoring ${snapshot.key} again`,
     snapshotKey: snapshot.key,
+    olderKeys: r.older ?? [],
     moveDataAside: staleData,
     formerToken: r.formerToken,
     claim: mine ? "own" : "swap",
