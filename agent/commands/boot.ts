@@ -135,7 +135,7 @@ export async function runBoot(
     // that waited out its timeout): the restore bound counts from there, not from this process.
     const unreachableSince = await trackUnreachable(ports, obs.cluster !== null, obs.now, log);
     if (obs.recovery) obs.recovery.unreachableSince = unreachableSince ?? obs.now;
-    const decision = decideBoot(obs);
+    const decision = decideBoot(obs, { join: options.mode === "join", remote: options.remote === true });
     logDecision(log, decision, round);
 
     switch (decision.kind) {
@@ -173,24 +173,11 @@ export async function runBoot(
         };
       }
       case "restore": {
-        if (options.mode === "join") {
-          throw new RefusedError({
-            rule: "cluster-existed",
-            detail: "join never restores: no member answers",
-          });
-        }
         const restored = await applyRestore(ports, config, identity, decision, obs, log, options.afterStep);
         if (restored !== null) return restored;
         continue;
       }
       case "bootstrap": {
-        if (options.mode === "join") {
-          throw new RefusedError({
-            rule: "cluster-existed",
-            detail:
-              "join never bootstraps: no member answers. Use etcd-agent boot on a node, or restore from a backup",
-          });
-        }
         try {
           await steps.run("bootstrap:claim-marker", () =>
             claimBootstrap(ports, config, identity.instanceId, decision, obs),
@@ -219,14 +206,6 @@ export async function runBoot(
         return { decision: "bootstrap", reason: decision.reason, envFile: config.envFile, memberId: null };
       }
       case "join": {
-        // From the bastion "no data" only means the bastion cannot see the node's disk: removing a
-        // started member on that would take a healthy voter out of the cluster.
-        if (options.remote && decision.removeFirst !== null) {
-          throw new RefusedError({
-            rule: "remote-member-started",
-            detail: `member ${decision.removeFirst.memberId} (${decision.removeFirst.label}) is started in the cluster; nothing was changed`,
-          });
-        }
         // A membership call that timed out may or may not have happened: observe again and let
         // the decision find out (a member added for this node is resumed, never added twice).
         try {

@@ -140,7 +140,45 @@ export function tokenFor(asgName: string, claimant: string): string {
   return `${asgName}-${claimant}`;
 }
 
-export function decideBoot(obs: BootObservation): BootDecision {
+/** What the command asks of the boot decision. */
+export interface BootIntent {
+  /** etcd-agent join: only ever joins (or rejoins) a cluster that answers; never a bootstrap or restore. */
+  join: boolean;
+  /** Run from the bastion for another instance: that node's data cannot be seen from here. */
+  remote: boolean;
+}
+
+const BOOT: BootIntent = { join: false, remote: false };
+
+export function decideBoot(obs: BootObservation, intent: BootIntent = BOOT): BootDecision {
+  const decision = decideBootAlone(obs);
+  if (intent.join && decision.kind === "bootstrap") {
+    return {
+      kind: "refuse",
+      hold: hold(
+        "cluster-existed",
+        "join never bootstraps: no member answers. Use etcd-agent boot on a node, or restore from a backup",
+      ),
+    };
+  }
+  if (intent.join && decision.kind === "restore") {
+    return { kind: "refuse", hold: hold("cluster-existed", "join never restores: no member answers") };
+  }
+  // From the bastion "no data" only means the bastion cannot see the node's disk: removing a
+  // started member on that would take a healthy voter out of the cluster.
+  if (intent.remote && decision.kind === "join" && decision.removeFirst !== null) {
+    return {
+      kind: "refuse",
+      hold: hold(
+        "remote-member-started",
+        `member ${decision.removeFirst.memberId} (${decision.removeFirst.label}) is started in the cluster; nothing was changed`,
+      ),
+    };
+  }
+  return decision;
+}
+
+function decideBootAlone(obs: BootObservation): BootDecision {
   if (obs.self.targetLifecycleState !== null && LEAVING_TARGETS.has(obs.self.targetLifecycleState)) {
     return {
       kind: "wait",
