@@ -9,22 +9,23 @@ import {
   isStarted,
   voterCounts,
 } from "./membership.js";
-import type { AsgView, ClusterMarker, ClusterView, LocalView, MemberView } from "./observation.js";
+import type {
+  AsgView,
+  ClusterMarker,
+  ClusterView,
+  LocalView,
+  MarkerRead,
+  MemberView,
+  SelfView,
+} from "./observation.js";
 import { hasQuorum, quorumAfterRemoval, quorumSize } from "./quorum.js";
 import { type Hold, hold } from "./rules.js";
 
-export type MarkerRead =
-  | { kind: "absent" }
-  | { kind: "present"; marker: ClusterMarker }
-  | { kind: "unknown"; error: string };
+/** Where it lived before: kept for the imports that name it here. */
+export type { MarkerRead } from "./observation.js";
 
 export interface BootObservation {
-  self: {
-    instanceId: string;
-    privateIp: string;
-    /** IMDS autoscaling/target-lifecycle-state, or the ASG's state for this instance; null if unknown. */
-    targetLifecycleState: string | null;
-  };
+  self: SelfView;
   /** null: the ASG could not be read. */
   asg: AsgView | null;
   /** null: no member answered (or there were no peers to ask). */
