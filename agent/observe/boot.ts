@@ -31,7 +31,10 @@ export async function observeBoot(
   ctx: { identity: Identity; asgName: string },
   memory: Memory,
   log: Logger,
+  /** persist false (boot --dry-run): the clocks in memory.json and the refused-snapshot records are not written. */
+  o: { persist?: boolean } = {},
 ): Promise<{ observation: BootObservation; memory: Memory }> {
+  const persist = o.persist !== false;
   const { identity } = ctx;
   const [asg, target, dns, hasData, state] = await Promise.all([
     tryObserveAsg(ports.autoscaling, ports.ec2, ctx.asgName, log),
@@ -48,7 +51,7 @@ export async function observeBoot(
     cluster === null &&
     dns.marker.kind === "present" &&
     (dns.marker.marker.state === "active" || dns.marker.marker.state === "restoring")
-      ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker, log)
+      ? await observeRecovery(ports, config, ctx.asgName, dns.marker.marker, log, persist)
       : null;
   // EC2's word on the instances whose going would let this node take a claim over or restore: the
   // marker's claimant and the lost cluster's former members, when the ASG does not list them.
@@ -59,12 +62,12 @@ export async function observeBoot(
           ...(recovery?.formerMembers ?? []),
         ]
       : [];
-  const ec2States = await observeUnlisted(ports, asg, unlisted, log);
+  const ec2States = await observeUnlisted(ports, asg, unlisted, log, persist);
   const now = ports.clock.now().toISOString();
   const remembered = cluster ? rememberMembers(memory, cluster.members, now) : memory;
   // Since when no member answered, kept in the state dir across boots (systemd restarts a boot
   // that waited out its timeout): the restore bound counts from there, not from this process.
-  const unreachableSince = (await trackUnreachable(ports, cluster !== null, now, log)) ?? now;
+  const unreachableSince = (await trackUnreachable(ports, cluster !== null, now, log, persist)) ?? now;
   return {
     observation: {
       recovery: recovery && { ...recovery, unreachableSince },
@@ -92,6 +95,7 @@ async function observeUnlisted(
   asg: BootObservation["asg"],
   ids: string[],
   log: Logger,
+  persist: boolean,
 ): Promise<Record<string, string>> {
   if (asg === null) return {};
   const unlisted = [...new Set(ids)].filter((id) => !asg.instances.some((i) => i.instanceId === id));
@@ -104,7 +108,7 @@ async function observeUnlisted(
     // "Not found" may be an instance EC2 does not show yet: gone only once it has lasted.
     const stored = parseMemory(await ports.local.readMemory().catch(() => null));
     const seen = observeNotFound(stored, states, ports.clock.now().toISOString());
-    if (JSON.stringify(seen.memory.notFoundSince) !== JSON.stringify(stored.notFoundSince))
+    if (persist && JSON.stringify(seen.memory.notFoundSince) !== JSON.stringify(stored.notFoundSince))
       await ports.local
         .writeMemory(seen.memory)
         .catch((error: Error) =>
@@ -129,6 +133,7 @@ async function trackUnreachable(
   answered: boolean,
   now: string,
   log: Logger,
+  persist: boolean,
 ): Promise<string | null> {
   let stored: Memory;
   try {
@@ -141,8 +146,9 @@ async function trackUnreachable(
   }
   const next = observeUnreachable(stored, answered, now);
   if (
-    next.unreachableSince !== stored.unreachableSince ||
-    next.unreachableConfirmedAt !== stored.unreachableConfirmedAt
+    persist &&
+    (next.unreachableSince !== stored.unreachableSince ||
+      next.unreachableConfirmedAt !== stored.unreachableConfirmedAt)
   ) {
     try {
       await ports.local.writeMemory(next);
@@ -166,6 +172,7 @@ async function observeRecovery(
   asgName: string,
   marker: ClusterMarker,
   log: Logger,
+  persist: boolean,
 ): Promise<Omit<Recovery, "unreachableSince"> | null> {
   if (!config.backup || !ports.backups) return null;
   try {
@@ -174,7 +181,7 @@ async function observeRecovery(
         ? ((await readRegistryEntry(ports, config, asgName, marker.token, marker.claimant))?.restoredFrom ??
           null)
         : marker.token;
-    const refs = await listSnapshots(ports, config, asgName, log);
+    const refs = await listSnapshots(ports, config, asgName, log, { recordRefused: persist });
     const own = formerToken === null ? [] : refs.filter((r) => r.clusterToken === formerToken);
     const newest = own[0] ?? null;
     const other = newest === null ? (refs[0] ?? null) : null;
