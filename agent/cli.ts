@@ -1,7 +1,7 @@
 // The command line: parse, validate, call the command, return an exit code. Only main exits.
 import type { Writable } from "node:stream";
 import yargs, { type Argv } from "yargs";
-import { resolveContext, runBoot } from "./commands/boot.js";
+import { dryRunBoot, formatDryRun, resolveContext, runBoot } from "./commands/boot.js";
 import { runJoin } from "./commands/join.js";
 import { formatPlan, runPlan } from "./commands/plan.js";
 import { runRemoveMember } from "./commands/remove-member.js";
@@ -284,8 +284,25 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .command(
       "boot",
       "before etcd starts: rejoin, join as a learner, bootstrap, or refuse; writes etcd's environment file",
-      (y) => y,
+      (y) =>
+        y.option("dry-run", {
+          type: "boolean",
+          default: false,
+          describe: "observe once, print the decision and the steps it would take; change nothing",
+        }),
       command("stdout", async ({ config, log, ports, args }) => {
+        if (args.dryRun) {
+          // The plan alone on stdout; what the observation logs goes to stderr.
+          const toStderr = createLogger(io.stderr, { level: config.logLevel });
+          const plan = await dryRunBoot(
+            ports,
+            config,
+            await resolveContext(ports, config, toStderr),
+            toStderr,
+          );
+          print(args.json ? `${JSON.stringify(plan)}\n` : formatDryRun(plan));
+          return EXIT.SUCCESS;
+        }
         const ctx = await resolveContext(ports, config, log);
         // Before anything talks to etcd: with TLS every call presents this node's certificate.
         if (config.tls)

@@ -209,6 +209,7 @@ export async function listSnapshots(
   config: AgentConfig,
   asgName: string,
   log?: Logger,
+  o: { recordRefused?: boolean } = {},
 ): Promise<SnapshotRef[]> {
   const { backups, backup } = store(ports, config);
   const prefix = backupPrefix(backup, asgName);
@@ -222,6 +223,7 @@ export async function listSnapshots(
         reason: r.reason,
       },
     );
+    if (o.recordRefused === false) continue;
     await recordRefusedSnapshot(ports, config, asgName, r).catch((error: Error) =>
       log?.warn("could not record the refused snapshot's alarm", {
         action: "backup",

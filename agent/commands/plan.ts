@@ -1,12 +1,12 @@
 // `etcd-agent plan`: what the leader's `run` would do next, and why. Changes nothing.
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
-import { instanceOfMember, isHealthy, urlHost } from "../planner/membership.js";
+import { leaderObservation } from "../observe/reconcile.js";
+import { observeSnapshot } from "../observe/snapshot.js";
 import { type Plan, planReconcile } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
-import { observeSnapshot, operatorAsgName } from "./operator.js";
-import { plannerSettings } from "./run.js";
+import { operatorAsgName } from "./operator.js";
 import { storageObservation } from "./storage.js";
 
 export interface PlanReport {
@@ -21,8 +21,9 @@ export async function runPlan(ports: Ports, config: AgentConfig, log: Logger): P
   const note =
     "seen from outside the leader: grace periods and unhealthy deadlines start now, so removals of " +
     "never-started members and health reports show as held back";
-  const leader = snap.cluster?.members.find((m) => m.id === snap.cluster?.leaderId) ?? null;
-  if (snap.cluster === null || leader === null) {
+  // From outside: no defragmentation known to run, none done; under NOSPACE the plan starts at the compaction.
+  const seen = leaderObservation(snap, config, ports.clock.now().toISOString(), storageObservation(config));
+  if (seen === null) {
     const plan: Plan = {
       role: "unknown",
       actions: [],
@@ -35,34 +36,7 @@ export async function runPlan(ports: Ports, config: AgentConfig, log: Logger): P
     };
     return { asOf: null, plan, note };
   }
-  const instance = snap.asg ? instanceOfMember(leader, snap.asg) : null;
-  const now = ports.clock.now().toISOString();
-  const since = Object.fromEntries(snap.cluster.members.map((m) => [m.id, now]));
-  // Only the members that do not answer now are unhealthy since now (healthy ones are settled).
-  const unhealthySince = Object.fromEntries(
-    snap.cluster.members.filter((m) => !isHealthy(m)).map((m) => [m.id, now]),
-  );
-  const plan = planReconcile({
-    self: {
-      instanceId: instance?.instanceId ?? leader.name,
-      privateIp: instance?.privateIp ?? urlHost(leader.peerUrls[0] ?? "") ?? "",
-      targetLifecycleState: null,
-    },
-    asg: snap.asg,
-    cluster: snap.cluster,
-    marker: snap.marker,
-    dns: snap.dns,
-    hooks: null,
-    now,
-    firstSeenUnstarted: since,
-    unhealthySince,
-    reportedUnhealthy: [],
-    localClusterToken: null,
-    config: plannerSettings(config),
-    // From outside: no defragmentation known to run, none done; under NOSPACE the plan starts at the compaction.
-    storage: storageObservation(config),
-  });
-  return { asOf: { instanceId: instance?.instanceId ?? leader.name, memberId: leader.id }, plan, note };
+  return { asOf: seen.asOf, plan: planReconcile(seen.observation), note };
 }
 
 export function formatPlan(r: PlanReport): string {

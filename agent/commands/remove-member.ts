@@ -2,10 +2,11 @@
 import type { AgentConfig } from "../config/config.js";
 import { ConfigError, EtcdUnavailableError, RefusedError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { observeSnapshot } from "../observe/snapshot.js";
 import { isHealthy, voterCounts } from "../planner/membership.js";
 import { quorumAfterRemoval } from "../planner/quorum.js";
 import type { Ports } from "../ports/index.js";
-import { observeSnapshot, operatorAsgName } from "./operator.js";
+import { operatorAsgName } from "./operator.js";
 
 export interface RemoveResult {
   memberId: string;

@@ -3,21 +3,17 @@
 import type { AgentConfig } from "../config/config.js";
 import { EtcdRequestError, MarkerConflictError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { candidateEndpoints, observeCluster, observeDns, tryObserveAsg } from "../observe/observe.js";
-import { isPublished, markerName } from "../planner/dns-plan.js";
+import { type ObservedState, observeReconcile } from "../observe/reconcile.js";
+import { markerName } from "../planner/dns-plan.js";
 import { markerRecord } from "../planner/marker.js";
 import { alarmsOf, clientUrlFor, findSelfMember, isHealthy, isStarted } from "../planner/membership.js";
 import {
   emptyMemory,
-  type Memory,
   parseMemory,
   rememberAlarms,
   rememberDnsWrites,
-  rememberLeave,
-  rememberMembers,
   resumeMemory,
 } from "../planner/memory.js";
-import type { AsgView, ClusterView } from "../planner/observation.js";
 import {
   type Action,
   MEMBERSHIP_ACTIONS,
@@ -28,7 +24,6 @@ import {
 import { RULES } from "../planner/rules.js";
 import { statusLine } from "../planner/status-line.js";
 import { type VitalSigns, vitalSigns } from "../planner/vital-signs.js";
-import type { LifecycleHooks } from "../ports/autoscaling.js";
 import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
 import { followCaRotation } from "../tls/rotate-node.js";
@@ -44,18 +39,6 @@ import {
   type StorageState,
   storageObservation,
 } from "./storage.js";
-
-/** The part of the agent's configuration the reconcile planner reads. */
-export function plannerSettings(config: AgentConfig): ReconcileObservation["config"] {
-  return {
-    domain: config.domain,
-    peerPort: config.peerPort,
-    clientPort: config.clientPort,
-    tls: config.tls !== null,
-    startupGraceSeconds: config.startupGraceSeconds,
-    unhealthyDeadlineSeconds: config.unhealthyDeadlineSeconds,
-  };
-}
 
 /** On the leader: the operators' client certificate, looked at when due (an hour after a failure). */
 async function operatorCertIfDue(
@@ -151,17 +134,10 @@ export const LEAVE_STEPS = {
   "leave:complete-hook": "complete-lifecycle",
 } as const satisfies Record<string, Action["type"]>;
 
-/** What the loop carries from one cycle to the next. */
-export interface LoopState {
-  memory: Memory;
+/** What the loop carries from one cycle to the next (the observation folds its clocks into it). */
+export interface LoopState extends ObservedState {
   /** The memory has been read back from the state dir (once, at the first cycle). */
   memoryLoaded: boolean;
-  /** Client URLs of the members seen last, to find the cluster when the local etcd is down. */
-  knownEndpoints: string[];
-  /** The lifecycle hooks, read once. */
-  hooks: LifecycleHooks | null;
-  /** This instance has been seen InService: the launch hook is behind it, no more ASG reads as a follower. */
-  launchSettled: boolean;
   /** The holds logged last cycle: a hold is logged at info when it first appears, then at debug. */
   loggedHolds: Set<string>;
   backup: BackupState;
@@ -193,127 +169,6 @@ export function initialLoopState(): LoopState {
     backup: initialBackupState(),
     tls: { nodeCheckAt: null, operatorCheckAt: null, caCheckAt: null },
     storage: initialStorageState(),
-  };
-}
-
-export async function observeReconcile(
-  ports: Ports,
-  config: AgentConfig,
-  ctx: BootContext,
-  state: LoopState,
-  log: Logger,
-  options: { readEverything?: boolean } = {},
-): Promise<ReconcileObservation> {
-  const { identity } = ctx;
-  const selfUrl = clientUrlFor(identity.privateIp, config.clientPort, config.scheme);
-  const target = await ports.metadata.targetLifecycleState().catch(() => null);
-
-  let asg: AsgView | null = null;
-  let asgRead = false;
-  const readAsg = async () => {
-    if (!asgRead) {
-      asg = await tryObserveAsg(ports.autoscaling, ports.ec2, ctx.asgName, log);
-      asgRead = true;
-    }
-    return asg;
-  };
-
-  let cluster: ClusterView | null = await observeCluster(
-    ports.etcd,
-    [selfUrl, ...state.knownEndpoints.filter((u) => u !== selfUrl)],
-    null,
-    config.clientPort,
-    config.scheme,
-  );
-  if (cluster === null) {
-    const peers = candidateEndpoints(await readAsg(), config.clientPort, [selfUrl], config.scheme);
-    cluster = await observeCluster(ports.etcd, peers, asg, config.clientPort, config.scheme);
-  }
-  const me = cluster ? findSelfMember(cluster.members, identity.instanceId, identity.privateIp) : null;
-  const leader = cluster !== null && me !== null && cluster.leaderId === me.id;
-  const terminating = target === "Terminated";
-
-  if (options.readEverything || leader || terminating || !state.launchSettled) await readAsg();
-  if ((options.readEverything || terminating || !state.launchSettled) && state.hooks === null) {
-    state.hooks = await ports.autoscaling.lifecycleHooks(ctx.asgName).catch((error: Error) => {
-      log.warn("could not read the lifecycle hooks", { reason: error.message });
-      return null;
-    });
-  }
-  // The ASG's own state is the second source the issue names for a termination; IMDS is the first.
-  const selfState = (asg as AsgView | null)?.instances.find(
-    (i) => i.instanceId === identity.instanceId,
-  )?.lifecycleState;
-  const effectiveTarget =
-    selfState === "Terminating" || selfState === "Terminating:Wait" ? "Terminated" : target;
-  // A leaving member reads the records too: it leaves etcd only once DNS has let it go (the drain).
-  const dns =
-    options.readEverything || leader || effectiveTarget === "Terminated"
-      ? await observeDns(ports.dns, config.domain, log)
-      : { records: null, marker: { kind: "absent" as const } };
-  const local = await ports.local.readState();
-
-  return {
-    self: {
-      instanceId: identity.instanceId,
-      privateIp: identity.privateIp,
-      targetLifecycleState: effectiveTarget,
-    },
-    asg,
-    cluster,
-    marker: dns.marker,
-    dns: dns.records,
-    hooks: state.hooks,
-    now: ports.clock.now().toISOString(),
-    firstSeenUnstarted: state.memory.firstSeenUnstarted,
-    unhealthySince: state.memory.unhealthySince,
-    reportedUnhealthy: state.memory.reportedUnhealthy,
-    reportedUnhealthyAt: state.memory.reportedUnhealthyAt,
-    missingSince: state.memory.missingSince,
-    dnsWrites: state.memory.dnsWrites,
-    leavingSince: state.memory.leavingSince,
-    drainedSince: state.memory.drainedSince,
-    localClusterToken: local?.clusterToken ?? null,
-    config: plannerSettings(config),
-    storage: storageObservation(config, state.storage),
-  };
-}
-
-/** Folds what was seen into the loop's memory; returns the observation with that memory applied. */
-export function remember(state: LoopState, obs: ReconcileObservation): ReconcileObservation {
-  let memory = rememberDnsWrites(state.memory, obs.now);
-  if (obs.cluster !== null) {
-    memory = rememberMembers(memory, obs.cluster.members, obs.now, obs.asg);
-    const urls = obs.cluster.members.flatMap((m) => m.clientUrls);
-    if (urls.length > 0) state.knownEndpoints = urls;
-  }
-  // A reported instance is forgotten once it has left the group (the list is persisted).
-  const asg = obs.asg;
-  if (asg !== null) {
-    const reportedUnhealthy = memory.reportedUnhealthy.filter((id) =>
-      asg.instances.some((i) => i.instanceId === id),
-    );
-    const reportedUnhealthyAt = Object.fromEntries(
-      Object.entries(memory.reportedUnhealthyAt).filter(([id]) => reportedUnhealthy.includes(id)),
-    );
-    memory = { ...memory, reportedUnhealthy, reportedUnhealthyAt };
-  }
-  const me = obs.cluster && findSelfMember(obs.cluster.members, obs.self.instanceId, obs.self.privateIp);
-  const published = me && obs.dns !== null ? isPublished(me.name, obs.dns, obs.config.domain) : null;
-  memory = rememberLeave(memory, obs.self.targetLifecycleState === "Terminated", published, obs.now);
-  state.memory = memory;
-  const selfInstance = obs.asg?.instances.find((i) => i.instanceId === obs.self.instanceId);
-  if (selfInstance?.lifecycleState === "InService") state.launchSettled = true;
-  return {
-    ...obs,
-    firstSeenUnstarted: memory.firstSeenUnstarted,
-    unhealthySince: memory.unhealthySince,
-    reportedUnhealthy: memory.reportedUnhealthy,
-    reportedUnhealthyAt: memory.reportedUnhealthyAt,
-    missingSince: memory.missingSince,
-    dnsWrites: memory.dnsWrites,
-    leavingSince: memory.leavingSince,
-    drainedSince: memory.drainedSince,
   };
 }
 
@@ -445,7 +300,14 @@ export async function reconcileOnce(
 ): Promise<CycleResult> {
   await loadMemory(ports, state, log);
   const before = JSON.stringify(state.memory);
-  const obs = remember(state, await observeReconcile(ports, config, ctx, state, log));
+  const obs = await observeReconcile(
+    ports,
+    config,
+    ctx,
+    state,
+    () => storageObservation(config, state.storage),
+    log,
+  );
   const raised = logAlarms(state, obs, log);
   state.storage ??= initialStorageState();
   if (obs.cluster?.members.some((m) => m.status !== null))

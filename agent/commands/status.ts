@@ -2,9 +2,10 @@
 import type { AgentConfig } from "../config/config.js";
 import { ClusterUnhealthyError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { observeSnapshot } from "../observe/snapshot.js";
 import { buildStatusReport, type StatusReport } from "../planner/status-report.js";
 import type { Ports } from "../ports/index.js";
-import { observeSnapshot, operatorAsgName } from "./operator.js";
+import { operatorAsgName } from "./operator.js";
 
 export async function runStatus(ports: Ports, config: AgentConfig, log: Logger): Promise<StatusReport> {
   const asgName = await operatorAsgName(ports, config);

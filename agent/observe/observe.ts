@@ -2,11 +2,10 @@
 // data the planners take. A read that fails becomes "unknown" (null), never an empty list.
 import { EtcdUnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { MarkerRead } from "../planner/boot-plan.js";
 import { markerName, normalizeName } from "../planner/dns-plan.js";
 import { decodeMarker } from "../planner/marker.js";
 import { clientUrlFor, instanceOfMember, urlHost } from "../planner/membership.js";
-import type { AsgView, ClusterView, DnsRecord, MemberView } from "../planner/observation.js";
+import type { AsgView, ClusterView, DnsRecord, MarkerRead, MemberView } from "../planner/observation.js";
 import type { AutoScaling } from "../ports/autoscaling.js";
 import type { Dns } from "../ports/dns.js";
 import type { Ec2 } from "../ports/ec2.js";

@@ -9,22 +9,23 @@ import {
   isStarted,
   voterCounts,
 } from "./membership.js";
-import type { AsgView, ClusterMarker, ClusterView, LocalView, MemberView } from "./observation.js";
+import type {
+  AsgView,
+  ClusterMarker,
+  ClusterView,
+  LocalView,
+  MarkerRead,
+  MemberView,
+  SelfView,
+} from "./observation.js";
 import { hasQuorum, quorumAfterRemoval, quorumSize } from "./quorum.js";
 import { type Hold, hold } from "./rules.js";
 
-export type MarkerRead =
-  | { kind: "absent" }
-  | { kind: "present"; marker: ClusterMarker }
-  | { kind: "unknown"; error: string };
+/** Where it lived before: kept for the imports that name it here. */
+export type { MarkerRead } from "./observation.js";
 
 export interface BootObservation {
-  self: {
-    instanceId: string;
-    privateIp: string;
-    /** IMDS autoscaling/target-lifecycle-state, or the ASG's state for this instance; null if unknown. */
-    targetLifecycleState: string | null;
-  };
+  self: SelfView;
   /** null: the ASG could not be read. */
   asg: AsgView | null;
   /** null: no member answered (or there were no peers to ask). */
@@ -58,6 +59,8 @@ export interface Recovery {
   formerToken?: string | null;
   /** The newest snapshot of formerToken, or null when there is none. */
   newest: { key: string; takenAt: string } | null;
+  /** formerToken's older snapshots, newest first, from the same listing as `newest`. */
+  older?: string[];
   /** The newest snapshot of any other token, when formerToken has none (named in the hold). */
   otherNewest?: { key: string; clusterToken: string } | null;
   /**
@@ -109,10 +112,16 @@ export type BootDecision =
       clusterToken: string;
     }
   | {
-      /** Disaster recovery: a new one-member cluster from the newest snapshot that verifies. */
+      /** Disaster recovery: a new one-member cluster from the snapshot this plan names. */
       kind: "restore";
       reason: string;
+      /** The snapshot restored: the newest of the lost cluster when the plan was made (never listed again). */
       snapshotKey: string;
+      /**
+       * The lost cluster's older snapshots, newest first, from the same listing: tried in this order
+       * only when the one before fails its checksum. Nothing else is ever restored.
+       */
+      olderKeys: string[];
       moveDataAside: boolean;
       /** The lost cluster's token (its snapshots are the only candidates). */
       formerToken: string;
@@ -132,7 +141,45 @@ export function tokenFor(asgName: string, claimant: string): string {
   return `${asgName}-${claimant}`;
 }
 
-export function decideBoot(obs: BootObservation): BootDecision {
+/** What the command asks of the boot decision. */
+export interface BootIntent {
+  /** etcd-agent join: only ever joins (or rejoins) a cluster that answers; never a bootstrap or restore. */
+  join: boolean;
+  /** Run from the bastion for another instance: that node's data cannot be seen from here. */
+  remote: boolean;
+}
+
+const BOOT: BootIntent = { join: false, remote: false };
+
+export function decideBoot(obs: BootObservation, intent: BootIntent = BOOT): BootDecision {
+  const decision = decideBootAlone(obs);
+  if (intent.join && decision.kind === "bootstrap") {
+    return {
+      kind: "refuse",
+      hold: hold(
+        "cluster-existed",
+        "join never bootstraps: no member answers. Use etcd-agent boot on a node, or restore from a backup",
+      ),
+    };
+  }
+  if (intent.join && decision.kind === "restore") {
+    return { kind: "refuse", hold: hold("cluster-existed", "join never restores: no member answers") };
+  }
+  // From the bastion "no data" only means the bastion cannot see the node's disk: removing a
+  // started member on that would take a healthy voter out of the cluster.
+  if (intent.remote && decision.kind === "join" && decision.removeFirst !== null) {
+    return {
+      kind: "refuse",
+      hold: hold(
+        "remote-member-started",
+        `member ${decision.removeFirst.memberId} (${decision.removeFirst.label}) is started in the cluster; nothing was changed`,
+      ),
+    };
+  }
+  return decision;
+}
+
+function decideBootAlone(obs: BootObservation): BootDecision {
   if (obs.self.targetLifecycleState !== null && LEAVING_TARGETS.has(obs.self.targetLifecycleState)) {
     return {
       kind: "wait",
@@ -469,6 +516,7 @@ function decideRecovery(obs: BootObservation, formerToken: string, staleData: bo
     kind: "restore",
     reason: `cluster ${formerToken} lost every member (${r.formerMembers.join(", ")} gone) and none answered for ${Math.round(waited)}s; restoring ${snapshot.key} (taken ${snapshot.takenAt})`,
     snapshotKey: snapshot.key,
+    olderKeys: r.older ?? [],
     moveDataAside: staleData,
     formerToken,
     claim: "swap",
@@ -545,6 +593,7 @@ function decideRestoring(obs: BootObservation, marker: ClusterMarker, staleData:
       ? `this instance's restore of ${r.formerToken} into ${marker.token} was interrupted; restoring ${snapshot.key} again`
       : `restorer ${marker.claimant} is gone before its restore served; taking it over and restoring ${snapshot.key} again`,
     snapshotKey: snapshot.key,
+    olderKeys: r.older ?? [],
     moveDataAside: staleData,
     formerToken: r.formerToken,
     claim: mine ? "own" : "swap",

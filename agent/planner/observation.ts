@@ -105,6 +105,23 @@ export interface ClusterMarker {
   raw: string;
 }
 
+/** The marker as read: absent, present, or unknown (the zone could not be read, or the TXT is not a marker). */
+export type MarkerRead =
+  | { kind: "absent" }
+  | { kind: "present"; marker: ClusterMarker }
+  | { kind: "unknown"; error: string };
+
+/** This instance, as every observation sees it. */
+export interface SelfView {
+  instanceId: string;
+  privateIp: string;
+  /**
+   * Where the ASG takes this instance: IMDS autoscaling/target-lifecycle-state (the run loop also
+   * reads the ASG's own state for it: Terminating counts as Terminated); null when unknown.
+   */
+  targetLifecycleState: string | null;
+}
+
 /** What this node holds on its own disk. */
 export interface LocalView {
   /** etcd's data dir has a member/ directory (WAL or snapshots). */

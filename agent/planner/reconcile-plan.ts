@@ -1,5 +1,5 @@
 // What `etcd-agent run` does next, and why. Pure: observation in, plan out.
-import { foreignClusterHold, type MarkerRead } from "./boot-plan.js";
+import { foreignClusterHold } from "./boot-plan.js";
 import {
   DNS_SETTLE_SECONDS,
   DNS_TTL_SECONDS,
@@ -22,18 +22,13 @@ import {
   voterCounts,
 } from "./membership.js";
 import { DNS_WRITE_WINDOW_SECONDS } from "./memory.js";
-import type { AsgView, ClusterView, DnsRecord, MemberView } from "./observation.js";
+import type { AsgView, ClusterView, DnsRecord, MarkerRead, MemberView, SelfView } from "./observation.js";
 import { hasQuorum, quorumAfterRemoval, quorumSize } from "./quorum.js";
 import { type Hold, hold } from "./rules.js";
 import { planStorage, type StorageAction, type StorageObservation } from "./storage-plan.js";
 
 export interface ReconcileObservation {
-  self: {
-    instanceId: string;
-    privateIp: string;
-    /** IMDS autoscaling/target-lifecycle-state; null when unknown. */
-    targetLifecycleState: string | null;
-  };
+  self: SelfView;
   asg: AsgView | null;
   cluster: ClusterView | null;
   marker: MarkerRead;

@@ -29,6 +29,8 @@ export const RULES = {
   "restore-wait": "no member has answered for less than the restore bound; it may still come back",
   "no-snapshot":
     "the cluster existed, no member answers, and there is no snapshot of that cluster to restore from",
+  "snapshot-unverified":
+    "the snapshot the restore planned is gone, or neither it nor the older ones the plan named match their checksum; nothing was restored and the next boot plans again",
   "restore-in-progress":
     "another instance is restoring the cluster from a snapshot; this one waits to join the restored cluster",
   "bootstrap-claimed": "another instance has claimed the bootstrap and may be starting the cluster",

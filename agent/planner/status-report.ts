@@ -1,9 +1,8 @@
 // The status an operator reads: members, instances, DNS against what it should be, drift. Pure.
 
-import type { MarkerRead } from "./boot-plan.js";
 import { type DnsChange, desiredRecords, dnsChanges } from "./dns-plan.js";
 import { alarmsOf, instanceOfMember, isHealthy, isStarted, urlHost, voterCounts } from "./membership.js";
-import type { AsgView, ClusterView, DnsRecord } from "./observation.js";
+import type { AsgView, ClusterView, DnsRecord, MarkerRead } from "./observation.js";
 import { hasQuorum, quorumSize } from "./quorum.js";
 
 export interface StatusReport {

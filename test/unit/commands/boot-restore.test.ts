@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LocalDisk } from "../../../agent/adapters/local-disk.js";
 import { noServiceManager } from "../../../agent/adapters/systemd-notify.js";
+import type { AfterStep } from "../../../agent/apply/steps.js";
 import { sha256 } from "../../../agent/commands/backup.js";
 import { type BootResult, runBoot } from "../../../agent/commands/boot.js";
 import { EtcdUnavailableError, WaitingError } from "../../../agent/errors.js";
@@ -118,7 +119,7 @@ function world(opts: { config?: Record<string, unknown>; corrupt?: boolean } = {
       level: "debug",
     },
   );
-  const boot = () =>
+  const boot = (afterStep?: AfterStep) =>
     runBoot(
       ports,
       config,
@@ -127,6 +128,7 @@ function world(opts: { config?: Record<string, unknown>; corrupt?: boolean } = {
         asgName: "etcd",
       },
       log,
+      afterStep ? { afterStep } : {},
     );
   const marker = () => {
     const r = aws.record(MARKER, "TXT");
@@ -235,5 +237,56 @@ describe("a restore that fails part way stays restoring, never an empty cluster 
     await expect(w.boot()).rejects.toThrow(/AccessDenied/);
     expect(w.marker()).toMatchObject({ state: "active", token: OLD_TOKEN });
     expect(w.env()).toBeNull();
+  });
+});
+
+describe("the restore loads the snapshot its plan named (#17)", () => {
+  /** A snapshot of the lost cluster, taken at `at`, whose content verifies. */
+  const putSnapshot = (w: ReturnType<typeof world>, at: string, body: string) => {
+    const key = snapshotKey("backups/etcd/", new Date(at), "77", OLD_TOKEN);
+    const data = Buffer.from(body);
+    w.backups.objects.set(key, { body: data, meta: { sha256: sha256(data), members: "i-00000001" } });
+    return key;
+  };
+  const restoredKeys = (w: ReturnType<typeof world>) =>
+    w.lines
+      .map((l) => JSON.parse(l) as { msg: string; key?: string })
+      .filter((l) => l.msg.startsWith("restored the cluster from a snapshot"))
+      .map((l) => l.key);
+
+  it("a newer snapshot appearing after the plan is not the one restored", async () => {
+    const w = world({ config: { restoreAfterSeconds: 10, bootTimeoutSeconds: 60 } });
+    let newer = "";
+    // Between the plan and the download: a snapshot newer than the planned one is uploaded.
+    const done = await w.boot((step) => {
+      if (step === "restore:swap-marker") newer = putSnapshot(w, "2026-11-22T11:30:00Z", "newer data");
+    });
+
+    expect(done.decision).toBe("restore");
+    expect(newer).not.toBe("");
+    expect(restoredKeys(w)).toEqual([w.key]);
+  });
+
+  it("a planned snapshot failing its checksum: the older one the same plan named is restored", async () => {
+    const w = world({ corrupt: true, config: { restoreAfterSeconds: 10, bootTimeoutSeconds: 60 } });
+    const older = putSnapshot(w, "2026-11-22T10:00:00Z", "older data");
+
+    const done = await w.boot();
+
+    expect(done.decision).toBe("restore");
+    expect(restoredKeys(w)).toEqual([older]);
+  });
+
+  it("the planned snapshot gone before the download: refused, naming the rule; nothing restored", async () => {
+    const w = world({ config: { restoreAfterSeconds: 10, bootTimeoutSeconds: 60 } });
+    putSnapshot(w, "2026-11-22T10:00:00Z", "older data");
+    const booted = w.boot((step) => {
+      if (step === "restore:swap-marker") w.backups.objects.delete(w.key);
+    });
+
+    await expect(booted).rejects.toThrow(/\[rule: snapshot-unverified\].*gone/);
+    expect(restoredKeys(w)).toEqual([]);
+    expect(w.env()).toBeNull();
+    expect(w.marker()).toMatchObject({ state: "restoring", claimant: w.self.instanceId });
   });
 });

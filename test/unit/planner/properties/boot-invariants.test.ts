@@ -97,3 +97,31 @@ describe("decideBoot invariants (property-based)", () => {
     },
   );
 });
+
+describe("decideBoot for etcd-agent join (property-based, #17)", () => {
+  test.prop([withLostClusters], { numRuns: NUM_RUNS })(
+    "join never bootstraps or restores: where boot would, it refuses (cluster-existed); otherwise it decides as boot",
+    (obs) => {
+      const asBoot = decideBoot(obs);
+      const asJoin = decideBoot(obs, { join: true, remote: false });
+      if (asBoot.kind === "bootstrap" || asBoot.kind === "restore") {
+        expect(asJoin).toMatchObject({ kind: "refuse", hold: { rule: "cluster-existed" } });
+      } else {
+        expect(asJoin).toEqual(asBoot);
+      }
+    },
+  );
+
+  test.prop([withLostClusters], { numRuns: NUM_RUNS })(
+    "join from the bastion never removes a member first: it refuses (remote-member-started)",
+    (obs) => {
+      const asJoin = decideBoot(obs, { join: true, remote: false });
+      const remote = decideBoot(obs, { join: true, remote: true });
+      if (asJoin.kind === "join" && asJoin.removeFirst !== null) {
+        expect(remote).toMatchObject({ kind: "refuse", hold: { rule: "remote-member-started" } });
+      } else {
+        expect(remote).toEqual(asJoin);
+      }
+    },
+  );
+});
