@@ -1,12 +1,8 @@
 // The command line: parse, validate, call the command, return an exit code. Only main exits.
+// Each command's module is loaded when that command runs: --help and --version load none of them,
+// and status does not load what boot needs (the x509 library among it).
 import type { Writable } from "node:stream";
 import yargs, { type Argv } from "yargs";
-import { resolveContext, runBoot } from "./commands/boot.js";
-import { runJoin } from "./commands/join.js";
-import { formatPlan, runPlan } from "./commands/plan.js";
-import { runRemoveMember } from "./commands/remove-member.js";
-import { runLoop } from "./commands/run.js";
-import { assertHealthy, formatStatus, runStatus } from "./commands/status.js";
 import {
   type AgentConfig,
   checkUnitSettings,
@@ -286,6 +282,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "before etcd starts: rejoin, join as a learner, bootstrap, or refuse; writes etcd's environment file",
       (y) => y,
       command("stdout", async ({ config, log, ports, args }) => {
+        const { resolveContext, runBoot } = await import("./commands/boot.js");
         const ctx = await resolveContext(ports, config, log);
         // Before anything talks to etcd: with TLS every call presents this node's certificate.
         if (config.tls)
@@ -314,6 +311,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         }
         // Before anything else: settings the unit's watchdog cannot honour are refused here.
         const { watchdogMs } = checkUnitSettings(config, io.env);
+        const { resolveContext } = await import("./commands/boot.js");
+        const { runLoop } = await import("./commands/run.js");
         const ctx = await resolveContext(ports, config, log);
         await runLoop(ports, config, ctx, log.child({ instance_id: ctx.identity.instanceId }), {
           signal: io.signal,
@@ -328,6 +327,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "members, instances, DNS and drift; exits non-zero when the cluster is not healthy",
       (y) => y,
       command("stderr", async ({ config, log, ports, args }) => {
+        const { assertHealthy, formatStatus, runStatus } = await import("./commands/status.js");
         const report = await runStatus(ports, config, log);
         print(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
         assertHealthy(report);
@@ -339,6 +339,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "what run on the leader would do next and why; changes nothing",
       (y) => y,
       command("stderr", async ({ config, log, ports, args }) => {
+        const { formatPlan, runPlan } = await import("./commands/plan.js");
         const report = await runPlan(ports, config, log);
         print(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatPlan(report));
         return EXIT.SUCCESS;
@@ -349,6 +350,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "the join path by hand (idempotent): on a node, or from the bastion with --instance-id",
       (y) => y.option("instance-id", { type: "string", describe: "join this instance (from the bastion)" }),
       command("stderr", async ({ config, log, ports, args }) => {
+        const { runJoin } = await import("./commands/join.js");
         const result = await runJoin(ports, config, log, {
           instanceId: (args.instanceId as string | undefined) ?? null,
           signal: io.signal,
@@ -425,6 +427,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             describe: "check and print; change nothing",
           }),
       command("stderr", async ({ config, log, ports, args }) => {
+        const { runRemoveMember } = await import("./commands/remove-member.js");
         const result = await runRemoveMember(ports, config, log, String(args.target), {
           force: Boolean(args.force),
           dryRun: Boolean(args.dryRun),
