@@ -3,6 +3,7 @@
 // and status does not load what boot needs (the x509 library among it).
 import type { Writable } from "node:stream";
 import yargs, { type Argv } from "yargs";
+import { checkCommandArgs, checkRegion } from "./config/command-args.js";
 import { type AgentConfig, checkUnitSettings, DEFAULTS, parseConfig } from "./config/config.js";
 import { envName, helpOf, OPTIONS, type OptionRow } from "./config/options.js";
 import { ConfigError } from "./errors.js";
@@ -121,13 +122,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           describe: "stop after this many cycles (default: until SIGTERM)",
         }),
       command("stdout", async ({ config, log, ports, args }) => {
-        const raw = args.maxCycles as string | undefined;
-        const maxCycles = raw === undefined ? undefined : Number(raw);
-        if (maxCycles !== undefined && (!Number.isInteger(maxCycles) || maxCycles < 1)) {
-          throw new ConfigError(
-            `--max-cycles must be a whole number of at least 1, got ${JSON.stringify(raw)}`,
-          );
-        }
+        const { maxCycles } = checkCommandArgs("run", args);
         // Before anything else: settings the unit's watchdog cannot honour are refused here.
         const { watchdogMs } = checkUnitSettings(config, io.env);
         const { resolveContext } = await import("./commands/boot.js");
@@ -293,12 +288,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           const refs = await runSnapshotList(ports, config);
           print(args.json ? `${JSON.stringify(refs)}\n` : formatSnapshots(refs));
         } else {
-          for (const k of ["restoreDataDir", "name", "peerUrl"] as const) {
-            if (typeof args[k] !== "string" || args[k] === "")
-              throw new ConfigError(
-                `snapshot restore needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
-              );
-          }
+          checkCommandArgs("snapshot restore", args);
           const result = await runSnapshotRestore(ports, config, log, {
             ...(typeof args.key === "string" ? { key: args.key } : {}),
             dataDir: String(args.restoreDataDir),
@@ -355,10 +345,6 @@ async function buildPorts(config: AgentConfig, io: CliIo, log: Logger): Promise<
   const metadata = createMetadata(config, clock);
   let region = config.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION ?? null;
   if (region === null) region = (await metadata.identity()).region;
-  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
-    throw new ConfigError(
-      `--region (ETCD_AGENT_REGION) must be an AWS region such as eu-west-1, got ${JSON.stringify(region)}`,
-    );
-  }
+  checkRegion(region);
   return io.ports ? io.ports(config, region, log) : createPorts(config, region, log, metadata);
 }

@@ -2,6 +2,7 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it, vi } from "vitest";
 import { runCli } from "../../../agent/cli.js";
+import { checkCommandArgs, checkRegion } from "../../../agent/config/command-args.js";
 
 /** Runs the command line; the endpoints' scheme shows whether it took TLS or plaintext. */
 async function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> {
@@ -99,5 +100,22 @@ describe("--help", () => {
     expect(line("client-port")).toContain("[number]");
     expect(line("domain")).toContain("[string]");
     expect(line("log-level")).toMatch(/\[choices: "?debug"?, "?info"?, "?warn"?, "?error"?\]/);
+  });
+});
+
+describe("a command's own arguments", () => {
+  it("run's --max-cycles, snapshot restore's arguments and the region: the same refusals as before", () => {
+    expect(checkCommandArgs("run", {})).toEqual({});
+    expect(checkCommandArgs("run", { maxCycles: "3" })).toEqual({ maxCycles: 3 });
+    expect(() => checkCommandArgs("run", { maxCycles: "0" })).toThrow(
+      '--max-cycles must be a whole number of at least 1, got "0"',
+    );
+    expect(() => checkCommandArgs("snapshot restore", { restoreDataDir: "/d", name: "i-1" })).toThrow(
+      "snapshot restore needs --peer-url",
+    );
+    expect(checkRegion("eu-west-1")).toBe("eu-west-1");
+    expect(() => checkRegion("mars-1")).toThrow(
+      '--region (ETCD_AGENT_REGION) must be an AWS region such as eu-west-1, got "mars-1"',
+    );
   });
 });
