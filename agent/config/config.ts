@@ -127,6 +127,19 @@ export interface BackupConfig {
 
 export { DEFAULTS, MAX_INTERVAL_SECONDS };
 
+/** What a row's value becomes in AgentConfig: a number, a boolean, or text (a list, or null when unset). */
+type RowValue<K extends OptionKey> = (typeof OPTIONS)[K]["type"] extends "number"
+  ? number
+  : (typeof OPTIONS)[K]["type"] extends "boolean"
+    ? boolean
+    : string | string[] | null;
+type Mismatched = {
+  [K in keyof AgentConfig & OptionKey]: AgentConfig[K] extends RowValue<K> ? never : K;
+}[keyof AgentConfig & OptionKey];
+/** Checked when compiled: every AgentConfig field named after an option has that option's type. */
+export const AGENT_CONFIG_MATCHES_TABLE: [Mismatched] extends [never] ? true : { mismatched: Mismatched } =
+  true;
+
 /** A node's certificate files, in the TLS directory (or as etcd sees it, in its container). */
 export function nodeTlsFiles(
   tls: TlsConfig,
