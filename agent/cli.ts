@@ -1,20 +1,11 @@
 // The command line: parse, validate, call the command, return an exit code. Only main exits.
+// Each command's module is loaded when that command runs: --help and --version load none of them,
+// and status does not load what boot needs (the x509 library among it).
 import type { Writable } from "node:stream";
 import yargs, { type Argv } from "yargs";
-import { dryRunBoot, formatDryRun, resolveContext, runBoot } from "./commands/boot.js";
-import { runJoin } from "./commands/join.js";
-import { formatPlan, runPlan } from "./commands/plan.js";
-import { runRemoveMember } from "./commands/remove-member.js";
-import { runLoop } from "./commands/run.js";
-import { assertHealthy, formatStatus, runStatus } from "./commands/status.js";
-import {
-  type AgentConfig,
-  checkUnitSettings,
-  DEFAULTS,
-  MAX_INTERVAL_SECONDS,
-  parseConfig,
-} from "./config/config.js";
-import { ETCD_DEFAULTS } from "./config/etcd-settings.js";
+import { checkCommandArgs, checkRegion } from "./config/command-args.js";
+import { type AgentConfig, checkUnitSettings, DEFAULTS, parseConfig } from "./config/config.js";
+import { envName, helpOf, OPTIONS, type OptionRow } from "./config/options.js";
 import { ConfigError } from "./errors.js";
 import { EXIT, exitNameFor } from "./exit-codes.js";
 import { createLogger, type Logger } from "./log.js";
@@ -32,214 +23,38 @@ export interface CliIo {
 
 type Args = Record<string, unknown>;
 
+/** The agent's options, one yargs option per row of the table (agent/config/options.ts). */
 function withCommon(y: Argv): Argv {
-  return y
-    .option("domain", { type: "string", describe: "DNS domain of the cluster's records, e.g. etcd.internal" })
-    .option("hosted-zone-id", { type: "string", describe: "Route53 private hosted zone ID" })
-    .option("asg-name", { type: "string", describe: "Auto Scaling group; default: this instance's own" })
-    .option("region", { type: "string", describe: "AWS region; default: AWS_REGION, else instance metadata" })
-    .option("endpoints", {
-      type: "string",
-      requiresArg: true,
-      describe: "etcd client URLs to ask as well, comma-separated (when the ASG cannot be read)",
-    })
-    .option("data-dir", { type: "string", describe: `etcd data dir (default ${DEFAULTS.dataDir})` })
-    .option("state-dir", { type: "string", describe: `the agent's state dir (default ${DEFAULTS.stateDir})` })
-    .option("file-owner", {
-      type: "string",
-      describe:
-        "the user the agent's state and the node's certificates belong to: the user run runs as (a node: etcd-agent; default: whoever writes them)",
-    })
-    .option("env-file", { type: "string", describe: `etcd's environment file (default ${DEFAULTS.envFile})` })
-    .option("client-port", {
-      type: "string",
-      requiresArg: true,
-      describe: `etcd client port (default ${DEFAULTS.clientPort})`,
-    })
-    .option("peer-port", {
-      type: "string",
-      requiresArg: true,
-      describe: `etcd peer port (default ${DEFAULTS.peerPort})`,
-    })
-    .option("interval-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `run: seconds between cycles, 1 to ${MAX_INTERVAL_SECONDS} and at most half the unit's WatchdogSec (default ${DEFAULTS.intervalSeconds})`,
-    })
-    .option("startup-grace-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `seconds an added member may take to start (default ${DEFAULTS.startupGraceSeconds})`,
-    })
-    .option("unhealthy-deadline-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `seconds before an unhealthy member's instance is reported (default ${DEFAULTS.unhealthyDeadlineSeconds})`,
-    })
-    .option("boot-timeout-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `boot: give up after (default ${DEFAULTS.bootTimeoutSeconds})`,
-    })
-    .option("metadata-timeout-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `give up on instance metadata after (default ${DEFAULTS.metadataTimeoutSeconds})`,
-    })
-    .option("backup-bucket", {
-      type: "string",
-      describe: "S3 bucket for snapshots; without it backups are off",
-    })
-    .option("backup-prefix", {
-      type: "string",
-      describe: "key prefix ending in / (default backups/<asg name>/)",
-    })
-    .option("backup-interval-minutes", {
-      type: "string",
-      requiresArg: true,
-      describe: `run: minutes between the leader's snapshots (default ${DEFAULTS.backupIntervalMinutes})`,
-    })
-    .option("backup-hourly-hours", {
-      type: "string",
-      requiresArg: true,
-      describe: `keep the newest snapshot of each hour this long (default ${DEFAULTS.backupHourlyHours})`,
-    })
-    .option("backup-daily-days", {
-      type: "string",
-      requiresArg: true,
-      describe: `keep the newest snapshot of each day this long (default ${DEFAULTS.backupDailyDays})`,
-    })
-    .option("backup-s3-path-style", {
-      type: "string",
-      describe: "true for path-style S3 addressing (S3-compatible endpoints)",
-    })
-    .option("restore-after-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `boot: restore from the newest snapshot after no member answered this long, every former member gone (default ${DEFAULTS.restoreAfterSeconds})`,
-    })
-    .option("restore-tool", {
-      type: "string",
-      describe: `etcd's restore program: etcdctl (3.4) or etcdutl (3.5+), or a wrapper (default ${DEFAULTS.restoreTool})`,
-    })
-    .option("plaintext", {
-      type: "string",
-      describe:
-        "true: talk to etcd without TLS (the sandbox, migrations); default TLS with client certificates",
-    })
-    .option("tls-dir", {
-      type: "string",
-      describe: `where a node's CA, certificate and key live (default ${DEFAULTS.tlsDir})`,
-    })
-    .option("tls-etcd-dir", {
-      type: "string",
-      describe:
-        "the TLS directory as etcd sees it in its container (Flatcar: /etc/ssl/certs; default the same)",
-    })
-    .option("tls-group", {
-      type: "string",
-      describe:
-        "the group etcd runs as, which reads the node's certificates and key (a node: etcd; default: private to the owner)",
-    })
-    .option("tls-extra-names", {
-      type: "string",
-      describe:
-        "more IPs or DNS names for a node's certificate, comma-separated (beside its IP, A record, domain)",
-    })
-    .option("tls-ca-file", {
-      type: "string",
-      describe: "the cluster CA's certificate (default <tls-dir>/ca.crt)",
-    })
-    .option("tls-cert-file", {
-      type: "string",
-      describe: "the client certificate to present (default <tls-dir>/node.crt)",
-    })
-    .option("tls-key-file", { type: "string", describe: "its private key (default <tls-dir>/node.key)" })
-    .option("tls-ca-secret", {
-      type: "string",
-      describe: "Secrets Manager secret of the cluster CA (default etcd-agent/<asg name>/ca)",
-    })
-    .option("tls-operator-secret", {
-      type: "string",
-      describe:
-        "Secrets Manager secret of the operators' client certificate (default etcd-agent/<asg name>/operator)",
-    })
-    .option("tls-secrets-kms-key", {
-      type: "string",
-      describe:
-        "KMS key (ID, ARN or alias) the agent creates both TLS secrets under (default Secrets Manager's aws/secretsmanager)",
-    })
-    .option("tls-cert-lifetime-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `lifetime of the certificates the agent issues, renewed with a third left (default ${DEFAULTS.tlsCertLifetimeSeconds})`,
-    })
-    .option("tls-ca-check-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `how often run reads the CA secret for a rotation (every cycle during one; default ${DEFAULTS.tlsCaCheckSeconds})`,
-    })
-    .option("etcd-restart-command", {
-      type: "string",
-      describe:
-        "what restarts etcd to load a rotated CA bundle, run by /bin/sh (default: ask root's etcd-agent-restart-etcd.path through /run/etcd-agent/restart-etcd.request)",
-    })
-    .option("restore-bump-revision", {
-      type: "string",
-      requiresArg: true,
-      describe: `restore: add this to the snapshot's revision and mark it compacted, so watchers resync (etcdutl 3.5.10+; 0 off; default ${DEFAULTS.restoreBumpRevision})`,
-    })
-    .option("metrics-namespace", {
-      type: "string",
-      requiresArg: true,
-      describe:
-        "run: the CloudWatch namespace the leader publishes the cluster's metrics to (default: none, not published)",
-    })
-    .option("metrics-period-seconds", {
-      type: "string",
-      requiresArg: true,
-      describe: `run: seconds between the leader's PutMetricData calls, 10 to 3600 (default ${DEFAULTS.metricsPeriodSeconds})`,
-    })
-    .option("metrics-listen", {
-      type: "string",
-      requiresArg: true,
-      describe: `run: address:port of this node's Prometheus endpoint, GET /metrics, or off (default ${DEFAULTS.metricsListen})`,
-    })
-    .option("etcd-quota-backend-bytes", {
-      type: "string",
-      requiresArg: true,
-      describe: `boot: etcd's quota; NOSPACE and no writes above it (default ${ETCD_DEFAULTS.quotaBackendBytes}, at most 8 GiB and 40% of the data volume)`,
-    })
-    .option("etcd-auto-compaction-mode", {
-      type: "string",
-      describe: `boot: periodic or revision (default ${ETCD_DEFAULTS.autoCompactionMode})`,
-    })
-    .option("etcd-auto-compaction-retention", {
-      type: "string",
-      describe: `boot: history etcd keeps, 1m to 720h periodic or a revision count, 0 off (default ${ETCD_DEFAULTS.autoCompactionRetention})`,
-    })
-    .option("etcd-snapshot-count", {
-      type: "string",
-      requiresArg: true,
-      describe: `boot: committed entries between etcd's raft snapshots (default ${ETCD_DEFAULTS.snapshotCount})`,
-    })
-    .option("etcd-extra-env", {
-      type: "string",
-      describe:
-        "boot: more etcd variables from an allow-list, KEY=VALUE;KEY=VALUE (e.g. ETCD_HEARTBEAT_INTERVAL=200;ETCD_ELECTION_TIMEOUT=2000)",
-    })
-    .option("defrag-free-percent", {
-      type: "string",
-      requiresArg: true,
-      describe: `run: the leader defragments a member whose free space is this share of its db, 0 off (default ${ETCD_DEFAULTS.defragFreePercent})`,
-    })
-    .option("defrag-quota-percent", {
-      type: "string",
-      requiresArg: true,
-      describe: `run: ... or whose db is this share of the quota, 0 off (default ${ETCD_DEFAULTS.defragQuotaPercent})`,
-    })
-    .option("log-level", { type: "string", describe: "debug, info, warn or error (default info)" })
-    .option("json", { type: "boolean", default: false, describe: "print the result as JSON" });
+  for (const row of Object.values(OPTIONS) as OptionRow[]) {
+    y.option(row.flag, {
+      // Numbers and choices reach parseConfig as the strings given: its messages name the value.
+      ...(row.type === "boolean"
+        ? { type: "boolean" }
+        : row.type === "string" || row.type === "path"
+          ? { type: "string" }
+          : {}),
+      ...(row.type === "number" || row.requiresArg ? { requiresArg: true } : {}),
+      describe: helpOf(row),
+    });
+  }
+  return y.option("json", { type: "boolean", default: false, describe: "print the result as JSON" });
+}
+
+/**
+ * yargs reads a boolean variable as true only when it is "true", anything else as false: a boolean
+ * variable that is neither true nor false goes to parseConfig as given, which refuses it.
+ */
+function withBooleanVariables(args: Args, argv: string[], env: NodeJS.ProcessEnv): Args {
+  const out = { ...args };
+  for (const [key, row] of Object.entries(OPTIONS) as Array<[string, OptionRow]>) {
+    if (row.type !== "boolean") continue;
+    const given = argv.some((a) =>
+      [row.flag, key, `no-${row.flag}`].some((f) => a === `--${f}` || a.startsWith(`--${f}=`)),
+    );
+    const v = env[envName(row.flag)];
+    if (!given && v !== undefined && v !== "true" && v !== "false" && v !== "") out[key] = v;
+  }
+  return out;
 }
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
@@ -262,7 +77,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     async (args: Args) => {
       let log: Logger | null = null;
       try {
-        const config = parseConfig(args);
+        const config = parseConfig(withBooleanVariables(args, argv, io.env));
         log = createLogger(logTo === "stdout" ? io.stdout : io.stderr, { level: config.logLevel });
         const ports = await buildPorts(config, io, log);
         try {
@@ -278,6 +93,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const parser = withCommon(yargs(argv))
     .scriptName("etcd-agent")
     .env("ETCD_AGENT")
+    .parserConfiguration({ "parse-numbers": false })
     .usage(
       "$0 <command> [options]\n\nSelf-healing etcd on an AWS Auto Scaling group. Every option can also be set as ETCD_AGENT_<OPTION>.",
     )
@@ -291,6 +107,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           describe: "observe once, print the decision and the steps it would take; change nothing",
         }),
       command("stdout", async ({ config, log, ports, args }) => {
+        const { dryRunBoot, formatDryRun, resolveContext, runBoot } = await import("./commands/boot.js");
         if (args.dryRun) {
           // The plan alone on stdout; what the observation logs goes to stderr.
           const toStderr = createLogger(io.stderr, { level: config.logLevel });
@@ -322,15 +139,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           describe: "stop after this many cycles (default: until SIGTERM)",
         }),
       command("stdout", async ({ config, log, ports, args }) => {
-        const raw = args.maxCycles as string | undefined;
-        const maxCycles = raw === undefined ? undefined : Number(raw);
-        if (maxCycles !== undefined && (!Number.isInteger(maxCycles) || maxCycles < 1)) {
-          throw new ConfigError(
-            `--max-cycles must be a whole number of at least 1, got ${JSON.stringify(raw)}`,
-          );
-        }
+        const { maxCycles } = checkCommandArgs("run", args);
         // Before anything else: settings the unit's watchdog cannot honour are refused here.
         const { watchdogMs } = checkUnitSettings(config, io.env);
+        const { resolveContext } = await import("./commands/boot.js");
+        const { runLoop } = await import("./commands/run.js");
         const ctx = await resolveContext(ports, config, log);
         await runLoop(ports, config, ctx, log.child({ instance_id: ctx.identity.instanceId }), {
           signal: io.signal,
@@ -345,6 +158,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "members, instances, DNS and drift; exits non-zero when the cluster is not healthy",
       (y) => y,
       command("stderr", async ({ config, log, ports, args }) => {
+        const { assertHealthy, formatStatus, runStatus } = await import("./commands/status.js");
         const report = await runStatus(ports, config, log);
         print(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
         assertHealthy(report);
@@ -356,6 +170,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "what run on the leader would do next and why; changes nothing",
       (y) => y,
       command("stderr", async ({ config, log, ports, args }) => {
+        const { formatPlan, runPlan } = await import("./commands/plan.js");
         const report = await runPlan(ports, config, log);
         print(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatPlan(report));
         return EXIT.SUCCESS;
@@ -366,6 +181,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "the join path by hand (idempotent): on a node, or from the bastion with --instance-id",
       (y) => y.option("instance-id", { type: "string", describe: "join this instance (from the bastion)" }),
       command("stderr", async ({ config, log, ports, args }) => {
+        const { runJoin } = await import("./commands/join.js");
         const result = await runJoin(ports, config, log, {
           instanceId: (args.instanceId as string | undefined) ?? null,
           signal: io.signal,
@@ -442,6 +258,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             describe: "check and print; change nothing",
           }),
       command("stderr", async ({ config, log, ports, args }) => {
+        const { runRemoveMember } = await import("./commands/remove-member.js");
         const result = await runRemoveMember(ports, config, log, String(args.target), {
           force: Boolean(args.force),
           dryRun: Boolean(args.dryRun),
@@ -488,12 +305,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           const refs = await runSnapshotList(ports, config);
           print(args.json ? `${JSON.stringify(refs)}\n` : formatSnapshots(refs));
         } else {
-          for (const k of ["restoreDataDir", "name", "peerUrl"] as const) {
-            if (typeof args[k] !== "string" || args[k] === "")
-              throw new ConfigError(
-                `snapshot restore needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
-              );
-          }
+          checkCommandArgs("snapshot restore", args);
           const result = await runSnapshotRestore(ports, config, log, {
             ...(typeof args.key === "string" ? { key: args.key } : {}),
             dataDir: String(args.restoreDataDir),
@@ -550,10 +362,6 @@ async function buildPorts(config: AgentConfig, io: CliIo, log: Logger): Promise<
   const metadata = createMetadata(config, clock);
   let region = config.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION ?? null;
   if (region === null) region = (await metadata.identity()).region;
-  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
-    throw new ConfigError(
-      `--region (ETCD_AGENT_REGION) must be an AWS region such as eu-west-1, got ${JSON.stringify(region)}`,
-    );
-  }
+  checkRegion(region);
   return io.ports ? io.ports(config, region, log) : createPorts(config, region, log, metadata);
 }

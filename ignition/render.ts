@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { RESTART_REQUEST_PATHS } from "../agent/adapters/etcd-service.js";
 import { CERT_MODES } from "../agent/adapters/local-disk.js";
 import { parseConfig } from "../agent/config/config.js";
+import { envName, OPTIONS, type OptionRow } from "../agent/config/options.js";
 import { ConfigError } from "../agent/errors.js";
 import { DIGEST_RE, ETCD_IMAGE, pinnedTag } from "./etcd-image.js";
 
@@ -120,7 +121,13 @@ export function renderUnits(
   ];
 }
 
-const ENV_NAME = (key: string) => `ETCD_AGENT_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+/** A setting's variable, from the agent's option table; a key that is no option is refused. */
+function ENV_NAME(key: string): string {
+  const row = (OPTIONS as Record<string, OptionRow | undefined>)[key];
+  if (!row)
+    throw new ConfigError(`agent setting ${key} is not an etcd-agent option (agent/config/options.ts)`);
+  return envName(row.flag);
+}
 
 /** The agent's environment file, validated with the agent's own configuration rules. */
 export function renderAgentEnv(agent: NodeConfigOptions["agent"]): string {

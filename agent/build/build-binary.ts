@@ -128,6 +128,9 @@ function seaBlob(hostNode: string, useCodeCache: boolean, out: string): void {
       disableExperimentalSEAWarning: true,
       useCodeCache,
       useSnapshot: false,
+      // Ends Node's options: without it Node reads --env-file anywhere in the arguments, the
+      // agent's own --env-file too (a missing file exits 9 before the agent runs). Node 24.6+.
+      execArgv: ["--"],
     }),
   );
   execFileSync(hostNode, ["--experimental-sea-config", config], { stdio: "pipe" });

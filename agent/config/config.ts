@@ -9,10 +9,18 @@ import {
   type DefragSettings,
   ETCD_DEFAULTS,
   type EtcdSettings,
-  MAX_QUOTA_BYTES,
-  MIN_QUOTA_BYTES,
   parseExtraEnv,
 } from "./etcd-settings.js";
+import {
+  DEFAULTS,
+  describeOption,
+  envName,
+  type KeyOf,
+  MAX_INTERVAL_SECONDS,
+  OPTIONS,
+  type OptionKey,
+  type OptionRow,
+} from "./options.js";
 
 export interface AgentConfig {
   domain: string;
@@ -117,30 +125,20 @@ export interface BackupConfig {
   restoreBumpRevision: number;
 }
 
-export const DEFAULTS = {
-  dataDir: "/var/lib/etcd",
-  stateDir: "/var/lib/etcd-agent",
-  envFile: "/etc/etcd-agent/etcd.env",
-  clientPort: 2379,
-  peerPort: 2380,
-  intervalSeconds: 10,
-  startupGraceSeconds: 300,
-  unhealthyDeadlineSeconds: 600,
-  bootTimeoutSeconds: 120,
-  metadataTimeoutSeconds: 30,
-  logLevel: "info",
-  backupIntervalMinutes: 15,
-  backupHourlyHours: 48,
-  backupDailyDays: 30,
-  restoreAfterSeconds: 300,
-  restoreTool: "etcdctl",
-  restoreBumpRevision: 1_000_000_000,
-  tlsDir: "/etc/etcd-agent/tls",
-  tlsCertLifetimeSeconds: 90 * 86_400,
-  tlsCaCheckSeconds: 300,
-  metricsListen: "127.0.0.1:9379",
-  metricsPeriodSeconds: 60,
-} as const;
+export { DEFAULTS, MAX_INTERVAL_SECONDS };
+
+/** What a row's value becomes in AgentConfig: a number, a boolean, or text (a list, or null when unset). */
+type RowValue<K extends OptionKey> = (typeof OPTIONS)[K]["type"] extends "number"
+  ? number
+  : (typeof OPTIONS)[K]["type"] extends "boolean"
+    ? boolean
+    : string | string[] | null;
+type Mismatched = {
+  [K in keyof AgentConfig & OptionKey]: AgentConfig[K] extends RowValue<K> ? never : K;
+}[keyof AgentConfig & OptionKey];
+/** Checked when compiled: every AgentConfig field named after an option has that option's type. */
+export const AGENT_CONFIG_MATCHES_TABLE: [Mismatched] extends [never] ? true : { mismatched: Mismatched } =
+  true;
 
 /** A node's certificate files, in the TLS directory (or as etcd sees it, in its container). */
 export function nodeTlsFiles(
@@ -159,12 +157,6 @@ export function tlsSecretNames(tls: TlsConfig, asgName: string): { ca: string; o
   };
 }
 
-/**
- * The longest interval between cycles: the default startup grace. A longer one would reach the
- * in-memory deadlines (grace, unhealthy) only in steps of the interval.
- */
-export const MAX_INTERVAL_SECONDS = 300;
-
 /** A KMS key as Secrets Manager's KmsKeyId takes it: key ID, key ARN, alias name or alias ARN. */
 const KMS_KEY_RE =
   /^(?:(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})|alias\/[\w/-]{1,250}|arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:(?:key\/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})|alias\/[\w/-]{1,250}))$/;
@@ -173,33 +165,40 @@ const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 type Raw = Record<string, unknown>;
 
-const envName = (flag: string) => `ETCD_AGENT_${flag.replace(/-/g, "_").toUpperCase()}`;
+const describe = describeOption;
 
-function describe(flag: string): string {
-  return `--${flag} (${envName(flag)})`;
-}
-
-function str(raw: Raw, key: string, flag: string, required: boolean): string | null {
+/** A string option: null when unset (or refused when required). */
+function str(raw: Raw, key: OptionKey, required: boolean): string | null {
   const v = raw[key];
   if (v === undefined || v === null || v === "") {
-    if (required) throw new ConfigError(`${describe(flag)} is required; set the flag or the variable`);
+    if (required) throw new ConfigError(`${describe(key)} is required; set the flag or the variable`);
     return null;
   }
   if (typeof v !== "string")
-    throw new ConfigError(`${describe(flag)} must be a string, got ${JSON.stringify(v)}`);
+    throw new ConfigError(`${describe(key)} must be a string, got ${JSON.stringify(v)}`);
   return v;
 }
 
-function int(raw: Raw, key: string, flag: string, fallback: number, min: number, max: number): number {
+/** A number option: its default when unset, else a whole number in the row's range. */
+function int(raw: Raw, key: KeyOf<"number">): number {
+  const { default: fallback, min, max } = OPTIONS[key];
   const v = raw[key];
   if (v === undefined || v === null || v === "") return fallback;
   const n = typeof v === "number" ? v : Number(String(v));
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new ConfigError(
-      `${describe(flag)} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`,
+      `${describe(key)} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`,
     );
   }
   return n;
+}
+
+/** A boolean option: false when unset; true, false or their strings (the variable's). */
+function bool(raw: Raw, key: KeyOf<"boolean">): boolean {
+  const v = raw[key];
+  if (v === undefined || v === null || v === "" || v === false || v === "false") return false;
+  if (v === true || v === "true") return true;
+  throw new ConfigError(`${describe(key)} must be true or false, got ${JSON.stringify(v)}`);
 }
 
 const DOMAIN_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -221,46 +220,47 @@ export function checkAsgNameLength(asgName: string, what = "the Auto Scaling gro
 const LEVELS = new Set(["debug", "info", "warn", "error"]);
 
 export function parseConfig(raw: Raw): AgentConfig {
-  const domain = (str(raw, "domain", "domain", true) ?? "").replace(/\.$/, "").toLowerCase();
+  const domain = (str(raw, "domain", true) ?? "").replace(/\.$/, "").toLowerCase();
   if (!DOMAIN_RE.test(domain)) {
     throw new ConfigError(
       `${describe("domain")} must be a DNS name such as etcd.internal, got ${JSON.stringify(domain)}`,
     );
   }
-  const zoneRaw = str(raw, "hostedZoneId", "hosted-zone-id", true) ?? "";
+  const zoneRaw = str(raw, "hostedZoneId", true) ?? "";
   const hostedZoneId = zoneRaw.replace(/^\/hostedzone\//, "");
   if (!ZONE_RE.test(hostedZoneId)) {
     throw new ConfigError(
-      `${describe("hosted-zone-id")} must be a Route53 zone ID such as Z0123456789ABC, got ${JSON.stringify(zoneRaw)}`,
+      `${describe("hostedZoneId")} must be a Route53 zone ID such as Z0123456789ABC, got ${JSON.stringify(zoneRaw)}`,
     );
   }
-  const asgName = str(raw, "asgName", "asg-name", false);
+  const asgName = str(raw, "asgName", false);
   if (asgName !== null && !ASG_RE.test(asgName)) {
     throw new ConfigError(
-      `${describe("asg-name")} is not a valid Auto Scaling group name: ${JSON.stringify(asgName)}`,
+      `${describe("asgName")} is not a valid Auto Scaling group name: ${JSON.stringify(asgName)}`,
     );
   }
-  if (asgName !== null) checkAsgNameLength(asgName, describe("asg-name"));
-  const clientPort = int(raw, "clientPort", "client-port", DEFAULTS.clientPort, 1, 65535);
-  const peerPort = int(raw, "peerPort", "peer-port", DEFAULTS.peerPort, 1, 65535);
+  if (asgName !== null) checkAsgNameLength(asgName, describe("asgName"));
+  const clientPort = int(raw, "clientPort");
+  const peerPort = int(raw, "peerPort");
   if (clientPort === peerPort) {
     throw new ConfigError(
-      `${describe("client-port")} and ${describe("peer-port")} must differ, both are ${clientPort}`,
+      `${describe("clientPort")} and ${describe("peerPort")} must differ, both are ${clientPort}`,
     );
   }
-  const logLevel = str(raw, "logLevel", "log-level", false) ?? DEFAULTS.logLevel;
+  const logLevel = str(raw, "logLevel", false) ?? DEFAULTS.logLevel;
   if (!LEVELS.has(logLevel)) {
     throw new ConfigError(
-      `${describe("log-level")} must be one of debug, info, warn, error, got ${JSON.stringify(logLevel)}`,
+      `${describe("logLevel")} must be one of debug, info, warn, error, got ${JSON.stringify(logLevel)}`,
     );
   }
-  const path = (key: string, flag: string, fallback: string) => {
-    const p = str(raw, key, flag, false) ?? fallback;
+  const path = (key: KeyOf<"path">, fallback?: string) => {
+    const row: OptionRow = OPTIONS[key];
+    const p = str(raw, key, false) ?? fallback ?? String(row.default);
     if (!p.startsWith("/"))
-      throw new ConfigError(`${describe(flag)} must be an absolute path, got ${JSON.stringify(p)}`);
+      throw new ConfigError(`${describe(key)} must be an absolute path, got ${JSON.stringify(p)}`);
     return p.replace(/\/+$/, "") || "/";
   };
-  const endpointsRaw = str(raw, "endpoints", "endpoints", false);
+  const endpointsRaw = str(raw, "endpoints", false);
   const endpoints =
     endpointsRaw === null
       ? []
@@ -275,83 +275,49 @@ export function parseConfig(raw: Raw): AgentConfig {
       );
     }
   }
-  const bucket = str(raw, "backupBucket", "backup-bucket", false);
+  const bucket = str(raw, "backupBucket", false);
   if (bucket !== null && !BUCKET_RE.test(bucket)) {
     throw new ConfigError(
-      `${describe("backup-bucket")} must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), got ${JSON.stringify(bucket)}`,
+      `${describe("backupBucket")} must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), got ${JSON.stringify(bucket)}`,
     );
   }
-  const prefix = str(raw, "backupPrefix", "backup-prefix", false);
+  const prefix = str(raw, "backupPrefix", false);
   if (prefix !== null && !/^[\w!\-.*'()/]{1,512}\/$/.test(prefix)) {
     throw new ConfigError(
-      `${describe("backup-prefix")} must be an S3 key prefix ending in "/", such as backups/etcd/, got ${JSON.stringify(prefix)}`,
+      `${describe("backupPrefix")} must be an S3 key prefix ending in "/", such as backups/etcd/, got ${JSON.stringify(prefix)}`,
     );
   }
-  const flag = (key: string, name: string) => {
-    const v = raw[key];
-    if (v === undefined || v === null || v === "" || v === false || v === "false") return false;
-    if (v === true || v === "true") return true;
-    throw new ConfigError(`${describe(name)} must be true or false, got ${JSON.stringify(v)}`);
-  };
   const backup: BackupConfig | null =
     bucket === null
       ? null
       : {
           bucket,
           prefix,
-          intervalMinutes: int(
-            raw,
-            "backupIntervalMinutes",
-            "backup-interval-minutes",
-            DEFAULTS.backupIntervalMinutes,
-            1,
-            1440,
-          ),
-          hourlyHours: int(
-            raw,
-            "backupHourlyHours",
-            "backup-hourly-hours",
-            DEFAULTS.backupHourlyHours,
-            0,
-            8760,
-          ),
-          dailyDays: int(raw, "backupDailyDays", "backup-daily-days", DEFAULTS.backupDailyDays, 0, 3650),
-          pathStyle: flag("backupS3PathStyle", "backup-s3-path-style"),
-          restoreAfterSeconds: int(
-            raw,
-            "restoreAfterSeconds",
-            "restore-after-seconds",
-            DEFAULTS.restoreAfterSeconds,
-            10,
-            86400,
-          ),
-          restoreTool: str(raw, "restoreTool", "restore-tool", false) ?? DEFAULTS.restoreTool,
-          restoreBumpRevision: int(
-            raw,
-            "restoreBumpRevision",
-            "restore-bump-revision",
-            DEFAULTS.restoreBumpRevision,
-            0,
-            1_000_000_000_000,
-          ),
+          intervalMinutes: int(raw, "backupIntervalMinutes"),
+          hourlyHours: int(raw, "backupHourlyHours"),
+          dailyDays: int(raw, "backupDailyDays"),
+          pathStyle: bool(raw, "backupS3PathStyle"),
+          restoreAfterSeconds: int(raw, "restoreAfterSeconds"),
+          restoreTool: str(raw, "restoreTool", false) ?? DEFAULTS.restoreTool,
+          restoreBumpRevision: int(raw, "restoreBumpRevision"),
         };
-  const plaintext = flag("plaintext", "plaintext");
-  const account = (key: string, name: string, what: string) => {
-    const v = str(raw, key, name, false);
+  const plaintext = bool(raw, "plaintext");
+  const account = (key: "fileOwner" | "tlsGroup", what: string) => {
+    const v = str(raw, key, false);
     if (v !== null && !/^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$/.test(v))
-      throw new ConfigError(`${describe(name)} must be ${what} or a number, got ${JSON.stringify(v)}`);
+      throw new ConfigError(`${describe(key)} must be ${what} or a number, got ${JSON.stringify(v)}`);
     return v;
   };
   if (raw.tlsKeyOwner !== undefined)
     throw new ConfigError(
-      `${describe("tls-key-owner")} is no longer read (got ${JSON.stringify(raw.tlsKeyOwner)}): the node's key now belongs to ${describe("file-owner")} and is read by ${describe("tls-group")}; on a node set ETCD_AGENT_FILE_OWNER=etcd-agent and ETCD_AGENT_TLS_GROUP=etcd (docs/node.md)`,
+      `${`--tls-key-owner (${envName("tls-key-owner")})`} is no longer read (got ${JSON.stringify(raw.tlsKeyOwner)}): the node's key now belongs to ${describe("fileOwner")} and is read by ${describe("tlsGroup")}; on a node set ETCD_AGENT_FILE_OWNER=etcd-agent and ETCD_AGENT_TLS_GROUP=etcd (docs/node.md)`,
     );
-  const tlsDir = path("tlsDir", "tls-dir", DEFAULTS.tlsDir);
-  const secretName = (key: string, name: string) => {
-    const v = str(raw, key, name, false);
+  const tlsDir = path("tlsDir");
+  const secretName = (key: "tlsCaSecret" | "tlsOperatorSecret") => {
+    const v = str(raw, key, false);
     if (v !== null && !/^[\w/+=.@-]{1,512}$/.test(v))
       throw new ConfigError(
-        `${describe(name)} must be a Secrets Manager secret name (letters, digits, /_+=.@-), got ${JSON.stringify(v)}`,
+        `${describe(key)} must be a Secrets Manager secret name (letters, digits, /_+=.@-), got ${JSON.stringify(v)}`,
       );
     return v;
   };
@@ -359,23 +325,23 @@ export function parseConfig(raw: Raw): AgentConfig {
     ? null
     : {
         dir: tlsDir,
-        etcdDir: path("tlsEtcdDir", "tls-etcd-dir", tlsDir),
-        group: account("tlsGroup", "tls-group", "a group name such as etcd"),
-        caFile: path("tlsCaFile", "tls-ca-file", `${tlsDir}/ca.crt`),
-        certFile: path("tlsCertFile", "tls-cert-file", `${tlsDir}/node.crt`),
-        keyFile: path("tlsKeyFile", "tls-key-file", `${tlsDir}/node.key`),
-        caSecret: secretName("tlsCaSecret", "tls-ca-secret"),
-        operatorSecret: secretName("tlsOperatorSecret", "tls-operator-secret"),
+        etcdDir: path("tlsEtcdDir", tlsDir),
+        group: account("tlsGroup", "a group name such as etcd"),
+        caFile: path("tlsCaFile", `${tlsDir}/ca.crt`),
+        certFile: path("tlsCertFile", `${tlsDir}/node.crt`),
+        keyFile: path("tlsKeyFile", `${tlsDir}/node.key`),
+        caSecret: secretName("tlsCaSecret"),
+        operatorSecret: secretName("tlsOperatorSecret"),
         secretsKmsKey: (() => {
-          const v = str(raw, "tlsSecretsKmsKey", "tls-secrets-kms-key", false);
+          const v = str(raw, "tlsSecretsKmsKey", false);
           if (v !== null && !KMS_KEY_RE.test(v))
             throw new ConfigError(
-              `${describe("tls-secrets-kms-key")} must be a KMS key ID, key ARN, alias name or alias ARN, got ${JSON.stringify(v)}; the CDK construct sets it to its secrets key`,
+              `${describe("tlsSecretsKmsKey")} must be a KMS key ID, key ARN, alias name or alias ARN, got ${JSON.stringify(v)}; the CDK construct sets it to its secrets key`,
             );
           return v;
         })(),
         extraNames: (() => {
-          const v = str(raw, "tlsExtraNames", "tls-extra-names", false);
+          const v = str(raw, "tlsExtraNames", false);
           const names =
             v === null
               ? []
@@ -386,28 +352,14 @@ export function parseConfig(raw: Raw): AgentConfig {
           for (const n of names) {
             if (isIP(n) === 0 && !DOMAIN_RE.test(n.toLowerCase()))
               throw new ConfigError(
-                `${describe("tls-extra-names")} takes IP addresses and DNS names, comma-separated; ${JSON.stringify(n)} is neither`,
+                `${describe("tlsExtraNames")} takes IP addresses and DNS names, comma-separated; ${JSON.stringify(n)} is neither`,
               );
           }
           return names;
         })(),
-        certLifetimeSeconds: int(
-          raw,
-          "tlsCertLifetimeSeconds",
-          "tls-cert-lifetime-seconds",
-          DEFAULTS.tlsCertLifetimeSeconds,
-          60,
-          5 * 365 * 86_400,
-        ),
-        caCheckSeconds: int(
-          raw,
-          "tlsCaCheckSeconds",
-          "tls-ca-check-seconds",
-          DEFAULTS.tlsCaCheckSeconds,
-          5,
-          86_400,
-        ),
-        etcdRestartCommand: str(raw, "etcdRestartCommand", "etcd-restart-command", false),
+        certLifetimeSeconds: int(raw, "tlsCertLifetimeSeconds"),
+        caCheckSeconds: int(raw, "tlsCaCheckSeconds"),
+        etcdRestartCommand: str(raw, "etcdRestartCommand", false),
       };
   for (const e of endpoints) {
     const want = plaintext ? "http://" : "https://";
@@ -420,22 +372,8 @@ export function parseConfig(raw: Raw): AgentConfig {
     metrics: parseMetrics(raw),
     etcd: parseEtcdSettings(raw),
     defrag: {
-      freePercent: int(
-        raw,
-        "defragFreePercent",
-        "defrag-free-percent",
-        ETCD_DEFAULTS.defragFreePercent,
-        0,
-        100,
-      ),
-      quotaPercent: int(
-        raw,
-        "defragQuotaPercent",
-        "defrag-quota-percent",
-        ETCD_DEFAULTS.defragQuotaPercent,
-        0,
-        100,
-      ),
+      freePercent: int(raw, "defragFreePercent"),
+      quotaPercent: int(raw, "defragQuotaPercent"),
     },
     tls,
     scheme: plaintext ? "http" : "https",
@@ -443,54 +381,19 @@ export function parseConfig(raw: Raw): AgentConfig {
     domain,
     hostedZoneId,
     asgName,
-    region: str(raw, "region", "region", false),
+    region: str(raw, "region", false),
     endpoints,
-    dataDir: path("dataDir", "data-dir", DEFAULTS.dataDir),
-    stateDir: path("stateDir", "state-dir", DEFAULTS.stateDir),
-    fileOwner: account("fileOwner", "file-owner", "a user name such as etcd-agent"),
-    envFile: path("envFile", "env-file", DEFAULTS.envFile),
+    dataDir: path("dataDir"),
+    stateDir: path("stateDir"),
+    fileOwner: account("fileOwner", "a user name such as etcd-agent"),
+    envFile: path("envFile"),
     clientPort,
     peerPort,
-    intervalSeconds: int(
-      raw,
-      "intervalSeconds",
-      "interval-seconds",
-      DEFAULTS.intervalSeconds,
-      1,
-      MAX_INTERVAL_SECONDS,
-    ),
-    startupGraceSeconds: int(
-      raw,
-      "startupGraceSeconds",
-      "startup-grace-seconds",
-      DEFAULTS.startupGraceSeconds,
-      10,
-      86400,
-    ),
-    unhealthyDeadlineSeconds: int(
-      raw,
-      "unhealthyDeadlineSeconds",
-      "unhealthy-deadline-seconds",
-      DEFAULTS.unhealthyDeadlineSeconds,
-      30,
-      86400,
-    ),
-    bootTimeoutSeconds: int(
-      raw,
-      "bootTimeoutSeconds",
-      "boot-timeout-seconds",
-      DEFAULTS.bootTimeoutSeconds,
-      1,
-      3600,
-    ),
-    metadataTimeoutSeconds: int(
-      raw,
-      "metadataTimeoutSeconds",
-      "metadata-timeout-seconds",
-      DEFAULTS.metadataTimeoutSeconds,
-      1,
-      600,
-    ),
+    intervalSeconds: int(raw, "intervalSeconds"),
+    startupGraceSeconds: int(raw, "startupGraceSeconds"),
+    unhealthyDeadlineSeconds: int(raw, "unhealthyDeadlineSeconds"),
+    bootTimeoutSeconds: int(raw, "bootTimeoutSeconds"),
+    metadataTimeoutSeconds: int(raw, "metadataTimeoutSeconds"),
     logLevel: logLevel as Level,
   });
 }
@@ -499,64 +402,41 @@ export function parseConfig(raw: Raw): AgentConfig {
 const NAMESPACE_RE = /^[A-Za-z0-9.\-_/#:]{1,255}$/;
 
 function parseMetrics(raw: Raw): MetricsConfig {
-  const namespace = str(raw, "metricsNamespace", "metrics-namespace", false);
+  const namespace = str(raw, "metricsNamespace", false);
   if (namespace !== null && (!NAMESPACE_RE.test(namespace) || namespace.startsWith("AWS/")))
     throw new ConfigError(
-      `${describe("metrics-namespace")} must be a CloudWatch namespace such as EtcdAgent (letters, digits, . - _ / # :, not starting with AWS/), got ${JSON.stringify(namespace)}`,
+      `${describe("metricsNamespace")} must be a CloudWatch namespace such as EtcdAgent (letters, digits, . - _ / # :, not starting with AWS/), got ${JSON.stringify(namespace)}`,
     );
-  const periodSeconds = int(
-    raw,
-    "metricsPeriodSeconds",
-    "metrics-period-seconds",
-    DEFAULTS.metricsPeriodSeconds,
-    10,
-    3600,
-  );
-  const listenRaw = str(raw, "metricsListen", "metrics-listen", false) ?? DEFAULTS.metricsListen;
+  const periodSeconds = int(raw, "metricsPeriodSeconds");
+  const listenRaw = str(raw, "metricsListen", false) ?? DEFAULTS.metricsListen;
   if (listenRaw === "off") return { namespace, periodSeconds, listen: null };
   const m = /^(.+):(\d{1,5})$/.exec(listenRaw);
   const host = m?.[1] ?? "";
   const port = Number(m?.[2]);
   if (!m || isIP(host) !== 4 || port < 1 || port > 65535)
     throw new ConfigError(
-      `${describe("metrics-listen")} must be an IPv4 address and port such as 127.0.0.1:9379 (loopback) or the node's own address, or off, got ${JSON.stringify(listenRaw)}`,
+      `${describe("metricsListen")} must be an IPv4 address and port such as 127.0.0.1:9379 (loopback) or the node's own address, or off, got ${JSON.stringify(listenRaw)}`,
     );
   return { namespace, periodSeconds, listen: { host, port } };
 }
 
 /** etcd's storage settings and the pass-through, each checked, with the defaults filled in. */
 function parseEtcdSettings(raw: Raw): EtcdSettings {
-  const mode = str(raw, "etcdAutoCompactionMode", "etcd-auto-compaction-mode", false) ?? "periodic";
+  const mode = str(raw, "etcdAutoCompactionMode", false) ?? "periodic";
   if (mode !== "periodic" && mode !== "revision")
     throw new ConfigError(
-      `${describe("etcd-auto-compaction-mode")} must be periodic or revision, got ${JSON.stringify(mode)}`,
+      `${describe("etcdAutoCompactionMode")} must be periodic or revision, got ${JSON.stringify(mode)}`,
     );
   const given = raw.etcdAutoCompactionRetention;
   const retention =
-    (typeof given === "number"
-      ? String(given)
-      : str(raw, "etcdAutoCompactionRetention", "etcd-auto-compaction-retention", false)) ??
+    (typeof given === "number" ? String(given) : str(raw, "etcdAutoCompactionRetention", false)) ??
     (mode === "periodic" ? ETCD_DEFAULTS.autoCompactionRetention : "10000");
   return {
-    quotaBackendBytes: int(
-      raw,
-      "etcdQuotaBackendBytes",
-      "etcd-quota-backend-bytes",
-      ETCD_DEFAULTS.quotaBackendBytes,
-      MIN_QUOTA_BYTES,
-      MAX_QUOTA_BYTES,
-    ),
+    quotaBackendBytes: int(raw, "etcdQuotaBackendBytes"),
     autoCompactionMode: mode,
     autoCompactionRetention: checkRetention(mode, String(retention)),
-    snapshotCount: int(
-      raw,
-      "etcdSnapshotCount",
-      "etcd-snapshot-count",
-      ETCD_DEFAULTS.snapshotCount,
-      100,
-      10_000_000,
-    ),
-    extra: parseExtraEnv(str(raw, "etcdExtraEnv", "etcd-extra-env", false)),
+    snapshotCount: int(raw, "etcdSnapshotCount"),
+    extra: parseExtraEnv(str(raw, "etcdExtraEnv", false)),
   };
 }
 
@@ -591,7 +471,7 @@ export function checkRestoreBound(config: AgentConfig): AgentConfig {
   if (config.backup.restoreAfterSeconds <= usable) return config;
   const spacingNeeded = Math.ceil(BOOT_UNIT.startLimitIntervalSec / (BOOT_UNIT.startLimitBurst - 1));
   throw new ConfigError(
-    `${describe("restore-after-seconds")} is ${config.backup.restoreAfterSeconds}, but with ${describe("boot-timeout-seconds")} ${config.bootTimeoutSeconds} the boot unit (RestartSec=${BOOT_UNIT.restartSec}, StartLimitBurst=${BOOT_UNIT.startLimitBurst} in StartLimitIntervalSec=${BOOT_UNIT.startLimitIntervalSec}) gives up after about ${givesUp}s, so an automatic restore could never start; lower --restore-after-seconds to at most ${usable} or raise --boot-timeout-seconds to at least ${spacingNeeded - BOOT_UNIT.restartSec}`,
+    `${describe("restoreAfterSeconds")} is ${config.backup.restoreAfterSeconds}, but with ${describe("bootTimeoutSeconds")} ${config.bootTimeoutSeconds} the boot unit (RestartSec=${BOOT_UNIT.restartSec}, StartLimitBurst=${BOOT_UNIT.startLimitBurst} in StartLimitIntervalSec=${BOOT_UNIT.startLimitIntervalSec}) gives up after about ${givesUp}s, so an automatic restore could never start; lower --restore-after-seconds to at most ${usable} or raise --boot-timeout-seconds to at least ${spacingNeeded - BOOT_UNIT.restartSec}`,
   );
 }
 
@@ -619,22 +499,22 @@ export function checkUnitSettings(config: AgentConfig, env: NodeJS.ProcessEnv): 
   }
   const watchdogMs = Math.floor(Number(raw) / 1000);
   const watchdogS = watchdogMs / 1000;
-  const fits = (flag: string, value: number, share: number, why: string) => {
+  const fits = (key: OptionKey, value: number, share: number, why: string) => {
     const most = Math.floor(watchdogS / share);
     if (value > most) {
       throw new ConfigError(
-        `${describe(flag)} is ${value} but the unit's watchdog (WatchdogSec=, WATCHDOG_USEC=${raw}) is ${watchdogS} s: ${why}; set ${describe(flag)} to at most ${most}, or raise WatchdogSec= in etcd-agent.service to at least ${value * share}s`,
+        `${describe(key)} is ${value} but the unit's watchdog (WatchdogSec=, WATCHDOG_USEC=${raw}) is ${watchdogS} s: ${why}; set ${describe(key)} to at most ${most}, or raise WatchdogSec= in etcd-agent.service to at least ${value * share}s`,
       );
     }
   };
   fits(
-    "interval-seconds",
+    "intervalSeconds",
     config.intervalSeconds,
     2,
     "a cycle must run within half the watchdog so a stuck loop is caught and the deadlines are seen",
   );
   fits(
-    "metadata-timeout-seconds",
+    "metadataTimeoutSeconds",
     config.metadataTimeoutSeconds,
     4,
     "one cycle waits on instance metadata for up to this, beside its other calls",

@@ -1,7 +1,16 @@
 // What ships: the single executables built by `npm run build:binary` (test/install.sh builds them
 // before the tests run).
 import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -66,6 +75,23 @@ describe("the x64 binary, alone in an empty directory", () => {
       ),
     );
     expect(r.stdout).toContain(`node v${SEA_NODE_VERSION}`);
+  });
+
+  it("leaves --env-file to the agent: Node neither reads the file nor fails on a missing one", () => {
+    // Node reads --env-file anywhere before a `--`, also in a single executable (sea-config's
+    // execArgv ["--"] stops it): a NODE_OPTIONS it cannot take would exit 9 before the agent ran.
+    const file = join(mkdtempSync(join(tmpdir(), "etcd-agent-envfile-")), "etcd.env");
+    writeFileSync(file, "NODE_OPTIONS=--no-such-flag\n");
+    const present = run(["status", "--env-file", file, "--client-port", "abc"]);
+    expect(present.stderr).toContain(
+      '--client-port (ETCD_AGENT_CLIENT_PORT) must be a whole number from 1 to 65535, got "abc"',
+    );
+    expect(present.status).toBe(3);
+    const missing = run(["status", "--env-file", "missing/etcd.env"]);
+    expect(missing.stderr).toContain(
+      '--env-file (ETCD_AGENT_ENV_FILE) must be an absolute path, got "missing/etcd.env"',
+    );
+    expect(missing.status).toBe(3);
   });
 
   it("talks to a real etcd over gRPC and TLS with the protos it carries: member list and status", () => {

@@ -4,10 +4,10 @@ import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 
 // What ships is what is tested: the x64 single executable (test/install.sh builds it), or the
-// TypeScript sources when ETCD_AGENT_TEST_SOURCES=1.
+// TypeScript sources when ETCD_AGENT_TEST_SOURCES=1, started as npm's bin starts them (its #! line).
 const SOURCES = new URL("../../agent/bin/etcd-agent.js", import.meta.url).pathname;
 const BINARY = new URL("../../dist/etcd-agent-linux-x64", import.meta.url).pathname;
-const command = process.env.ETCD_AGENT_TEST_SOURCES === "1" ? [process.execPath, SOURCES] : [BINARY];
+const command = process.env.ETCD_AGENT_TEST_SOURCES === "1" ? [SOURCES] : [BINARY];
 
 /** A loopback port with nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -18,9 +18,9 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-function run(args: string[], env: Record<string, string> = {}, timeout = 90_000) {
+function run(args: string[], env: Record<string, string> = {}, timeout = 90_000, exeOf = command) {
   const started = Date.now();
-  const [exe, ...pre] = command as [string, ...string[]];
+  const [exe, ...pre] = exeOf as [string, ...string[]];
   const out = spawnSync(exe, [...pre, ...args], {
     encoding: "utf8",
     timeout,
@@ -84,6 +84,22 @@ describe("etcd-agent command line", () => {
     const r = run(["status", "--asg-name", "etcd"], { AWS_REGION: "eu-west-1", ...CONFIG, ...env });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(message);
+  });
+
+  it.each([
+    ["the binary", [BINARY]],
+    ["npm's bin", [SOURCES]],
+  ])("--env-file is the agent's in %s: a relative path is refused by the agent (3), not read by Node (9)", (_what, exe) => {
+    const r = run(
+      ["status", "--asg-name", "etcd", "--env-file", "missing/etcd.env"],
+      { AWS_REGION: "eu-west-1", ...CONFIG },
+      90_000,
+      exe,
+    );
+    expect(r.stderr).toContain(
+      '--env-file (ETCD_AGENT_ENV_FILE) must be an absolute path, got "missing/etcd.env"',
+    );
+    expect(r.code).toBe(3);
   });
 
   it("remove-member refuses a target that is neither a member ID nor an instance ID", () => {

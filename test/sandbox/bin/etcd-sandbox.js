@@ -3,5 +3,6 @@
 import { register } from "tsx/esm/api";
 
 register();
+await import("./quiet-warnings.ts");
 const { main } = await import("../cli.ts");
 process.exit(await main(process.argv.slice(2)));
