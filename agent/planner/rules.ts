@@ -76,6 +76,8 @@ export const RULES = {
     "another member is restarting its etcd for the CA rotation (it holds the restart lock); one member at a time",
   "ca-rotation-not-converged":
     "the next step of a CA rotation waits until every member has followed the current one",
+  "operator-cert-caller":
+    "an operator's certificate is issued only to a verified role session, named after that session (never a node's or the shared name)",
 } as const;
 
 export type RuleId = keyof typeof RULES;
