@@ -383,11 +383,23 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "client-cert",
       "on the bastion: fetch the operators' client certificate (kept by the leader) into --out",
       (y) =>
-        y.option("out", {
-          type: "string",
-          requiresArg: true,
-          describe: "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
-        }),
+        y
+          .option("out", {
+            type: "string",
+            requiresArg: true,
+            describe: "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
+          })
+          .option("issuer-url", {
+            type: "string",
+            requiresArg: true,
+            describe:
+              "the operators' certificate issuer (output OperatorCertIssuerUrl): a certificate in your own name, signed with your AWS credentials, instead of the shared one",
+          })
+          .option("hours", {
+            type: "string",
+            requiresArg: true,
+            describe: "with --issuer-url: 1 to 12 (default 8)",
+          }),
       command("stdout", async ({ config, ports, args }) => {
         if (!config.tls)
           throw new ConfigError("client-cert with --plaintext: a plaintext cluster has no certificates");
@@ -397,7 +409,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const out = typeof args.out === "string" ? args.out : `${io.env.HOME ?? "/root"}/.etcd-agent/tls`;
         if (!out.startsWith("/"))
           throw new ConfigError(`--out must be an absolute path, got ${JSON.stringify(out)}`);
-        const bundle = await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
+        const bundle =
+          args.issuerUrl !== undefined
+            ? await (await import("./tls/issuer-client.js")).issueForCaller(
+                args.issuerUrl,
+                args.hours,
+                config.region ?? io.env.AWS_REGION ?? null,
+              )
+            : await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
         const files = {
           caFile: `${out}/ca.crt`,
           certFile: `${out}/client.crt`,
