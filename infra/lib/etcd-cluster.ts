@@ -32,6 +32,7 @@ import { ETCD_IMAGE } from "../../ignition/etcd-image.js";
 import { renderNodeConfig, serialize, USER_DATA_LIMIT } from "../../ignition/render.js";
 import { ClusterMonitoring, METRICS_NAMESPACE } from "./cluster-monitoring.js";
 import { nodeImage } from "./node-image.js";
+import { OperatorCertIssuer } from "./operator-cert-issuer.js";
 import {
   EtcdClusterPropsError,
   type EtcdClusterSettings,
@@ -45,6 +46,8 @@ export interface EtcdClusterProps extends EtcdClusterSettings {
   vpc?: ec2.IVpc;
   /** Where alarms go; default a new topic. */
   alarmTopic?: sns.ITopic;
+  /** The one role that may call the operators' certificate issuer; without it there is no issuer. */
+  operatorCertInvokerRoleArn?: string;
 }
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -87,6 +90,8 @@ export class EtcdCluster extends Construct {
   readonly monitoring: ClusterMonitoring;
   readonly nodeRole: iam.Role;
   readonly teardown: Teardown;
+  /** The operators' certificate issuer, with operatorCertInvokerRoleArn. */
+  readonly operatorCertIssuer: OperatorCertIssuer | undefined;
   /** The Ignition config in the user data, before CloudFormation fills in the bucket, key and zone. */
   readonly ignitionTemplate: string;
 
@@ -487,6 +492,14 @@ export class EtcdCluster extends Construct {
       secrets: (["ca", "operator"] as const).map((n) => ({ name: secretName(n), arn: secretArn(n) })),
     });
     this.autoScalingGroup.node.addDependency(this.teardown);
+    if (props.operatorCertInvokerRoleArn !== undefined) {
+      this.operatorCertIssuer = new OperatorCertIssuer(this, "OperatorCertIssuer", {
+        caSecretName: secretName("ca"),
+        caSecretArn: secretArn("ca"),
+        ...(this.secretsKey ? { secretsKey: this.secretsKey } : {}),
+        invokerRoleArn: props.operatorCertInvokerRoleArn,
+      });
+    }
     this.autoScalingGroup.addLifecycleHook("LaunchHook", {
       lifecycleHookName: HOOKS.launch.name,
       lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_LAUNCHING,
@@ -719,6 +732,12 @@ export class EtcdCluster extends Construct {
       "The operators' client certificate (etcd-agent client-cert fetches it on the bastion)",
     );
     output("CaSecretName", secretName("ca"), "The cluster's CA (the nodes only); deleted with the stack");
+    if (this.operatorCertIssuer)
+      output(
+        "OperatorCertIssuerUrl",
+        this.operatorCertIssuer.url.url,
+        "etcd-agent client-cert --issuer-url <this>: a certificate in your own name, 8 hours (at most 12)",
+      );
     // The new VPC's flow-log group (CDK keeps log groups on delete): its name, to remove it later.
     const flowLogGroup = this.vpc.node.tryFindChild("all")?.node.tryFindChild("LogGroup");
     if (flowLogGroup instanceof logs.LogGroup)
