@@ -2,6 +2,7 @@
 // The operators' certificate issuer in the construct (infra/lib/operator-cert-issuer.ts): its
 // role's statements against a table (a widening fails), the function URL's auth, the invoke
 // permissions for the named role only, the bundled handler, and cdk-nag's AwsSolutions pack.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { bundleIssuer, OperatorCertIssuer } from "../../infra/lib/operator-cert-
 
 const INVOKER =
   "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_EtcdOperators_0123";
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const work = mkdtempSync(join(tmpdir(), "infra-issuer-test-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -109,6 +111,18 @@ describe("the operators' certificate issuer (#16)", () => {
     const code = readFileSync(join(bundleIssuer(), "index.js"), "utf8");
     expect(code).toContain("operator-cert-caller");
     expect(code).not.toMatch(/require\("@peculiar/);
+  });
+
+  it("the bundle loads in plain Node (the SDK from outside, as the runtime gives it) and refuses a request with no caller", () => {
+    const script = `require(${JSON.stringify(join(bundleIssuer(), "index.js"))}).handler({ requestContext: {} }).then((r) => process.stdout.write("RESULT " + r.statusCode))`;
+    const r = spawnSync(process.execPath, ["-e", script], {
+      encoding: "utf8",
+      timeout: 30_000,
+      env: { PATH: process.env.PATH ?? "", NODE_PATH: join(ROOT, "node_modules"), AWS_REGION: "eu-west-1" },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("[rule: operator-cert-caller]");
+    expect(r.stdout).toMatch(/RESULT 403$/);
   });
 
   it("a role ARN that is not one role is refused, naming the value", () => {
