@@ -19,6 +19,7 @@ import { ConfigError } from "./errors.js";
 import { EXIT, exitNameFor } from "./exit-codes.js";
 import { createLogger, type Logger } from "./log.js";
 import type { Ports } from "./ports/index.js";
+import { withIssuerOptions } from "./tls/issuer-options.js";
 import { VERSION } from "./version.js";
 
 export interface CliIo {
@@ -383,23 +384,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "client-cert",
       "on the bastion: fetch the operators' client certificate (kept by the leader) into --out",
       (y) =>
-        y
-          .option("out", {
-            type: "string",
-            requiresArg: true,
-            describe: "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
-          })
-          .option("issuer-url", {
-            type: "string",
-            requiresArg: true,
-            describe:
-              "the operators' certificate issuer (output OperatorCertIssuerUrl): a certificate in your own name, signed with your AWS credentials, instead of the shared one",
-          })
-          .option("hours", {
-            type: "string",
-            requiresArg: true,
-            describe: "with --issuer-url: 1 to 12 (default 8)",
-          }),
+        withIssuerOptions(y).option("out", {
+          type: "string",
+          requiresArg: true,
+          describe: "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
+        }),
       command("stdout", async ({ config, ports, args }) => {
         if (!config.tls)
           throw new ConfigError("client-cert with --plaintext: a plaintext cluster has no certificates");
@@ -409,14 +398,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const out = typeof args.out === "string" ? args.out : `${io.env.HOME ?? "/root"}/.etcd-agent/tls`;
         if (!out.startsWith("/"))
           throw new ConfigError(`--out must be an absolute path, got ${JSON.stringify(out)}`);
-        const bundle =
-          args.issuerUrl !== undefined
-            ? await (await import("./tls/issuer-client.js")).issueForCaller(
-                args.issuerUrl,
-                args.hours,
-                config.region ?? io.env.AWS_REGION ?? null,
-              )
-            : await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
+        const region = config.region ?? io.env.AWS_REGION ?? null;
+        const bundle = args.issuerUrl
+          ? await (await import("./tls/issuer-client.js")).issueForCaller(args.issuerUrl, args.hours, region)
+          : await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
         const files = {
           caFile: `${out}/ca.crt`,
           certFile: `${out}/client.crt`,
