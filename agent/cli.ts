@@ -10,6 +10,7 @@ import { ConfigError } from "./errors.js";
 import { EXIT, exitNameFor } from "./exit-codes.js";
 import { createLogger, type Logger } from "./log.js";
 import type { Ports } from "./ports/index.js";
+import { withIssuerOptions } from "./tls/issuer-options.js";
 import { VERSION } from "./version.js";
 
 export interface CliIo {
@@ -216,7 +217,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       "client-cert",
       "on the bastion: fetch the operators' client certificate (kept by the leader) into --out",
       (y) =>
-        y.option("out", {
+        withIssuerOptions(y).option("out", {
           type: "string",
           requiresArg: true,
           describe: "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
@@ -230,7 +231,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const out = typeof args.out === "string" ? args.out : `${io.env.HOME ?? "/root"}/.etcd-agent/tls`;
         if (!out.startsWith("/"))
           throw new ConfigError(`--out must be an absolute path, got ${JSON.stringify(out)}`);
-        const bundle = await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
+        const region = config.region ?? io.env.AWS_REGION ?? null;
+        const bundle = args.issuerUrl
+          ? await (await import("./tls/issuer-client.js")).issueForCaller(args.issuerUrl, args.hours, region)
+          : await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
         const files = {
           caFile: `${out}/ca.crt`,
           certFile: `${out}/client.crt`,

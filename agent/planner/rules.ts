@@ -84,6 +84,8 @@ export const RULES = {
     "a CA rotation restarts each member's etcd in turn; with two voters a restart of either loses quorum, so begin is refused until the cluster has three",
   "ca-rotation-not-converged":
     "the next step of a CA rotation waits until every member has followed the current one",
+  "operator-cert-caller":
+    "an operator's certificate is issued only to a verified role session, named after that session (never a node's or the shared name)",
 } as const;
 
 export type RuleId = keyof typeof RULES;

@@ -54,6 +54,9 @@ try {
     bastionKeyName: str("bastionKeyName"),
     sshAuthorizedKeys: json<string[]>("sshAuthorizedKeys"),
     secretsCustomerManagedKey: str("secretsCustomerManagedKey") !== "off",
+    ...(str("operatorCertInvokerRoleArn")
+      ? { operatorCertInvokerRoleArn: str("operatorCertInvokerRoleArn") }
+      : {}),
     backup: {
       expireAfterDays: num("backupExpireAfterDays"),
       objectLock:

@@ -29,6 +29,7 @@ import { network } from "./cluster/network.js";
 import { nodes } from "./cluster/nodes.js";
 import { storage } from "./cluster/storage.js";
 import type { ClusterMonitoring } from "./cluster-monitoring.js";
+import { OperatorCertIssuer } from "./operator-cert-issuer.js";
 import { type EtcdClusterSettings, type ValidSettings, validateSettings } from "./props.js";
 import type { Teardown } from "./teardown/teardown.js";
 
@@ -40,6 +41,8 @@ export interface EtcdClusterProps extends EtcdClusterSettings {
   vpc?: ec2.IVpc;
   /** Where alarms go; default a new topic. */
   alarmTopic?: sns.ITopic;
+  /** The one role that may call the operators' certificate issuer; without it there is no issuer. */
+  operatorCertInvokerRoleArn?: string;
 }
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -63,6 +66,8 @@ export class EtcdCluster extends Construct {
   readonly monitoring: ClusterMonitoring;
   readonly nodeRole: iam.Role;
   readonly teardown: Teardown;
+  /** The operators' certificate issuer, with operatorCertInvokerRoleArn. */
+  readonly operatorCertIssuer: OperatorCertIssuer | undefined;
   /** The Ignition config in the user data, before CloudFormation fills in the bucket, key and zone. */
   readonly ignitionTemplate: string;
 
@@ -119,6 +124,14 @@ export class EtcdCluster extends Construct {
       identity: roles,
     });
 
+    if (props.operatorCertInvokerRoleArn !== undefined)
+      this.operatorCertIssuer = new OperatorCertIssuer(this, "OperatorCertIssuer", {
+        caSecretName: roles.secrets.ca.name,
+        caSecretArn: roles.secrets.ca.arn,
+        ...(this.secretsKey ? { secretsKey: this.secretsKey } : {}),
+        invokerRoleArn: props.operatorCertInvokerRoleArn,
+      });
+
     this.monitoring = alarms(this, {
       settings: s,
       asgName,
@@ -167,6 +180,12 @@ export class EtcdCluster extends Construct {
       roles.secrets.ca.name,
       "The cluster's CA (the nodes only); deleted with the stack",
     );
+    if (this.operatorCertIssuer)
+      output(
+        "OperatorCertIssuerUrl",
+        this.operatorCertIssuer.url.url,
+        "etcd-agent client-cert --issuer-url <this>: a certificate in your own name, 8 hours (at most 12)",
+      );
     // The new VPC's flow-log group (CDK keeps log groups on delete): its name, to remove it later.
     const flowLogGroup = this.vpc.node.tryFindChild("all")?.node.tryFindChild("LogGroup");
     if (flowLogGroup instanceof logs.LogGroup)

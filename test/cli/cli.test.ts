@@ -1,7 +1,14 @@
 // The command line as an operator meets it: the real entry point in a child process.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { handleIssue } from "../../agent/tls/operator-issuer.js";
+import { createCa } from "../../agent/tls/pki.js";
+import { startFunctionUrl } from "../sandbox/function-url.js";
 
 // What ships is what is tested: the x64 single executable (test/install.sh builds it), or the
 // TypeScript sources when ETCD_AGENT_TEST_SOURCES=1, started as npm's bin starts them (its #! line).
@@ -117,5 +124,78 @@ describe("etcd-agent command line", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("instance metadata did not answer");
     expect(r.ms).toBeLessThan(60_000);
+  });
+});
+
+describe("etcd-agent client-cert --issuer-url (#16)", () => {
+  it.each([
+    ["http://issuer.example.invalid/", "8", /--issuer-url must be https/],
+  ])("--issuer-url %s (plain http, not loopback): exit 3 naming the value; the hours and the rest in test/unit/tls/issuer-client.test.ts", (url, hours, message) => {
+    const r = run(["client-cert", "--issuer-url", url, "--hours", hours], {
+      ...CONFIG,
+      AWS_REGION: "eu-west-1",
+    });
+    expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(3);
+  });
+
+  it("signs with the caller's credentials and writes the certificate named after the session", async () => {
+    const ca = await createCa("etcd-agent cli test CA", new Date(), 1);
+    const fn = await startFunctionUrl({
+      region: "eu-west-1",
+      // run() gives the child the static test credentials.
+      callers: [
+        {
+          accessKeyId: "test",
+          secretAccessKey: "test",
+          arn: "arn:aws:sts::123456789012:assumed-role/Ops/carol",
+        },
+      ],
+      handler: (event) =>
+        handleIssue(event, {
+          readCaSecret: async () => JSON.stringify(ca),
+          now: () => new Date(),
+          log: () => {},
+        }),
+    });
+    const out = mkdtempSync(join(tmpdir(), "client-cert-"));
+    try {
+      const [exe, ...pre] = command as [string, ...string[]];
+      const child = spawn(
+        exe,
+        [...pre, "client-cert", "--issuer-url", fn.url, "--hours", "2", "--out", out],
+        {
+          env: {
+            PATH: process.env.PATH ?? "",
+            HOME: out,
+            AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+            AWS_ACCESS_KEY_ID: "test",
+            AWS_SECRET_ACCESS_KEY: "test",
+            AWS_REGION: "eu-west-1",
+            ...CONFIG,
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const code = await new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+        child.on("exit", (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        });
+      });
+      expect(code, stderr).toBe(0);
+      const cert = new X509Certificate(readFileSync(join(out, "client.crt")));
+      expect(cert.subject).toBe("CN=carol");
+      expect(readFileSync(join(out, "ca.crt"), "utf8")).toBe(ca.cert);
+      expect(statSync(join(out, "client.key")).mode & 0o077).toBe(0);
+    } finally {
+      await fn.close();
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });

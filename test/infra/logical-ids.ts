@@ -30,8 +30,9 @@ export const CONFIGURATIONS: Record<string, (stack: Stack) => Partial<EtcdCluste
     backup: { objectLock: false, customerManagedKey: false },
     secretsCustomerManagedKey: false,
   }),
-  "every option on: replication, SSH to the bastion, 5 members": () => ({
+  "every option on: replication, SSH to the bastion, 5 members, the operators' certificate issuer": () => ({
     clusterSize: 5,
+    operatorCertInvokerRoleArn: "arn:aws:iam::123456789012:role/etcd-operators",
     backup: { replicateToBucketArn: "arn:aws:s3:::etcd-backups-copy" },
     bastionAllowedCidr: "203.0.113.7/32",
     bastionKeyName: "operators",

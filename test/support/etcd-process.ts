@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { LocalCertFiles } from "../../agent/adapters/local-disk.js";
-import { createCa, issue } from "../../agent/tls/pki.js";
+import { type CertKey, createCa, issue } from "../../agent/tls/pki.js";
 import { ETCD_BIN, eventually } from "./etcd-node.js";
 
 export interface SingleEtcd {
@@ -15,10 +15,10 @@ export interface SingleEtcd {
   stop(): Promise<void>;
 }
 
-/** A CA, a certificate for etcd at `ip` and a client certificate, written to `dir`. */
-async function testPki(dir: string, ip: string) {
+/** A CA (or `given`), a certificate for etcd at `ip` and a client certificate, written to `dir`. */
+async function testPki(dir: string, ip: string, given?: CertKey) {
   const now = Date.now();
-  const ca = await createCa("test CA", new Date(now), 1);
+  const ca = given ?? (await createCa("test CA", new Date(now), 1));
   const window = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000) };
   const server = await issue(ca, { commonName: "solo", names: [ip], usage: "node", ...window });
   const client = await issue(ca, { commonName: "test client", names: [], usage: "client", ...window });
@@ -36,10 +36,13 @@ async function testPki(dir: string, ip: string) {
   return clientTls;
 }
 
-export async function startSingleEtcd(ip: string, options: { tls?: boolean } = {}): Promise<SingleEtcd> {
+export async function startSingleEtcd(
+  ip: string,
+  options: { tls?: boolean; ca?: CertKey } = {},
+): Promise<SingleEtcd> {
   const dir = mkdtempSync(join(tmpdir(), "etcd-single-"));
   const scheme = options.tls ? "https" : "http";
-  const clientTls = options.tls ? await testPki(join(dir, "tls"), ip) : null;
+  const clientTls = options.tls ? await testPki(join(dir, "tls"), ip, options.ca) : null;
   const tlsFlags = clientTls
     ? [
         ...["--cert-file", join(dir, "tls", "server.crt"), "--key-file", join(dir, "tls", "server.key")],

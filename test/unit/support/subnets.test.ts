@@ -24,7 +24,9 @@ function octetsOf(source: string): Set<number> {
 describe("the real-etcd test files' subnets", () => {
   it("reads literal and run-numbered subnets", () => {
     expect([...octetsOf('const SUBNET = "127.0.27"; x = "127.0.27.1"; y = "127.0.0.1"')]).toEqual([27]);
-    expect([...octetsOf(["`127.0.$", "{80 + run}.0/24`"].join(""))]).toEqual([80, 81, 82, 83, 84, 85, 86, 87, 88, 89]);
+    expect([...octetsOf(["`127.0.$", "{80 + run}.0/24`"].join(""))]).toEqual([
+      80, 81, 82, 83, 84, 85, 86, 87, 88, 89,
+    ]);
   });
 
   it("no two files that may run side by side share a 127.0.N.0/24", () => {
