@@ -327,11 +327,16 @@ export function renderNodeConfig(o: NodeConfigOptions): IgnitionConfig {
 function restoreWrapper(os: NodeOs, tag: string): string {
   const runtime = os === "flatcar" ? "docker" : "podman";
   const tool = /^v3\.4\./.test(tag) ? "etcdctl" : "etcdutl";
+  // The restore runs from etcd-agent-boot.service, whose hardening refuses what podman needs (a
+  // mount namespace, a writable /var/lib/containers): on FCOS systemd runs the container in a
+  // transient unit of its own, the output and exit code passed back. docker is only a client of
+  // dockerd (a socket), which the hardening allows.
+  const launch = os === "fcos" ? "systemd-run --quiet --wait --pipe --collect " : "";
   return [
     "#!/bin/sh",
     "# etcd's restore tool from the pinned etcd image; written by Ignition for etcd-agent's recovery.",
     "set -eu",
-    `exec ${runtime} run --rm --network none -e ETCDCTL_API=3 -v ${NODE_PATHS.dataDir}:${NODE_PATHS.dataDir}${os === "fcos" ? FCOS_DATA_DIR_LABEL : ""} ${ETCD_IMAGE.repository}:${tag} ${tool} "$@"`,
+    `exec ${launch}${runtime} run --rm --network none -e ETCDCTL_API=3 -v ${NODE_PATHS.dataDir}:${NODE_PATHS.dataDir}${os === "fcos" ? FCOS_DATA_DIR_LABEL : ""} ${ETCD_IMAGE.repository}:${tag} ${tool} "$@"`,
     "",
   ].join("\n");
 }

@@ -6,12 +6,13 @@ import { randomBytes, X509Certificate } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "node:tls";
+import { SetDesiredCapacityCommand } from "@aws-sdk/client-auto-scaling";
 import { TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RESTART_REQUEST_PATHS } from "../../agent/adapters/etcd-service.js";
 import { NODE_PATHS } from "../../ignition/render.js";
 import { bastionProfile } from "../../infra/lib/etcd-cluster.js";
-import { bastionExec, type MachineNode } from "../sandbox/machine.js";
+import { bastionExec, type MachineNode, releaseHeldUnits } from "../sandbox/machine.js";
 import type { Sandbox } from "../sandbox/sandbox.js";
 import { clients, type WorldInstance, worldInstances } from "../sandbox/world.js";
 import { eventually } from "../support/etcd-node.js";
@@ -86,6 +87,32 @@ async function mainUser(id: string, unit: string): Promise<string> {
   return (await inside(id, ["stat", "-c", "%U", `/proc/${pid}`])).trim();
 }
 
+/** The bastion's files (docs/deploy.md): the CDK's profile for this sandbox, a writable /root. */
+function makeBastion(): { home: string; profile: string; env: Record<string, string> } {
+  const root = scenario?.root as string;
+  const home = join(root, "bastion-root");
+  mkdirSync(home, { recursive: true });
+  const profile = join(root, "bastion-profile.sh");
+  // What the CDK bastion's user data writes to /etc/profile.d, for this sandbox's cluster.
+  const lines = bastionProfile({
+    domain: sandbox.world.domain,
+    hostedZoneId: sandbox.world.hostedZoneId,
+    asgName: sandbox.world.asgName,
+    region: sandbox.world.region,
+  });
+  writeFileSync(profile, `${lines.join("\n")}\n`);
+  // Only what the bastion's instance role gives: AWS (the gap filler) and credentials.
+  return {
+    home,
+    profile,
+    env: {
+      AWS_ENDPOINT_URL: sandbox.gaps.url,
+      AWS_ACCESS_KEY_ID: "operator",
+      AWS_SECRET_ACCESS_KEY: "operator",
+    },
+  };
+}
+
 describe("machine mode: nodes booted under systemd from their Ignition config", () => {
   beforeAll(async () => {
     scenario = await openScenario({
@@ -134,28 +161,7 @@ describe("machine mode: nodes booted under systemd from their Ignition config", 
 
   it("from a bastion machine (the binary and the operators' certificate only), TLS on: status shows 3 voters; join --instance-id of a started member refuses, no member changed", async () => {
     const instances = await settledAndActive(60_000);
-    const root = scenario?.root as string;
-    const home = join(root, "bastion-root");
-    mkdirSync(home, { recursive: true });
-    const profile = join(root, "bastion-profile.sh");
-    // What the CDK bastion's user data writes to /etc/profile.d, for this sandbox's cluster.
-    const lines = bastionProfile({
-      domain: sandbox.world.domain,
-      hostedZoneId: sandbox.world.hostedZoneId,
-      asgName: sandbox.world.asgName,
-      region: sandbox.world.region,
-    });
-    writeFileSync(profile, `${lines.join("\n")}\n`);
-    // Only what the bastion's instance role gives: AWS (the gap filler) and credentials.
-    const bastion = {
-      home,
-      profile,
-      env: {
-        AWS_ENDPOINT_URL: sandbox.gaps.url,
-        AWS_ACCESS_KEY_ID: "operator",
-        AWS_SECRET_ACCESS_KEY: "operator",
-      },
-    };
+    const bastion = makeBastion();
 
     // docs/deploy.md's first step on the bastion: the operators' certificate from its secret.
     const cert = await bastionExec(bastion, "etcd-agent client-cert");
@@ -287,5 +293,68 @@ describe("machine mode: nodes booted under systemd from their Ignition config", 
     ]);
     expect(boot).toContain('"msg":"boot decision: join"');
     expect((await worldInstances(sandbox.world)).map((i) => i.instanceId)).not.toContain(leader);
+  }, 300_000);
+
+  it("from the bastion, TLS on: join --instance-id of an instance in the group that is not a member, then its units start: a 4th voter", async () => {
+    const instances = await settledAndActive(60_000);
+    const bastion = makeBastion();
+    const { asg } = clients(sandbox.world.endpoint);
+    // The next machine boots with its agent units held: in the group, not a member.
+    sandbox.injectNextNode({ held: true });
+    await asg.send(
+      new SetDesiredCapacityCommand({ AutoScalingGroupName: sandbox.world.asgName, DesiredCapacity: 4 }),
+    );
+    const fresh = await eventually("the 4th instance's machine, its boot unit held", 120_000, async () => {
+      const added = (await worldInstances(sandbox.world)).find(
+        (i) => !instances.some((x) => x.instanceId === i.instanceId),
+      );
+      const m = added && sandbox.machine(added.instanceId);
+      if (!m) return undefined;
+      // Booted, and the held boot unit's condition checked (and failed): it did not run.
+      const state = await m.exec([
+        "systemctl",
+        "show",
+        "-p",
+        "ConditionResult",
+        "-p",
+        "ConditionTimestampMonotonic",
+        "etcd-agent-boot.service",
+      ]);
+      return state.stdout.includes("ConditionResult=no") && !state.stdout.includes("Monotonic=0\n")
+        ? m
+        : undefined;
+    });
+    const id = fresh.instance.instanceId;
+    const before = await memberIds(instances);
+    expect(before.ids.some((m) => m.startsWith(`${id}=`))).toBe(false);
+
+    // The operators' certificate lives 60 s here too: fetched again, as docs/deploy.md's first step.
+    const joined = await bastionExec(
+      bastion,
+      `etcd-agent client-cert >/dev/null && exec etcd-agent join --instance-id ${id}`,
+    );
+    expect(joined.code, joined.stdout + joined.stderr).toBe(0);
+    expect(joined.stdout).toMatch(
+      /^join: the cluster answers with 3\/3 healthy voters; adding this instance as a learner$/m,
+    );
+    expect(joined.stdout).toContain(`next: on ${id}:`);
+    expect(joined.stdout).toContain(`ETCD_NAME=${id}`);
+    const list = await sandbox.probe.memberList(instances.map((i) => sandbox.clientUrl(i.ip)));
+    expect(list.members.find((m) => m.peerUrls.some((u) => u.includes(fresh.instance.ip)))?.isLearner).toBe(
+      true,
+    );
+
+    // On the node: its units start (as after the operator's boot), its agent finds the learner.
+    await releaseHeldUnits(fresh);
+    const four = await eventually("4 settled voters, every unit active", 120_000, async () => {
+      const now = await sandbox.settledInstances(4);
+      if (!now) return undefined;
+      const states = (await inside(id, ["systemctl", "is-active", ...UNITS])).trim().split("\n");
+      return states.every((s) => s === "active") ? now : undefined;
+    });
+    const after = await memberIds(four);
+    expect(after.clusterId).toBe(before.clusterId);
+    expect(after.ids).toEqual(expect.arrayContaining(before.ids));
+    expect(after.ids.some((m) => m.startsWith(`${id}=`))).toBe(true);
   }, 300_000);
 });

@@ -61,7 +61,8 @@ async function runForeground(
   writeFileSync(f.pid, String(process.pid));
   sandbox.startHypervisor();
   try {
-    await sandbox.waitHealthy(HEALTHY_WITHIN_MS);
+    // DNS too: the view (which `up --detach` waits for) means `etcd-agent status` shows no drift.
+    await sandbox.waitHealthy(HEALTHY_WITHIN_MS, { dns: true });
   } catch (error) {
     process.stderr.write(`etcd-sandbox: ${(error as Error).message}\n`);
     await stop();

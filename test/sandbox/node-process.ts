@@ -34,6 +34,11 @@ export interface NodeFaults {
   join?: JoinFault;
   /** The node's IMDS refuses tokens (HTTP 503) for this long after the node starts. */
   imdsDownMs?: number;
+  /**
+   * Machine mode only: the machine boots with its agent units held (HELD_UNITS), so the instance is
+   * in the group but not a member until a test releases them (releaseHeldUnits).
+   */
+  held?: boolean;
 }
 
 export interface NodeProcess {

@@ -14,6 +14,8 @@ import {
 import { ListResourceRecordSetsCommand } from "@aws-sdk/client-route-53";
 import type { IOptions } from "etcd3";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
+import { desiredRecords, dnsChanges, normalizeName } from "../../agent/planner/dns-plan.js";
+import type { DnsRecord } from "../../agent/planner/observation.js";
 import {
   type AwsGaps,
   type HookConfig,
@@ -25,9 +27,11 @@ import { agentEvents, backupLine, eventLines, parsePrometheus, storageOf } from 
 import {
   type ArtifactServer,
   DEFAULT_MACHINE_ETCD_BIN,
+  killLeftoverMachines,
   type MachineConfig,
   type MachineNode,
   machineBase,
+  machineNamePrefix,
   startArtifactServer,
   startMachine,
 } from "./machine.js";
@@ -40,7 +44,14 @@ import {
   startNode,
 } from "./node-process.js";
 import { filesIn, harnessCert, operatorCert, type TlsFiles } from "./tls.js";
-import { clients, createWorld, type World, type WorldInstance, worldInstances } from "./world.js";
+import {
+  clients,
+  createWorld,
+  DEFAULT_SUBNET,
+  type World,
+  type WorldInstance,
+  worldInstances,
+} from "./world.js";
 
 export interface SandboxNodeView {
   instanceId: string;
@@ -185,6 +196,10 @@ export class Sandbox {
       );
     }
     mkdirSync(options.stateDir, { recursive: true });
+    const namePrefix = machineNamePrefix(options.subnetCidr ?? DEFAULT_SUBNET);
+    // Machines an earlier sandbox on this subnet could not stop (its process was killed) hold
+    // the subnet's addresses: end them first.
+    if (options.machines) await killLeftoverMachines(namePrefix, 30_000);
     const moto = await startMoto(join(options.stateDir, "moto.log"));
     // The nodes' AWS calls (and a user's) go through the gap filler; the hypervisor asks moto.
     const gaps = await startAwsGaps(moto.url);
@@ -253,6 +268,7 @@ export class Sandbox {
         });
         machines = {
           etcdBin: options.etcdBin ?? DEFAULT_MACHINE_ETCD_BIN,
+          namePrefix,
           binaryUrl,
           binarySha512: createHash("sha512").update(readFileSync(AGENT_BINARY)).digest("hex"),
           artifacts,
@@ -285,6 +301,7 @@ export class Sandbox {
 
   /** The next node the hypervisor starts for a new instance gets these faults (once). */
   injectNextNode(faults: NodeFaults): void {
+    if (faults.held && !this.machines) throw new Error("a held node (NodeFaults.held) needs machine mode");
     this.nextFaults.push(faults);
   }
 
@@ -351,7 +368,7 @@ export class Sandbox {
       if (!this.bootStartedAt.has(instance.instanceId))
         this.bootStartedAt.set(instance.instanceId, Date.now());
       const node = this.machines
-        ? await startMachine(this.world, instance, this.stateDir, this.machines)
+        ? await startMachine(this.world, instance, this.stateDir, this.machines, faults)
         : await startNode(this.world, instance, this.stateDir, this.abort.signal, faults);
       if (this.stopped) await node.stop();
       else {
@@ -402,20 +419,71 @@ export class Sandbox {
     return new Set(ids).size === 1 ? instances : undefined;
   }
 
-  /** Resolves when the cluster has settled on the instances, or throws after `ms`. */
-  async waitHealthy(ms: number): Promise<void> {
+  /**
+   * Resolves when the cluster has settled on the instances (and, with `dns`, the zone's records
+   * equal the voting members: what `etcd-sandbox up` waits for before it prints the view, so
+   * `etcd-agent status` right after `up --detach` shows no DNS drift), or throws after `ms`.
+   */
+  async waitHealthy(ms: number, options: { dns?: boolean; pollMs?: number } = {}): Promise<void> {
     const deadline = Date.now() + ms;
+    const pollMs = options.pollMs ?? 500;
+    let settled = false;
+    let drift: string[] = ["not read yet"];
     while (Date.now() < deadline) {
       try {
-        if (await this.settledInstances()) return;
+        settled = (await this.settledInstances()) !== undefined;
+        if (settled && !options.dns) return;
+        if (settled) {
+          drift = await this.dnsDrift();
+          if (drift.length === 0) return;
+        }
       } catch {
         // not up yet
       }
       if (this.errors.length > 0) throw new Error(this.errors.join("; "));
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, pollMs));
     }
+    if (settled)
+      throw new Error(
+        `DNS did not equal the voting members within ${Math.round(ms / 1000)} s: ${drift.join("; ")}; logs are in ${this.stateDir}`,
+      );
     throw new Error(
       `the cluster was not healthy within ${Math.round(ms / 1000)} s; logs are in ${this.stateDir}`,
+    );
+  }
+
+  /**
+   * The changes that would make the zone's records equal to the started voting members, as
+   * `etcd-agent status` lists them under "drift" (the agent's own dnsChanges); empty when equal.
+   */
+  async dnsDrift(): Promise<string[]> {
+    const instances = await worldInstances(this.world);
+    const list = await this.probe.memberList(instances.map((i) => this.clientUrl(i.ip)));
+    const voters = list.members.flatMap((m) => {
+      const ip = instances.find((i) => i.instanceId === m.name)?.ip;
+      return !m.isLearner && ip ? [{ name: m.name, ip }] : [];
+    });
+    const { r53 } = clients(this.world.endpoint);
+    const records: DnsRecord[] = [];
+    for (const rs of (
+      await r53.send(new ListResourceRecordSetsCommand({ HostedZoneId: this.world.hostedZoneId }))
+    ).ResourceRecordSets ?? []) {
+      if (rs.Type !== "A" && rs.Type !== "SRV" && rs.Type !== "TXT") continue;
+      records.push({
+        name: normalizeName(rs.Name ?? ""),
+        type: rs.Type,
+        ttl: rs.TTL ?? 0,
+        values: (rs.ResourceRecords ?? []).map((v) => v.Value ?? ""),
+      });
+    }
+    const desired = desiredRecords(voters, {
+      domain: this.world.domain,
+      peerPort: 2380,
+      clientPort: 2379,
+      tls: Boolean(this.world.tls),
+    });
+    return dnsChanges(records, desired, this.world.domain).map(
+      (c) => `DNS ${c.action} ${c.record.type} ${c.record.name} ${c.record.values.join(" ")}`,
     );
   }
 

@@ -17,6 +17,9 @@ import {
 import { CreateHostedZoneCommand, Route53Client } from "@aws-sdk/client-route-53";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
+/** The subnet of a sandbox that names none. */
+export const DEFAULT_SUBNET = "127.0.1.0/24";
+
 export const REGION = "eu-west-1";
 const CREDENTIALS = { accessKeyId: "sandbox", secretAccessKey: "sandbox" };
 
@@ -83,7 +86,7 @@ export async function createWorld(
   const subnet = await ec2.send(
     new CreateSubnetCommand({
       VpcId: vpcId,
-      CidrBlock: opts.subnetCidr ?? "127.0.1.0/24",
+      CidrBlock: opts.subnetCidr ?? DEFAULT_SUBNET,
       AvailabilityZone: `${REGION}a`,
     }),
   );
