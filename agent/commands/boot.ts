@@ -1,6 +1,16 @@
 // `etcd-agent boot`: decide how this node's etcd starts, act on it, write etcd's environment file.
 import { rmSync } from "node:fs";
 import { type AfterStep, Steps } from "../apply/steps.js";
+import {
+  downloadVerified,
+  listSnapshots,
+  plannedBump,
+  readRegistryEntry,
+  recordRestoreEvent,
+  registeredMembers,
+  registerMember,
+  restoreVerified,
+} from "../backups/index.js";
 import { type AgentConfig, checkAsgNameLength, nodeTlsFiles } from "../config/config.js";
 import {
   EtcdRequestError,
@@ -27,16 +37,6 @@ import {
 import type { ClusterMarker, Identity, Member } from "../planner/observation.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
-import {
-  downloadVerified,
-  listSnapshots,
-  plannedBump,
-  readRegistryEntry,
-  recordRestoreEvent,
-  registeredMembers,
-  registerMember,
-  restoreVerified,
-} from "./backup.js";
 
 export interface BootContext {
   identity: Identity;

@@ -10,7 +10,7 @@ import {
   restoreSnapshot,
   sha256,
   toolBumpsRevision,
-} from "../../../agent/commands/backup.js";
+} from "../../../agent/backups/index.js";
 import { createLogger } from "../../../agent/log.js";
 import { parseSnapshotKey, snapshotKey } from "../../../agent/planner/backup-plan.js";
 import type { BackupStore } from "../../../agent/ports/backups.js";
@@ -165,7 +165,7 @@ describe("restore record", () => {
       instanceId: "i-0abc",
       revision: "42",
     });
-    const { listSnapshots } = await import("../../../agent/commands/backup.js");
+    const { listSnapshots } = await import("../../../agent/backups/index.js");
     expect((await listSnapshots(s.ports, s.config, "etcd")).map((r) => r.key)).toEqual([s.key]);
   });
 });
