@@ -12,7 +12,8 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type AfterStep, Steps } from "../apply/steps.js";
 import type { AgentConfig, BackupConfig } from "../config/config.js";
-import { ConfigError } from "../errors.js";
+import { BackupsOffError, ConfigError, NoGoodSnapshotError } from "../errors.js";
+
 import type { Logger } from "../log.js";
 import {
   backupDue,
@@ -34,17 +35,6 @@ import type { Ports } from "../ports/index.js";
 
 /** Deadline of one snapshot stream from etcd (etcd's database is at most 8 GiB). */
 export const SNAPSHOT_TIMEOUT_MS = 300_000;
-
-export class BackupsOffError extends ConfigError {
-  override name = "ConfigError";
-  constructor() {
-    super("backups are off: set --backup-bucket (ETCD_AGENT_BACKUP_BUCKET) to the cluster's backup bucket");
-  }
-}
-
-export class NoGoodSnapshotError extends Error {
-  override name = "NoGoodSnapshotError";
-}
 
 export function backupPrefix(backup: BackupConfig, asgName: string): string {
   return backup.prefix ?? `backups/${asgName}/`;
