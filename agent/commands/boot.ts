@@ -2,15 +2,13 @@
 import { rmSync } from "node:fs";
 import { type AfterStep, Steps } from "../apply/steps.js";
 import {
-  downloadVerified,
   listSnapshots,
-  plannedBump,
   readRegistryEntry,
   recordRestoreEvent,
   registeredMembers,
   registerMember,
-  restoreVerified,
 } from "../backups/index.js";
+import { downloadVerified, plannedBump, restoreVerified } from "../backups/restore.js";
 import { type AgentConfig, checkAsgNameLength, nodeTlsFiles } from "../config/config.js";
 import {
   EtcdRequestError,

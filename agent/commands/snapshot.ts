@@ -1,12 +1,7 @@
 // `etcd-agent snapshot save | list | restore`: backups by hand, from a node or from the bastion.
 
-import {
-  listSnapshots,
-  type RestoreResult,
-  restoreSnapshot,
-  type SavedSnapshot,
-  saveSnapshot,
-} from "../backups/index.js";
+import { listSnapshots, type SavedSnapshot, saveSnapshot } from "../backups/index.js";
+import { type RestoreResult, restoreSnapshot } from "../backups/restore.js";
 import type { AgentConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";

@@ -4,13 +4,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  recordRestoreEvent,
-  restoreArgs,
-  restoreSnapshot,
-  sha256,
-  toolBumpsRevision,
-} from "../../../agent/backups/index.js";
+import { recordRestoreEvent, sha256 } from "../../../agent/backups/index.js";
+import { restoreArgs, restoreSnapshot, toolBumpsRevision } from "../../../agent/backups/restore.js";
 import { createLogger } from "../../../agent/log.js";
 import { parseSnapshotKey, snapshotKey } from "../../../agent/planner/backup-plan.js";
 import type { BackupStore } from "../../../agent/ports/backups.js";
