@@ -15,6 +15,11 @@ export class BackupsOffError extends ConfigError {
   }
 }
 
+/** etcd's restore tool ran and failed (its exit and output in the message); nothing was restored. */
+export class RestoreFailedError extends Error {
+  override name = "RestoreFailedError";
+}
+
 /** A restore found no snapshot that verifies: nothing was restored (exit REFUSED). */
 export class NoGoodSnapshotError extends Error {
   override name = "NoGoodSnapshotError";

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { ProcessRestoreTool } from "../adapters/restore-tool.js";
 import type { AgentConfig } from "../config/config.js";
-import { ConfigError, NoGoodSnapshotError } from "../errors.js";
+import { ConfigError, NoGoodSnapshotError, RestoreFailedError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseSnapshotKey, type SnapshotRef } from "../planner/backup-plan.js";
 import type { Ports } from "../ports/index.js";
@@ -157,7 +157,7 @@ export function restoreVerified(
         `cannot run ${o.tool} (${r.error.message}); give --restore-tool the path of etcdctl (3.4) or etcdutl (3.5+)`,
       );
     if (r.status !== 0) {
-      throw new Error(
+      throw new RestoreFailedError(
         `${o.tool} snapshot restore of ${ref.key} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`,
       );
     }
