@@ -223,29 +223,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           describe: "directory for ca.crt, client.crt, client.key (default ~/.etcd-agent/tls)",
         }),
       command("stdout", async ({ config, ports, args }) => {
-        if (!config.tls)
-          throw new ConfigError("client-cert with --plaintext: a plaintext cluster has no certificates");
-        const { readOperatorCert } = await import("./tls/node-certs.js");
-        const { LocalCertFiles } = await import("./adapters/local-disk.js");
-        const { operatorAsgName } = await import("./commands/operator.js");
-        const out = typeof args.out === "string" ? args.out : `${io.env.HOME ?? "/root"}/.etcd-agent/tls`;
-        if (!out.startsWith("/"))
-          throw new ConfigError(`--out must be an absolute path, got ${JSON.stringify(out)}`);
-        const region = config.region ?? io.env.AWS_REGION ?? null;
-        const bundle = args.issuerUrl
-          ? await (await import("./tls/issuer-client.js")).issueForCaller(args.issuerUrl, args.hours, region)
-          : await readOperatorCert(ports, config.tls, await operatorAsgName(ports, config));
-        const files = {
-          caFile: `${out}/ca.crt`,
-          certFile: `${out}/client.crt`,
-          keyFile: `${out}/client.key`,
-        };
-        await new LocalCertFiles(files).write(bundle);
-        print(
-          args.json
-            ? `${JSON.stringify(files)}\n`
-            : `wrote ${out}/{ca.crt,client.crt,client.key}; use them with\n  export ETCD_AGENT_TLS_CA_FILE=${files.caFile} ETCD_AGENT_TLS_CERT_FILE=${files.certFile} ETCD_AGENT_TLS_KEY_FILE=${files.keyFile}\n`,
-        );
+        const { clientCertDir, formatClientCert, runClientCert } = await import("./commands/client-cert.js");
+        const out = clientCertDir(args.out, io.env.HOME);
+        const issuer = args.issuerUrl
+          ? { url: args.issuerUrl, hours: args.hours, region: config.region ?? io.env.AWS_REGION ?? null }
+          : undefined;
+        const files = await runClientCert(ports, config, out, issuer);
+        print(args.json ? `${JSON.stringify(files)}\n` : formatClientCert(out, files));
         return EXIT.SUCCESS;
       }),
     )

@@ -7,6 +7,24 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** A command that needs backups, run without a backup bucket. An input error (exit INVALID_INPUT). */
+export class BackupsOffError extends ConfigError {
+  override name = "BackupsOffError";
+  constructor() {
+    super("backups are off: set --backup-bucket (ETCD_AGENT_BACKUP_BUCKET) to the cluster's backup bucket");
+  }
+}
+
+/** etcd's restore tool ran and failed (its exit and output in the message); nothing was restored. */
+export class RestoreFailedError extends Error {
+  override name = "RestoreFailedError";
+}
+
+/** A restore found no snapshot that verifies: nothing was restored (exit REFUSED). */
+export class NoGoodSnapshotError extends Error {
+  override name = "NoGoodSnapshotError";
+}
+
 export class MetadataUnavailableError extends Error {
   override name = "MetadataUnavailableError";
 }

@@ -6,6 +6,7 @@ import {
   EtcdRequestError,
   EtcdUnavailableError,
   MetadataUnavailableError,
+  NoGoodSnapshotError,
   RefusedError,
   WaitingError,
 } from "./errors.js";
@@ -34,6 +35,6 @@ export function exitNameFor(error: unknown): ExitName {
   if (error instanceof EtcdRequestError) return "REFUSED";
   if (error instanceof ClusterUnhealthyError) return "UNHEALTHY";
   // snapshot restore found no snapshot that verifies: nothing was restored.
-  if (error instanceof Error && error.name === "NoGoodSnapshotError") return "REFUSED";
+  if (error instanceof NoGoodSnapshotError) return "REFUSED";
   return "ERROR";
 }

@@ -2,20 +2,15 @@
 // bundle (what Node's single executable applications run) cannot have.
 import "./process-warnings.js";
 import { runCli } from "./cli.js";
+import { onInterrupt } from "./signals.js";
 
-const controller = new AbortController();
-for (const sig of ["SIGTERM", "SIGINT"] as const) {
-  process.on(sig, () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-  });
-}
+const signal = onInterrupt();
 
 runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
-  signal: controller.signal,
+  signal,
 }).then(
   (code) => process.exit(code),
   (error: unknown) => {

@@ -93,7 +93,9 @@ export class LocalDisk implements LocalNode {
     }
     const parsed = JSON.parse(text) as Partial<LocalState>;
     if (typeof parsed.clusterToken !== "string" || typeof parsed.name !== "string") {
-      throw new Error(`${this.statePath} is not an etcd-agent state file; move it aside and boot again`);
+      throw new ConfigError(
+        `${this.statePath} is not an etcd-agent state file; move it aside and boot again`,
+      );
     }
     return {
       clusterToken: parsed.clusterToken,

@@ -8,6 +8,7 @@ import {
   ResourceNotFoundException,
   type SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
+import { ConfigError } from "../errors.js";
 import type { SecretStore } from "../ports/secrets.js";
 
 export class SecretsManagerStore implements SecretStore {
@@ -17,7 +18,7 @@ export class SecretsManagerStore implements SecretStore {
     try {
       const out = await this.client.send(new GetSecretValueCommand({ SecretId: name }));
       if (out.SecretString === undefined)
-        throw new Error(`secret ${name} has no string value (a binary secret is not one of ours)`);
+        throw new ConfigError(`secret ${name} has no string value (a binary secret is not one of ours)`);
       return out.SecretString;
     } catch (error) {
       if (error instanceof ResourceNotFoundException) return null;

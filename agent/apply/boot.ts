@@ -4,18 +4,22 @@
 // claim, a registry write that failed, etcd refusing the add for now) ends the round: the boot
 // observes again and decides again; nothing is ever done on a stale decision.
 import { rmSync } from "node:fs";
+import { recordRestoreEvent, registerMember } from "../backups/index.js";
 import {
   downloadVerified,
-  NoGoodSnapshotError,
   plannedBump,
   type RestoreResult,
-  recordRestoreEvent,
-  registerMember,
   restoreVerified,
   type VerifiedSnapshot,
-} from "../commands/backup.js";
+} from "../backups/restore.js";
 import { type AgentConfig, nodeTlsFiles } from "../config/config.js";
-import { EtcdRequestError, EtcdUnavailableError, MarkerConflictError, RefusedError } from "../errors.js";
+import {
+  EtcdRequestError,
+  EtcdUnavailableError,
+  MarkerConflictError,
+  NoGoodSnapshotError,
+  RefusedError,
+} from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseSnapshotKey } from "../planner/backup-plan.js";
 import type { BootDecision, BootObservation } from "../planner/boot-plan.js";

@@ -1,9 +1,10 @@
 // The alarm for two clusters behind one marker: a leader whose cluster is not the marker's writes
 // an event object beside the restore records; the infrastructure's ForeignClusterFound rule on its
 // key prefix alarms (infra/lib/etcd-cluster.ts), with no permission the node does not already have.
+
+import { eventsPrefix, putRecord } from "../backups/index.js";
 import type { AgentConfig } from "../config/config.js";
 import type { Ports } from "../ports/index.js";
-import { eventsPrefix, putRecord } from "./backup.js";
 
 /** The key prefix (under the events/ prefix) of foreign-cluster records. */
 export const FOREIGN_CLUSTER_EVENT = "foreign-cluster-";

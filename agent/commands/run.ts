@@ -1,10 +1,18 @@
 // `etcd-agent run` and `etcd-agent plan`: observe, plan, apply; at most one membership change a
 // cycle, and a short sleep only when something changed.
+
+import {
+  type BackupState,
+  backupBesideIfDue,
+  initialBackupState,
+  lastWordSnapshot,
+} from "../backups/index.js";
 import type { AgentConfig } from "../config/config.js";
 import { EtcdRequestError, MarkerConflictError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { type ObservedState, observeReconcile } from "../observe/reconcile.js";
 import { markerName } from "../planner/dns-plan.js";
+import { pingEveryMs } from "../planner/keep-alive.js";
 import { markerRecord } from "../planner/marker.js";
 import { alarmsOf, clientUrlFor, findSelfMember, isHealthy, isStarted } from "../planner/membership.js";
 import {
@@ -27,10 +35,8 @@ import { type VitalSigns, vitalSigns } from "../planner/vital-signs.js";
 import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
 import { followCaRotation } from "../tls/rotate-node.js";
-import { type BackupState, backupBesideIfDue, initialBackupState, lastWordSnapshot } from "./backup.js";
 import type { BootContext } from "./boot.js";
 import { recordForeignClusterEvent } from "./cluster-alarm.js";
-import { pingEveryMs } from "./keep-alive.js";
 import {
   applyStorage,
   forgetCompaction,

@@ -1,4 +1,7 @@
 // `etcd-agent snapshot save | list | restore`: backups by hand, from a node or from the bastion.
+
+import { listSnapshots, type SavedSnapshot, saveSnapshot } from "../backups/index.js";
+import { type RestoreResult, restoreSnapshot } from "../backups/restore.js";
 import type { AgentConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -6,13 +9,6 @@ import { observeDns } from "../observe/observe.js";
 import type { SnapshotRef } from "../planner/backup-plan.js";
 import { clientUrlFor } from "../planner/membership.js";
 import type { Ports } from "../ports/index.js";
-import {
-  listSnapshots,
-  type RestoreResult,
-  restoreSnapshot,
-  type SavedSnapshot,
-  saveSnapshot,
-} from "./backup.js";
 
 /** The group whose prefix to use: --asg-name, else this instance's own. */
 async function groupName(ports: Ports, config: AgentConfig): Promise<string> {

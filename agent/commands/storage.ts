@@ -1,12 +1,13 @@
 // The leader's storage actions (planned by agent/planner/storage-plan.ts): compact for NOSPACE,
 // defragment one member beside the loop (the loop keeps cycling, pinging and holding
 // `defrag-in-progress` until it ends), disarm NOSPACE; and the alarm record for etcd's alarms.
+
+import { eventsPrefix, putRecord } from "../backups/index.js";
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
 import { RULES } from "../planner/rules.js";
 import type { StorageAction, StorageObservation } from "../planner/storage-plan.js";
 import type { Ports } from "../ports/index.js";
-import { eventsPrefix, putRecord } from "./backup.js";
 
 /** One defragmentation is given this long (etcd rewrites the whole db file: minutes for 8 GiB). */
 export const DEFRAG_TIMEOUT_MS = 600_000;

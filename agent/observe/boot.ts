@@ -1,7 +1,7 @@
 // What a boot decides on: read through the ports, turned into the plain BootObservation the boot
 // planner takes. A read that fails becomes unknown (null), never "none".
 
-import { listSnapshots, readRegistryEntry, registeredMembers } from "../commands/backup.js";
+import { listSnapshots, readRegistryEntry, registeredMembers } from "../backups/index.js";
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { BootObservation, Recovery } from "../planner/boot-plan.js";

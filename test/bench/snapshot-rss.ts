@@ -19,7 +19,7 @@ const BUCKET = "rss-bench";
 const MIB = 1024 * 1024;
 
 async function child(agentDir: string, motoUrl: string, stateDir: string): Promise<void> {
-  const { saveSnapshot } = await import(join(agentDir, "commands/backup.ts"));
+  const { saveSnapshot } = await import(join(agentDir, "backups/index.ts"));
   const { Etcd3Cluster } = await import(join(agentDir, "adapters/etcd3-cluster.ts"));
   const { S3Backups } = await import(join(agentDir, "adapters/s3-backups.ts"));
   const { parseConfig } = await import(join(agentDir, "config/config.ts"));

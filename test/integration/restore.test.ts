@@ -10,7 +10,7 @@ import { Etcd3 } from "etcd3";
 import { afterAll, describe, expect, it } from "vitest";
 import { Etcd3Cluster } from "../../agent/adapters/etcd3-cluster.js";
 import { SimulatedCrashError } from "../../agent/apply/steps.js";
-import { saveSnapshot } from "../../agent/commands/backup.js";
+import { saveSnapshot } from "../../agent/backups/index.js";
 import { RESTORE_STEPS, runBoot } from "../../agent/commands/boot.js";
 import { WaitingError } from "../../agent/errors.js";
 import { parseEnvFile } from "../../agent/planner/etcd-env.js";

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startBeside } from "../../../agent/commands/backup.js";
+import { startBeside } from "../../../agent/backups/index.js";
 import { initialLoopState, reconcileOnce } from "../../../agent/commands/run.js";
 import { parseConfig } from "../../../agent/config/config.js";
 import { createLogger } from "../../../agent/log.js";

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { sha256 } from "../../../agent/commands/backup.js";
+import { sha256 } from "../../../agent/backups/index.js";
 import { dryRunBoot, formatDryRun } from "../../../agent/commands/boot.js";
 import { EtcdUnavailableError } from "../../../agent/errors.js";
 import { createLogger } from "../../../agent/log.js";

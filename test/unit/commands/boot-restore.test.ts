@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { LocalDisk } from "../../../agent/adapters/local-disk.js";
 import { noServiceManager } from "../../../agent/adapters/systemd-notify.js";
 import type { AfterStep } from "../../../agent/apply/steps.js";
-import { sha256 } from "../../../agent/commands/backup.js";
+import { sha256 } from "../../../agent/backups/index.js";
 import { type BootResult, runBoot } from "../../../agent/commands/boot.js";
 import { EtcdUnavailableError, WaitingError } from "../../../agent/errors.js";
 import { createLogger } from "../../../agent/log.js";

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { type BackupState, backupIfDue, listSnapshots } from "../../../agent/commands/backup.js";
+import { type BackupState, backupIfDue, listSnapshots } from "../../../agent/backups/index.js";
 import { parseConfig } from "../../../agent/config/config.js";
 import { createLogger } from "../../../agent/log.js";
 import { fakeLeader } from "../../support/fake-node.js";

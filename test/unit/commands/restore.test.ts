@@ -4,13 +4,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  recordRestoreEvent,
-  restoreArgs,
-  restoreSnapshot,
-  sha256,
-  toolBumpsRevision,
-} from "../../../agent/commands/backup.js";
+import { recordRestoreEvent, sha256 } from "../../../agent/backups/index.js";
+import { restoreArgs, restoreSnapshot, toolBumpsRevision } from "../../../agent/backups/restore.js";
 import { createLogger } from "../../../agent/log.js";
 import { parseSnapshotKey, snapshotKey } from "../../../agent/planner/backup-plan.js";
 import type { BackupStore } from "../../../agent/ports/backups.js";
@@ -165,7 +160,7 @@ describe("restore record", () => {
       instanceId: "i-0abc",
       revision: "42",
     });
-    const { listSnapshots } = await import("../../../agent/commands/backup.js");
+    const { listSnapshots } = await import("../../../agent/backups/index.js");
     expect((await listSnapshots(s.ports, s.config, "etcd")).map((r) => r.key)).toEqual([s.key]);
   });
 });

@@ -7,12 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SimulatedCrashError } from "../../../agent/apply/steps.js";
-import {
-  BACKUP_STEPS,
-  type BackupState,
-  backupIfDue,
-  listSnapshots,
-} from "../../../agent/commands/backup.js";
+import { BACKUP_STEPS, type BackupState, backupIfDue, listSnapshots } from "../../../agent/backups/index.js";
 import { parseConfig } from "../../../agent/config/config.js";
 import { createLogger } from "../../../agent/log.js";
 import type { SnapshotFile } from "../../../agent/ports/backups.js";

@@ -1,7 +1,7 @@
 // How often the run loop pings systemd's watchdog while it waits: a third of WatchdogSec, at most
 // every 30 s, never more than once a second.
 import { describe, expect, it } from "vitest";
-import { KEEP_ALIVE_EVERY_MS, pingEveryMs } from "../../../agent/commands/keep-alive.js";
+import { KEEP_ALIVE_EVERY_MS, pingEveryMs } from "../../../agent/planner/keep-alive.js";
 
 describe("pingEveryMs", () => {
   it.each([

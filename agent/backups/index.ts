@@ -1,18 +1,14 @@
-// Snapshots to S3: the leader's scheduled backup and retention (from `run`), one before a graceful
-// leave, and the operator's `snapshot save | list | restore`. A snapshot is etcd's own (the db file
-// with etcd's sha256 at its end); the agent adds its own sha256 as object metadata and checks it
-// before any restore, so a corrupt or truncated object is reported and skipped, never restored.
-import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type AfterStep, Steps } from "../apply/steps.js";
 import type { AgentConfig, BackupConfig } from "../config/config.js";
-import { ConfigError } from "../errors.js";
+import { BackupsOffError } from "../errors.js";
+
 import type { Logger } from "../log.js";
 import {
   backupDue,
@@ -21,7 +17,6 @@ import {
   memberRegistryKey,
   memberRegistryPrefix,
   parseRegistryEntry,
-  parseSnapshotKey,
   planRetention,
   type RefusedSnapshot,
   registeredInstances,
@@ -35,22 +30,11 @@ import type { Ports } from "../ports/index.js";
 /** Deadline of one snapshot stream from etcd (etcd's database is at most 8 GiB). */
 export const SNAPSHOT_TIMEOUT_MS = 300_000;
 
-export class BackupsOffError extends ConfigError {
-  override name = "ConfigError";
-  constructor() {
-    super("backups are off: set --backup-bucket (ETCD_AGENT_BACKUP_BUCKET) to the cluster's backup bucket");
-  }
-}
-
-export class NoGoodSnapshotError extends Error {
-  override name = "NoGoodSnapshotError";
-}
-
 export function backupPrefix(backup: BackupConfig, asgName: string): string {
   return backup.prefix ?? `backups/${asgName}/`;
 }
 
-function store(ports: Ports, config: AgentConfig): { backups: BackupStore; backup: BackupConfig } {
+export function store(ports: Ports, config: AgentConfig): { backups: BackupStore; backup: BackupConfig } {
   if (!config.backup || !ports.backups) throw new BackupsOffError();
   return { backups: ports.backups, backup: config.backup };
 }
@@ -480,194 +464,6 @@ export function lastWordSnapshot(
     return "go";
   }
   return "wait";
-}
-
-export interface RestoreResult {
-  key: string;
-  revision: string;
-  dataDir: string;
-  /** Newer snapshots skipped because their content did not match their checksum. */
-  corrupt: string[];
-  /** What was added to the revision (marked compacted); null when the tool cannot (etcd 3.4) or it is off. */
-  bumpRevision: number | null;
-}
-
-/**
- * Whether the restore tool takes --bump-revision and --mark-compacted (etcdutl 3.5.10+, 3.6),
- * asked of the tool itself (its help), not guessed from its name: a wrapper may run either.
- */
-export function toolBumpsRevision(tool: string): boolean {
-  const r = spawnSync(tool, ["snapshot", "restore", "--help"], {
-    encoding: "utf8",
-    timeout: 120_000,
-    env: { ...process.env, ETCDCTL_API: "3" },
-  });
-  const help = `${r.stdout ?? ""}${r.stderr ?? ""}`;
-  return /--bump-revision/.test(help) && /--mark-compacted/.test(help);
-}
-
-/**
- * The restore tool's arguments. With a bump, the restored revision moves past every revision the
- * lost cluster can have handed out since the snapshot, and everything up to it is marked compacted:
- * a watcher resuming from a revision it saw before the loss gets "compacted" and lists again,
- * instead of waiting on revisions that now mean other writes.
- */
-export function restoreArgs(o: {
-  file: string;
-  dataDir: string;
-  name: string;
-  peerUrl: string;
-  token: string;
-  bumpRevision: number | null;
-}): string[] {
-  return [
-    "snapshot",
-    "restore",
-    o.file,
-    "--data-dir",
-    o.dataDir,
-    "--name",
-    o.name,
-    "--initial-cluster",
-    `${o.name}=${o.peerUrl}`,
-    "--initial-advertise-peer-urls",
-    o.peerUrl,
-    "--initial-cluster-token",
-    o.token,
-    ...(o.bumpRevision ? ["--bump-revision", String(o.bumpRevision), "--mark-compacted"] : []),
-  ];
-}
-
-/** A snapshot downloaded and checked against its recorded sha256. */
-export interface VerifiedSnapshot {
-  ref: SnapshotRef;
-  body: Buffer;
-  /** Newer candidates skipped because their content did not match their checksum. */
-  corrupt: string[];
-}
-
-/**
- * Downloads the candidates newest first and returns the first whose content matches its recorded
- * sha256 (with `key`, only that one). Throws NoGoodSnapshotError when none verifies.
- */
-export async function downloadVerified(
-  ports: Ports,
-  config: AgentConfig,
-  asgName: string,
-  log: Logger,
-  o: { key?: string; refs?: SnapshotRef[] },
-): Promise<VerifiedSnapshot> {
-  const { backups } = store(ports, config);
-  const refs = o.key
-    ? [parseSnapshotKey(o.key) ?? { key: o.key, takenAt: "", revision: "?", clusterToken: "?" }]
-    : (o.refs ?? (await listSnapshots(ports, config, asgName)));
-  if (refs.length === 0)
-    throw new NoGoodSnapshotError(`no snapshot under the backup prefix in ${config.backup?.bucket}`);
-  const corrupt: string[] = [];
-  for (const ref of refs) {
-    const { body, meta } = await backups.get(ref.key);
-    const recorded = meta.sha256 ?? null;
-    const actual = sha256(body);
-    if (recorded === null || recorded !== actual) {
-      corrupt.push(ref.key);
-      log.error("snapshot is corrupt: its content does not match its checksum; trying the previous one", {
-        action: "restore",
-        key: ref.key,
-        reason:
-          recorded === null
-            ? "no sha256 recorded"
-            : `sha256 ${actual.slice(0, 16)}… != recorded ${recorded.slice(0, 16)}…`,
-      });
-      if (o.key) break;
-      continue;
-    }
-    return { ref, body, corrupt };
-  }
-  throw new NoGoodSnapshotError(
-    `no snapshot verified: ${corrupt.length} checked, every one corrupt (${corrupt.join(", ")}); nothing was restored`,
-  );
-}
-
-/** The revision bump the restore tool is given (null when off or the tool cannot). */
-export function plannedBump(config: AgentConfig, tool: string, log: Logger): number | null {
-  const wanted = config.backup?.restoreBumpRevision ?? 0;
-  if (wanted <= 0) return null;
-  if (toolBumpsRevision(tool)) return wanted;
-  log.warn(
-    "the restore tool cannot bump the revision (etcd 3.4's etcdctl; etcdutl 3.5.10+ can): revisions restart at the snapshot's, so a watcher resuming from a later revision misses events until it lists again; restart the cluster's clients after this restore",
-    { action: "restore", tool },
-  );
-  return null;
-}
-
-/** Runs etcd's restore tool on a verified snapshot into `dataDir` (which must not exist). */
-export function restoreVerified(
-  verified: VerifiedSnapshot,
-  log: Logger,
-  o: { dataDir: string; name: string; peerUrl: string; tool: string; clusterToken?: string },
-  bumpRevision: number | null,
-): RestoreResult {
-  const { ref, body, corrupt } = verified;
-  mkdirSync(dirname(o.dataDir), { recursive: true });
-  // Beside the target, not in /tmp: on a node the restore tool runs in etcd's container, which
-  // sees the data dir's file system (and the boot unit has a private /tmp).
-  const work = mkdtempSync(join(dirname(o.dataDir), ".etcd-agent-restore-"));
-  try {
-    const file = join(work, "snapshot.db");
-    writeFileSync(file, body, { mode: 0o600 });
-    const token = o.clusterToken ?? `restored-${randomBytes(6).toString("hex")}`;
-    const args = restoreArgs({
-      file,
-      dataDir: o.dataDir,
-      name: o.name,
-      peerUrl: o.peerUrl,
-      token,
-      bumpRevision,
-    });
-    const r = spawnSync(o.tool, args, { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
-    if (r.error)
-      throw new ConfigError(
-        `cannot run ${o.tool} (${r.error.message}); give --restore-tool the path of etcdctl (3.4) or etcdutl (3.5+)`,
-      );
-    if (r.status !== 0) {
-      throw new Error(
-        `${o.tool} snapshot restore of ${ref.key} failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`,
-      );
-    }
-    log.warn("restored a snapshot into a new one-member cluster", {
-      action: "restore",
-      key: ref.key,
-      revision: ref.revision,
-      path: o.dataDir,
-      ...(bumpRevision ? { bump_revision: bumpRevision } : {}),
-    });
-    return { key: ref.key, revision: ref.revision, dataDir: o.dataDir, corrupt, bumpRevision };
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-}
-
-/**
- * Restores the newest snapshot that verifies (or `key`) into `dataDir` as a new one-member cluster
- * with `name` and `peerUrl`, using etcd's own restore tool (etcdctl on 3.4, etcdutl on 3.5+).
- * Refuses a data dir that already holds a member.
- */
-export async function restoreSnapshot(
-  ports: Ports,
-  config: AgentConfig,
-  asgName: string,
-  log: Logger,
-  o: { key?: string; dataDir: string; name: string; peerUrl: string; tool: string; clusterToken?: string },
-): Promise<RestoreResult> {
-  store(ports, config);
-  if (o.dataDir === config.dataDir && (await ports.local.hasData())) {
-    throw new ConfigError(
-      `${o.dataDir} already holds an etcd member; restore into an empty --data-dir (or move member/ aside first)`,
-    );
-  }
-  const bump = plannedBump(config, o.tool, log);
-  const verified = await downloadVerified(ports, config, asgName, log, o.key ? { key: o.key } : {});
-  return restoreVerified(verified, log, o, bump);
 }
 
 /**
