@@ -269,7 +269,7 @@ export function eventsPrefix(backup: BackupConfig, asgName: string): string {
 /**
  * Records a restore as an object `events/restore-<cluster token>.json` (without a token:
  * `restore-<time>-<instance>.json`) under the backup prefix. The bucket sends its object-created events to EventBridge and the infrastructure's
- * rule on this key prefix alarms (infra/lib/etcd-cluster.ts), so the alarm needs no permission the
+ * rule on this key prefix alarms (infra/lib/cluster/alarms.ts), so the alarm needs no permission the
  * node does not already have. Returns the key.
  */
 export async function recordRestoreEvent(

@@ -1,6 +1,6 @@
 // The alarm for two clusters behind one marker: a leader whose cluster is not the marker's writes
 // an event object beside the restore records; the infrastructure's ForeignClusterFound rule on its
-// key prefix alarms (infra/lib/etcd-cluster.ts), with no permission the node does not already have.
+// key prefix alarms (infra/lib/cluster/alarms.ts), with no permission the node does not already have.
 
 import { eventsPrefix, putRecord } from "../backups/index.js";
 import type { AgentConfig } from "../config/config.js";

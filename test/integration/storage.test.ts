@@ -68,6 +68,18 @@ describe("NOSPACE with real etcd: compact, defragment, disarm", () => {
       if (c === null || alarmsOf(c.members).length > 0) return undefined;
       await client.put("after").value("accepted");
       return true;
+    }).catch((error: Error) => {
+      // What the agents said about storage, so that a failure here says which rule held them.
+      for (const node of nodes) {
+        const said = readFileSync(join(node.dir, "agent.log"), "utf8")
+          .split("\n")
+          .filter((l) => /defrag|compact|alarm|NOSPACE|storage|"rule"/i.test(l))
+          .slice(-25);
+        process.stderr.write(
+          `--- ${node.instanceId} agent.log (storage lines, last 25)\n${said.join("\n")}\n`,
+        );
+      }
+      throw error;
     });
     const report = await writer.stopAndVerify();
     const cluster = await observeCluster(probe, urls(), null, 2379);

@@ -136,7 +136,7 @@ export function globalTimeoutSeconds(hook: HookConfig): number {
   return Math.min(172_800, 100 * hook.heartbeatTimeoutSeconds);
 }
 
-/** Production's hooks and grace period (infra/lib/etcd-cluster.ts HOOKS and healthChecks). */
+/** Production's hooks and grace period (infra/lib/cluster/nodes.ts HOOKS and healthChecks). */
 export const PRODUCTION_GROUP = {
   launch: { name: "etcd-launch", heartbeatTimeoutSeconds: 15 * 60, defaultResult: "ABANDON" },
   terminate: { name: "etcd-terminate", heartbeatTimeoutSeconds: 10 * 60, defaultResult: "CONTINUE" },
