@@ -24,7 +24,7 @@ import {
 import { CA_DAYS } from "../tls/node-certs.js";
 import { type CertKey, createCa, issue, signedBy } from "../tls/pki.js";
 import { readCaSecret } from "../tls/rotate-node.js";
-import { operatorAsgName } from "./operator.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 
 export interface MemberRotationView {
   url: string;

@@ -3,7 +3,7 @@
 import type { AgentConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Ports } from "../ports/index.js";
-import { operatorAsgName } from "./operator.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 
 export interface ClientCertFiles {
   caFile: string;

@@ -7,7 +7,7 @@ import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Ports } from "../ports/index.js";
 import { type BootContext, type BootResult, resolveContext, runBoot } from "./boot.js";
-import { operatorAsgName } from "./operator.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 
 export interface JoinResult extends BootResult {
   nextStep: string;

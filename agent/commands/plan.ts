@@ -6,8 +6,8 @@ import { observeSnapshot } from "../observe/snapshot.js";
 import { type Plan, planReconcile } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
-import { operatorAsgName } from "./operator.js";
-import { storageObservation } from "./storage.js";
+import { operatorAsgName } from "../observe/operator-group.js";
+import { storageObservation } from "../apply/storage.js";
 
 export interface PlanReport {
   asOf: { instanceId: string; memberId: string } | null;

@@ -6,7 +6,7 @@ import { observeSnapshot } from "../observe/snapshot.js";
 import { isHealthy, voterCounts } from "../planner/membership.js";
 import { quorumAfterRemoval } from "../planner/quorum.js";
 import type { Ports } from "../ports/index.js";
-import { operatorAsgName } from "./operator.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 
 export interface RemoveResult {
   memberId: string;

@@ -1,19 +1,20 @@
 // `etcd-agent run` and `etcd-agent plan`: observe, plan, apply; at most one membership change a
 // cycle, and a short sleep only when something changed.
 
+import { applyAction, backupSubject } from "../apply/reconcile.js";
+import type { AfterStep } from "../apply/steps.js";
 import {
-  type BackupState,
-  backupBesideIfDue,
-  initialBackupState,
-  lastWordSnapshot,
-} from "../backups/index.js";
+  forgetCompaction,
+  initialStorageState,
+  recordEtcdAlarm,
+  type StorageState,
+  storageObservation,
+} from "../apply/storage.js";
+import { type BackupState, backupBesideIfDue, initialBackupState } from "../backups/index.js";
 import type { AgentConfig } from "../config/config.js";
-import { EtcdRequestError, MarkerConflictError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { type ObservedState, observeReconcile } from "../observe/reconcile.js";
-import { markerName } from "../planner/dns-plan.js";
 import { pingEveryMs } from "../planner/keep-alive.js";
-import { markerRecord } from "../planner/marker.js";
 import { alarmsOf, clientUrlFor, findSelfMember, isHealthy, isStarted } from "../planner/membership.js";
 import {
   emptyMemory,
@@ -36,15 +37,6 @@ import type { Ports } from "../ports/index.js";
 import { ensureNodeCert, ensureOperatorCert, renewalAt } from "../tls/node-certs.js";
 import { followCaRotation } from "../tls/rotate-node.js";
 import type { BootContext } from "./boot.js";
-import { recordForeignClusterEvent } from "./cluster-alarm.js";
-import {
-  applyStorage,
-  forgetCompaction,
-  initialStorageState,
-  recordEtcdAlarm,
-  type StorageState,
-  storageObservation,
-} from "./storage.js";
 
 /** On the leader: the operators' client certificate, looked at when due (an hour after a failure). */
 async function operatorCertIfDue(
@@ -303,6 +295,8 @@ export async function reconcileOnce(
   ctx: BootContext,
   state: LoopState,
   log: Logger,
+  /** A test's hook after each applied action (agent/apply/steps.ts): it crashes the cycle there. */
+  afterStep?: AfterStep,
 ): Promise<CycleResult> {
   await loadMemory(ports, state, log);
   const before = JSON.stringify(state.memory);
@@ -341,17 +335,31 @@ export async function reconcileOnce(
       const key = `${action.clusterId} ${action.markerCluster ?? action.markerToken}`;
       state.alarmsRaised ??= new Set();
       if (state.alarmsRaised.has(key)) continue;
-      if (await apply(ports, config, ctx, obs, action, log, state.backup)) state.alarmsRaised.add(key);
+      if (
+        await applyAction(
+          ports,
+          config,
+          ctx,
+          obs,
+          action,
+          log,
+          { backup: state.backup, storage: state.storage },
+          afterStep,
+        )
+      )
+        state.alarmsRaised.add(key);
       continue;
     }
-    if (action.type === "compact" || action.type === "defragment" || action.type === "disarm-nospace") {
-      const answering = (obs.cluster?.members ?? [])
-        .filter((m) => m.status !== null)
-        .flatMap((m) => m.clientUrls);
-      if (await applyStorage(ports, state.storage, action, answering, log)) applied.push(action);
-      continue;
-    }
-    const ok = await apply(ports, config, ctx, obs, action, log, state.backup);
+    const ok = await applyAction(
+      ports,
+      config,
+      ctx,
+      obs,
+      action,
+      log,
+      { backup: state.backup, storage: state.storage },
+      afterStep,
+    );
     if (ok) {
       applied.push(action);
       if (action.type === "set-instance-unhealthy")
@@ -408,144 +416,6 @@ async function recordOwnMemberId(ports: Ports, ctx: BootContext, obs: ReconcileO
   const local = await ports.local.readState();
   if (local === null || local.memberId === me.id) return;
   await ports.local.writeState({ ...local, memberId: me.id, updatedAt: obs.now });
-}
-
-/** Applies one action; false when etcd or AWS refused it in a way the next cycle will revisit. */
-async function apply(
-  ports: Ports,
-  config: AgentConfig,
-  ctx: BootContext,
-  obs: ReconcileObservation,
-  action: Action,
-  log: Logger,
-  backup: BackupState = initialBackupState(),
-): Promise<boolean> {
-  const endpoints = (obs.cluster?.members ?? [])
-    .filter((m) => m.status !== null)
-    .flatMap((m) => m.clientUrls);
-  const fields = { action: action.type, reason: action.reason };
-  try {
-    switch (action.type) {
-      case "promote-self":
-        await ports.etcd.memberPromote(endpoints, action.memberId);
-        log.info("promoted this learner to a voting member", { ...fields, member_id: action.memberId });
-        break;
-      case "move-leader": {
-        // The last word of a leaving leader: one snapshot per leave (when backups are on), beside
-        // the loop. The hand-over waits for it across cycles (bounded), never within one: the
-        // plan's heartbeat that follows goes out this cycle whatever the snapshot does.
-        const b = backupSubject(obs, ctx, config);
-        const word = lastWordSnapshot(
-          ports,
-          config,
-          ctx.asgName,
-          b.endpoint,
-          b.token,
-          backup,
-          log,
-          b.members,
-        );
-        if (word === "wait") {
-          log.info(`held back: ${RULES["last-word-snapshot"]}`, { ...fields, rule: "last-word-snapshot" });
-          return false;
-        }
-        await ports.etcd.moveLeader(
-          clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme),
-          action.toMemberId,
-        );
-        log.info("handed leadership away", { ...fields, member_id: action.toMemberId });
-        break;
-      }
-      case "remove-member":
-        if (!(await ports.etcd.memberRemove(endpoints, action.memberId))) {
-          log.info("member already removed (a joiner made room first)", {
-            ...fields,
-            member_id: action.memberId,
-          });
-          break;
-        }
-        log.warn("removed member", {
-          ...fields,
-          member_id: action.memberId,
-          target_instance_id: action.instanceId ?? undefined,
-        });
-        break;
-      case "complete-lifecycle":
-        await ports.autoscaling.completeLifecycleAction({
-          groupName: ctx.asgName,
-          hookName: action.hook,
-          instanceId: ctx.identity.instanceId,
-          result: action.result,
-        });
-        log.info(`completed the ${action.transition} lifecycle action`, fields);
-        break;
-      case "heartbeat-lifecycle":
-        await ports.autoscaling.recordLifecycleActionHeartbeat({
-          groupName: ctx.asgName,
-          hookName: action.hook,
-          instanceId: ctx.identity.instanceId,
-        });
-        log.debug("lifecycle heartbeat", fields);
-        break;
-      case "set-instance-unhealthy":
-        await ports.autoscaling.setInstanceUnhealthy(action.instanceId);
-        log.warn("reported instance unhealthy", {
-          ...fields,
-          target_instance_id: action.instanceId,
-          member_id: action.memberId,
-        });
-        break;
-      case "update-dns":
-        await ports.dns.change(action.changes);
-        log.info("updated DNS records", fields);
-        break;
-      case "write-marker": {
-        const name = markerName(config.domain);
-        const previous =
-          action.previous.kind === "present"
-            ? { name, type: "TXT" as const, ttl: 60, values: [action.previous.marker.raw] }
-            : null;
-        const claimant =
-          action.previous.kind === "present" ? action.previous.marker.claimant : ctx.identity.instanceId;
-        await ports.dns.swapTxt(
-          name,
-          previous,
-          markerRecord(name, { state: "active", token: action.token, claimant, cluster: action.clusterId }),
-        );
-        log.info("marked the cluster active", { ...fields, cluster_id: action.clusterId });
-        break;
-      }
-      case "raise-foreign-cluster-alarm": {
-        const key = await recordForeignClusterEvent(ports, config, ctx.asgName, {
-          instanceId: ctx.identity.instanceId,
-          clusterId: action.clusterId,
-          markerToken: action.markerToken,
-          markerCluster: action.markerCluster,
-          reason: action.reason,
-        });
-        if (key === null) log.error("backups are off: no alarm event could be written; see this log", fields);
-        else log.error("recorded the foreign cluster for the alarm", { ...fields, key });
-        break;
-      }
-    }
-    return true;
-  } catch (error) {
-    if (error instanceof EtcdRequestError || error instanceof MarkerConflictError) {
-      log.info("action not taken this cycle", { ...fields, rule: error.name, error: error.message });
-      return false;
-    }
-    log.error("action failed", { ...fields, error: (error as Error).message });
-    return false;
-  }
-}
-
-/** What a snapshot from this node is of: its local endpoint, the cluster's token, the members' names. */
-function backupSubject(obs: ReconcileObservation, ctx: BootContext, config: AgentConfig) {
-  return {
-    endpoint: clientUrlFor(ctx.identity.privateIp, config.clientPort, config.scheme),
-    token: obs.marker.kind === "present" ? obs.marker.marker.token : obs.localClusterToken,
-    members: (obs.cluster?.members ?? []).map((m) => m.name).filter((n) => n !== ""),
-  };
 }
 
 /** What the local etcd says about the cluster's shape: members, their roles, the leader. */

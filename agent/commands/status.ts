@@ -5,7 +5,7 @@ import type { Logger } from "../log.js";
 import { observeSnapshot } from "../observe/snapshot.js";
 import { buildStatusReport, type StatusReport } from "../planner/status-report.js";
 import type { Ports } from "../ports/index.js";
-import { operatorAsgName } from "./operator.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 
 export async function runStatus(ports: Ports, config: AgentConfig, log: Logger): Promise<StatusReport> {
   const asgName = await operatorAsgName(ports, config);

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { MemoryLocalNode } from "../../../agent/adapters/memory-local.js";
-import { SimulatedCrashError } from "../../../agent/apply/steps.js";
+import { type AfterStep, SimulatedCrashError } from "../../../agent/apply/steps.js";
 import { initialLoopState, LEAVE_STEPS, type LoopState, reconcileOnce } from "../../../agent/commands/run.js";
 import { silentLogger } from "../../../agent/log.js";
 import { desiredRecords } from "../../../agent/planner/dns-plan.js";
@@ -110,10 +110,20 @@ describe("a graceful leave killed after each of its steps", () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const config = nodeConfig(dir, { intervalSeconds: 10 });
 
+  // The same leave, killed by the run loop's applier right after each action it carried out
+  // (agent/apply/reconcile.ts, the `reconcile:<type>` steps) instead of by a port.
+  const viaPorts = [...Object.keys(LEAVE_STEPS), null].map((at) => ({ at, via: "port" as const }));
+  const viaSteps = Object.values(LEAVE_STEPS).map((type) => ({
+    at: `reconcile:${type}`,
+    via: "step" as const,
+  }));
   it.each([
-    ...Object.keys(LEAVE_STEPS),
-    null,
-  ])("crash after %s: the member leaves etcd once, after the hand-over and the drain, then the hook completes once", async (crashAfter) => {
+    ...viaPorts,
+    ...viaSteps,
+  ])("crash after $at ($via): the member leaves etcd once, after the hand-over and the drain, then the hook completes once", async ({
+    at: crashAfter,
+    via,
+  }) => {
     const aws = new FakeAws();
     for (const n of [1, 2, 3]) aws.launch(n, ipOf(n));
     aws.hooks = { launch: null, terminate: "term" };
@@ -158,7 +168,15 @@ describe("a graceful leave killed after each of its steps", () => {
     let crashes = 0;
     let oneState: LoopState = initialLoopState();
     const twoState = initialLoopState();
-    let onePorts = mortal(one.ports, crashAfter, () => crashes++);
+    let onePorts = via === "port" ? mortal(one.ports, crashAfter, () => crashes++) : one.ports;
+    let afterStep: AfterStep | undefined =
+      via === "step"
+        ? (step) => {
+            if (step !== crashAfter) return;
+            crashes++;
+            throw new SimulatedCrashError(step);
+          }
+        : undefined;
     const published = () => [...aws.records.values()].some((r) => r.values.some((v) => v.includes(idOf(1))));
     const removedWhilePublished: boolean[] = [];
 
@@ -166,12 +184,15 @@ describe("a graceful leave killed after each of its steps", () => {
       now += 10_000;
       const before = etcd.members.length;
       const wasPublished = published();
-      await reconcileOnce(onePorts, config, one.ctx, oneState, silentLogger).catch(() => undefined);
+      await reconcileOnce(onePorts, config, one.ctx, oneState, silentLogger, afterStep).catch(
+        () => undefined,
+      );
       if (etcd.members.length < before) removedWhilePublished.push(wasPublished);
-      if (crashes > 0 && oneState !== null && onePorts !== one.ports) {
+      if (crashes > 0 && (onePorts !== one.ports || afterStep !== undefined)) {
         // The process died: systemd starts a new one on the same disk, with no fault left.
         oneState = initialLoopState();
         onePorts = one.ports;
+        afterStep = undefined;
       }
       await reconcileOnce(two.ports, config, two.ctx, twoState, silentLogger);
     }

@@ -9,7 +9,7 @@ import {
   initialStorageState,
   recordEtcdAlarm,
   storageObservation,
-} from "../../../agent/commands/storage.js";
+} from "../../../agent/apply/storage.js";
 import { parseConfig } from "../../../agent/config/config.js";
 import { silentLogger } from "../../../agent/log.js";
 import type { EtcdCluster } from "../../../agent/ports/etcd.js";

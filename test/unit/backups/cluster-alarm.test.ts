@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { recordForeignClusterEvent } from "../../../agent/commands/cluster-alarm.js";
+import { recordForeignClusterEvent } from "../../../agent/backups/cluster-alarm.js";
 import type { BackupStore } from "../../../agent/ports/backups.js";
 import type { Ports } from "../../../agent/ports/index.js";
 import { nodeConfig } from "../../support/etcd-node.js";
