@@ -2,9 +2,9 @@
 // an event object beside the restore records; the infrastructure's ForeignClusterFound rule on its
 // key prefix alarms (infra/lib/cluster/alarms.ts), with no permission the node does not already have.
 
-import { eventsPrefix, putRecord } from "./index.js";
 import type { AgentConfig } from "../config/config.js";
 import type { Ports } from "../ports/index.js";
+import { eventsPrefix, putRecord } from "./index.js";
 
 /** The key prefix (under the events/ prefix) of foreign-cluster records. */
 export const FOREIGN_CLUSTER_EVENT = "foreign-cluster-";

@@ -10,6 +10,7 @@ import { tlsSecretNames } from "../config/config.js";
 import { ConfigError, RefusedError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { candidateEndpoints, tryObserveAsg } from "../observe/observe.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 import type { MemberProbe, ProbeCredentials } from "../ports/etcd-service.js";
 import type { Ports } from "../ports/index.js";
 import {
@@ -24,7 +25,6 @@ import {
 import { CA_DAYS } from "../tls/node-certs.js";
 import { type CertKey, createCa, issue, signedBy } from "../tls/pki.js";
 import { readCaSecret } from "../tls/rotate-node.js";
-import { operatorAsgName } from "../observe/operator-group.js";
 
 export interface MemberRotationView {
   url: string;

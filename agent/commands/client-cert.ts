@@ -2,8 +2,8 @@
 // leader in the secret store) into a directory of files etcdctl and the agent's own commands use.
 import type { AgentConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
-import type { Ports } from "../ports/index.js";
 import { operatorAsgName } from "../observe/operator-group.js";
+import type { Ports } from "../ports/index.js";
 
 export interface ClientCertFiles {
   caFile: string;

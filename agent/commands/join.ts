@@ -5,9 +5,9 @@ import { MemoryLocalNode } from "../adapters/memory-local.js";
 import type { AgentConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 import type { Ports } from "../ports/index.js";
 import { type BootContext, type BootResult, resolveContext, runBoot } from "./boot.js";
-import { operatorAsgName } from "../observe/operator-group.js";
 
 export interface JoinResult extends BootResult {
   nextStep: string;

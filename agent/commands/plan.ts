@@ -1,13 +1,14 @@
 // `etcd-agent plan`: what the leader's `run` would do next, and why. Changes nothing.
+
+import { storageObservation } from "../apply/storage.js";
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 import { leaderObservation } from "../observe/reconcile.js";
 import { observeSnapshot } from "../observe/snapshot.js";
 import { type Plan, planReconcile } from "../planner/reconcile-plan.js";
 import { RULES } from "../planner/rules.js";
 import type { Ports } from "../ports/index.js";
-import { operatorAsgName } from "../observe/operator-group.js";
-import { storageObservation } from "../apply/storage.js";
 
 export interface PlanReport {
   asOf: { instanceId: string; memberId: string } | null;

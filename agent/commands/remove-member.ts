@@ -2,11 +2,11 @@
 import type { AgentConfig } from "../config/config.js";
 import { ConfigError, EtcdUnavailableError, RefusedError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 import { observeSnapshot } from "../observe/snapshot.js";
 import { isHealthy, voterCounts } from "../planner/membership.js";
 import { quorumAfterRemoval } from "../planner/quorum.js";
 import type { Ports } from "../ports/index.js";
-import { operatorAsgName } from "../observe/operator-group.js";
 
 export interface RemoveResult {
   memberId: string;

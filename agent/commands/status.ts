@@ -2,10 +2,10 @@
 import type { AgentConfig } from "../config/config.js";
 import { ClusterUnhealthyError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { operatorAsgName } from "../observe/operator-group.js";
 import { observeSnapshot } from "../observe/snapshot.js";
 import { buildStatusReport, type StatusReport } from "../planner/status-report.js";
 import type { Ports } from "../ports/index.js";
-import { operatorAsgName } from "../observe/operator-group.js";
 
 export async function runStatus(ports: Ports, config: AgentConfig, log: Logger): Promise<StatusReport> {
   const asgName = await operatorAsgName(ports, config);
