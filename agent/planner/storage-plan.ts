@@ -76,6 +76,8 @@ function voters(cluster: ClusterView): MemberView[] {
  * each with why. Under NOSPACE (after the compaction): every voter not defragmented since that has
  * at least DEFRAG_MIN_FREE_PERCENT_OF_QUOTA of the quota free (or reports no in-use size).
  */
+const AGAIN = "NOSPACE is raised and the compaction freed pages after its defragmentation";
+
 export function defragCandidates(
   cluster: ClusterView,
   s: StorageObservation,
@@ -92,14 +94,27 @@ export function defragCandidates(
       const worth = free === null || free * 100 >= s.quotaBytes * DEFRAG_MIN_FREE_PERCENT_OF_QUOTA;
       if (worth && (at === undefined || Date.parse(at) < Date.parse(s.compactedAt)))
         out.push({ member: m, why: "NOSPACE is raised and the cluster has been compacted" });
+      // Defragmented since the compaction, yet with pages free again: etcd finished compacting
+      // this member's backend in the background only after the defragmentation. Again, now: each
+      // repeat needs pages the compaction freed since, so it ends (writes are refused meanwhile).
+      else if (free !== null && worth)
+        out.push({
+          member: m,
+          why: AGAIN,
+        });
       continue;
     }
     const why = m.status === null ? null : defragWorth(m.status, s.quotaBytes, s.defrag);
     if (why !== null) out.push({ member: m, why });
   }
   const leaderLast = (m: MemberView) => (m.id === cluster.leaderId ? 1 : 0);
+  // Every member's first defragmentation of the pass before any repeat.
+  const repeat = (c: { why: string }) => (c.why === AGAIN ? 1 : 0);
   return out.sort(
-    (a, b) => leaderLast(a.member) - leaderLast(b.member) || (a.member.id < b.member.id ? -1 : 1),
+    (a, b) =>
+      repeat(a) - repeat(b) ||
+      leaderLast(a.member) - leaderLast(b.member) ||
+      (a.member.id < b.member.id ? -1 : 1),
   );
 }
 
