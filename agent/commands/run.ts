@@ -418,7 +418,11 @@ async function recordOwnMemberId(ports: Ports, ctx: BootContext, obs: ReconcileO
   await ports.local.writeState({ ...local, memberId: me.id, updatedAt: obs.now });
 }
 
-/** What the local etcd says about the cluster's shape: members, their roles, the leader. */
+/**
+ * What the local etcd says about the cluster's shape: members, their roles, the leader, and the
+ * alarms raised (etcd lists the cluster's alarms in every member's Status), so that a NOSPACE or
+ * CORRUPT alarm is acted on within a second, not after the rest of the interval.
+ */
 export async function clusterShape(ports: Ports, localUrl: string): Promise<string | null> {
   try {
     const [list, status] = await Promise.all([
@@ -429,7 +433,8 @@ export async function clusterShape(ports: Ports, localUrl: string): Promise<stri
       .map((m) => `${m.id}:${m.name}:${m.isLearner ? "L" : "V"}:${m.clientUrls.join(",")}`)
       .sort()
       .join(";");
-    return `${members}|leader=${status?.leaderId ?? "?"}`;
+    const alarms = [...new Set(status?.errors ?? [])].sort().join(";");
+    return `${members}|leader=${status?.leaderId ?? "?"}|alarms=${alarms}`;
   } catch {
     return null;
   }
@@ -437,19 +442,21 @@ export async function clusterShape(ports: Ports, localUrl: string): Promise<stri
 
 /**
  * Waits for the next cycle: at most `ms`, but a cycle runs as soon as the local etcd shows the
- * cluster's shape differ from `before` (taken when the last cycle started) (a member added, started, promoted or removed, a new leader), so DNS and
- * hooks follow a join within about a second. Only the local etcd is asked, once a second; the
- * AWS calls stay once per cycle. With `pingEveryMs`, systemd's watchdog is pinged that often while
- * waiting: a long interval never outlasts WatchdogSec.
+ * cluster's shape differ from `before` (taken when the last cycle started: a member added,
+ * started, promoted or removed, a new leader, an alarm raised or disarmed), so DNS and hooks follow
+ * a join within about a second, or as soon as `ended()` says what the loop waited on is over (the
+ * defragmentation beside it). Only the local etcd is asked, once a second; the AWS calls stay once
+ * per cycle. With `pingEveryMs`, systemd's watchdog is pinged that often while waiting: a long
+ * interval never outlasts WatchdogSec.
  */
 export async function waitForChange(
   ports: Ports,
   localUrl: string,
   before: string | null,
   ms: number,
-  signal?: AbortSignal,
-  pingEveryMs?: number,
+  options: { signal?: AbortSignal; pingEveryMs?: number; ended?: () => boolean } = {},
 ): Promise<void> {
+  const { signal, pingEveryMs, ended } = options;
   const steps = Math.max(1, Math.ceil(ms / 1000));
   let pingedAt = ports.clock.now().getTime();
   for (let i = 0; i < steps && !signal?.aborted; i++) {
@@ -458,6 +465,7 @@ export async function waitForChange(
       await ports.serviceManager.watchdog();
       pingedAt = ports.clock.now().getTime();
     }
+    if (ended?.() === true) return;
     if (before === null) continue;
     const now = await clusterShape(ports, localUrl);
     if (now !== null && now !== before) return;
@@ -506,16 +514,16 @@ export async function runLoop(
       ready = true;
     } else await sm.status(status);
     await sm.watchdog();
+    // A defragmentation running beside the loop now: its end starts the next cycle (the next
+    // member, or the NOSPACE disarm, waits for no interval).
+    const defrag = state.storage?.running ?? null;
     if (changed) await ports.clock.sleep(1000, options.signal);
     else
-      await waitForChange(
-        ports,
-        localUrl,
-        shape,
-        config.intervalSeconds * 1000,
-        options.signal,
-        pingEveryMs(options.watchdogMs),
-      );
+      await waitForChange(ports, localUrl, shape, config.intervalSeconds * 1000, {
+        signal: options.signal,
+        pingEveryMs: pingEveryMs(options.watchdogMs),
+        ended: () => defrag !== null && state.storage?.running !== defrag,
+      });
   }
   await sm.stopping();
   for (const sink of ports.metrics ?? []) await sink.close().catch(() => undefined);

@@ -1,12 +1,13 @@
 // The run loop's wait between cycles: the full interval when nothing changes, a cycle within a
-// second of the local etcd showing a new cluster shape.
+// second of the local etcd showing a new cluster shape (members, leader, alarms) or of the
+// defragmentation running beside the loop ending.
 import { describe, expect, it } from "vitest";
 import { clusterShape, waitForChange } from "../../../agent/commands/run.js";
 import type { Ports } from "../../../agent/ports/index.js";
 
 const URL = "http://127.0.0.1:2379";
 
-function fakes(shapes: Array<string | null>) {
+function fakes(shapes: Array<string | null>, alarms: string[][] = [[]]) {
   let calls = 0;
   const sleeps: number[] = [];
   const member = (id: string) => ({ id, name: `i-${id}`, peerUrls: [], clientUrls: [], isLearner: false });
@@ -23,7 +24,12 @@ function fakes(shapes: Array<string | null>) {
         if (shape === null) throw new Error("etcd down");
         return { clusterId: "1", members: (shape ?? "").split(",").map(member) };
       },
-      status: async () => ({ leaderId: "1" }),
+      status: async () => ({
+        leaderId: "1",
+        errors: (alarms[Math.min(calls - 1, alarms.length - 1)] ?? []).map(
+          (kind) => `memberID:1 alarm:${kind} `,
+        ),
+      }),
     },
   } as unknown as Ports;
   return { ports, sleeps, calls: () => calls };
@@ -54,5 +60,25 @@ describe("waitForChange", () => {
     await waitForChange(f.ports, URL, await clusterShape(f.ports, URL), 5_000);
     expect(f.sleeps).toEqual(Array(5).fill(1000));
     expect(f.calls()).toBe(1);
+  });
+
+  it("returns within a second of an alarm being raised (NOSPACE waits for no interval)", async () => {
+    const f = fakes(["a,b,c"], [[], [], [], ["NOSPACE"]]);
+    await waitForChange(f.ports, URL, await clusterShape(f.ports, URL), 10_000);
+    expect(f.sleeps).toHaveLength(3);
+  });
+
+  it("returns within a second of the defragmentation beside the loop ending", async () => {
+    const f = fakes(["a,b,c"]);
+    let running = true;
+    const before = await clusterShape(f.ports, URL);
+    const waiting = waitForChange(f.ports, URL, before, 10_000, {
+      ended: () => {
+        if (f.sleeps.length === 4) running = false;
+        return !running;
+      },
+    });
+    await waiting;
+    expect(f.sleeps).toHaveLength(4);
   });
 });
