@@ -86,3 +86,8 @@ export class WaitingError extends Error {
 export class ClusterUnhealthyError extends Error {
   override name = "ClusterUnhealthyError";
 }
+
+/** SIGTERM or SIGINT stopped the command between two of its steps (exit INTERRUPTED). */
+export class InterruptedError extends Error {
+  override name = "InterruptedError";
+}

@@ -5,6 +5,7 @@ import {
   ConfigError,
   EtcdRequestError,
   EtcdUnavailableError,
+  InterruptedError,
   MetadataUnavailableError,
   NoGoodSnapshotError,
   RefusedError,
@@ -27,6 +28,7 @@ export type ExitName = keyof typeof EXIT;
 
 export function exitNameFor(error: unknown): ExitName {
   if (error instanceof ConfigError) return "INVALID_INPUT";
+  if (error instanceof InterruptedError) return "INTERRUPTED";
   if (error instanceof MetadataUnavailableError) return "BAD_CONNECTION";
   if (error instanceof EtcdUnavailableError) return "BAD_CONNECTION";
   if (error instanceof AwsApiError) return "BAD_CONNECTION";

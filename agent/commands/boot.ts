@@ -1,7 +1,7 @@
 import { applyBootSteps } from "../apply/boot.js";
 import type { AfterStep } from "../apply/steps.js";
 import { type AgentConfig, checkAsgNameLength } from "../config/config.js";
-import { RefusedError, WaitingError } from "../errors.js";
+import { InterruptedError, RefusedError, WaitingError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { observeBoot } from "../observe/boot.js";
 import { type BootDecision, decideBoot } from "../planner/boot-plan.js";
@@ -75,7 +75,10 @@ export async function runBoot(
   let lastHold: BootDecision | null = null;
 
   for (let round = 1; round <= MAX_ROUNDS; round++) {
-    if (signal?.aborted) throw new Error("boot interrupted");
+    if (signal?.aborted)
+      throw new InterruptedError(
+        `boot interrupted before round ${round}: every step it took is one a later boot resumes or redoes`,
+      );
     const seen = await observeBoot(ports, config, ctx, memory, log);
     memory = seen.memory;
     const obs = seen.observation;

@@ -80,6 +80,8 @@ export const RULES = {
     "a voter is behind the leader (a member restarted a moment ago replays what it missed); the next restart waits until every voter has caught up",
   "ca-secret-stale":
     "the CA secret read is older than what this node has already followed (a stale read); it is ignored until a read shows the current one",
+  "ca-secret-unreadable":
+    "the CA secret exists but cannot be read yet (Secrets Manager is eventually consistent, or it is scheduled for deletion); the boot waits and systemd starts it again",
   "ca-rotation-too-few-voters":
     "a CA rotation restarts each member's etcd in turn; with two voters a restart of either loses quorum, so begin is refused until the cluster has three",
   "ca-rotation-not-converged":

@@ -6,10 +6,11 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { type AfterStep, Steps } from "../apply/steps.js";
 import { type AgentConfig, type TlsConfig, tlsSecretNames } from "../config/config.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, WaitingError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { memberHostName } from "../planner/dns-plan.js";
 import type { Identity } from "../planner/observation.js";
+import { hold } from "../planner/rules.js";
 import type { CertBundle } from "../ports/cert-files.js";
 import type { Ports } from "../ports/index.js";
 import { type CaSecret, parseCaSecret, pemCerts, sameTrust, trustBundle } from "./ca-rotation.js";
@@ -131,7 +132,13 @@ export async function ensureCa(
       return ca;
     }
     raw = await secrets.get(name);
-    if (raw === null) throw new Error(`secret ${name} exists (CreateSecret said so) but cannot be read yet`);
+    if (raw === null)
+      throw new WaitingError(
+        hold(
+          "ca-secret-unreadable",
+          `secret ${name} exists (CreateSecret said so) but GetSecretValue finds none yet`,
+        ),
+      );
   }
   const parsed = parseCaSecret(raw);
   if (parsed === null) parsePair(raw, name, false); // throws the message naming the secret

@@ -5,7 +5,7 @@
 // steps; a crash after any step is repaired by the next look (test/unit/tls/ca-rotation-steps.test.ts).
 import { type AfterStep, Steps } from "../apply/steps.js";
 import { type AgentConfig, tlsSecretNames } from "../config/config.js";
-import { ConfigError } from "../errors.js";
+import { ClusterUnhealthyError, ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { observeCluster } from "../observe/observe.js";
 import { clientUrlFor, findSelfMember, isHealthy } from "../planner/membership.js";
@@ -224,7 +224,7 @@ export async function followCaRotation(
         last = `applied index ${mine ?? "unknown"} of the leader's ${theirs ?? "unknown"}`;
       }
       if (waited >= HEALTHY_WAIT_MS)
-        throw new Error(
+        throw new ClusterUnhealthyError(
           `etcd did not answer healthy and caught up within ${HEALTHY_WAIT_MS / 1000} s of its restart (${last})`,
         );
       await sleep(1000);

@@ -7,14 +7,18 @@ import { describe, expect, it } from "vitest";
 import { LocalDisk } from "../../../agent/adapters/local-disk.js";
 import { SecretsManagerStore } from "../../../agent/adapters/secrets-manager.js";
 import { restoreVerified } from "../../../agent/backups/restore.js";
+import { type BootContext, runBoot } from "../../../agent/commands/boot.js";
+import { parseConfig } from "../../../agent/config/config.js";
 import {
   BackupsOffError,
   ConfigError,
+  InterruptedError,
   NoGoodSnapshotError,
   RestoreFailedError,
 } from "../../../agent/errors.js";
 import { exitNameFor } from "../../../agent/exit-codes.js";
 import { createLogger } from "../../../agent/log.js";
+import type { Ports } from "../../../agent/ports/index.js";
 import { FakeRestoreTool } from "../../fakes/fake-restore-tool.js";
 
 describe("errors and their exits", () => {
@@ -29,6 +33,29 @@ describe("errors and their exits", () => {
     expect(exitNameFor(new NoGoodSnapshotError("none verified"))).toBe("REFUSED");
     const lookalike = Object.assign(new Error("not ours"), { name: "NoGoodSnapshotError" });
     expect(exitNameFor(lookalike)).toBe("ERROR");
+  });
+});
+
+describe("an interrupted boot", () => {
+  it("stops before its next round with InterruptedError (exit INTERRUPTED, 130), having asked nothing but the clock", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const untouched = new Proxy({} as Ports, {
+      get: (_t, prop) => {
+        if (prop === "clock") return { now: () => new Date(), sleep: async () => {} };
+        throw new Error(`port ${String(prop)} used`);
+      },
+    });
+    const error = await runBoot(
+      untouched,
+      parseConfig({ domain: "etcd.test", hostedZoneId: "ZTEST" }),
+      { identity: { instanceId: "i-0abc", privateIp: "127.0.1.5" }, asgName: "etcd" } as BootContext,
+      createLogger({ write: () => true } as never),
+      { signal: controller.signal },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(exitNameFor(error)).toBe("INTERRUPTED");
+    expect((error as Error).message).toMatch(/boot interrupted/);
   });
 });
 

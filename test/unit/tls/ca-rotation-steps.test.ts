@@ -5,6 +5,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { SimulatedCrashError } from "../../../agent/apply/steps.js";
 import { parseConfig } from "../../../agent/config/config.js";
+import { ClusterUnhealthyError } from "../../../agent/errors.js";
+import { exitNameFor } from "../../../agent/exit-codes.js";
 import { createLogger } from "../../../agent/log.js";
 import type { Member, MemberStatus } from "../../../agent/planner/observation.js";
 import type { CertBundle, CertFile, CertFiles } from "../../../agent/ports/cert-files.js";
@@ -259,6 +261,21 @@ describe("following a CA rotation, crashed after each step", () => {
     expect(out.kind).toBe("restarted");
     expect(heldWhileBehind).toBeGreaterThanOrEqual(3);
     expect(n.lock.holder).toBeNull();
+  });
+
+  it("etcd never healthy after its restart: a ClusterUnhealthyError (exit UNHEALTHY) naming the wait, the lock kept", async () => {
+    const raft = { leaderId: "2", applied: (name: string) => (name === SELF ? "10" : "5000") };
+    const n = await node({ ...oldCa, next: newCa }, new Set(), new Set(), raft);
+    const error = await followCaRotation(n.ports, config, ctx, log, { sleep: noSleep }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ClusterUnhealthyError);
+    expect(exitNameFor(error)).toBe("UNHEALTHY");
+    expect((error as Error).message).toMatch(
+      /did not answer healthy and caught up within \d+ s of its restart/,
+    );
+    // Kept: no other member restarts while this one has not caught up (the lock's lease ends it).
+    expect(n.lock.holder).toBe(SELF);
   });
 
   // F8: a stale read of the secret two phases back would have this node trust only the old CA

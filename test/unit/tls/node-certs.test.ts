@@ -3,6 +3,8 @@
 // and TLS settings refused with the value and the fix.
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../../agent/config/config.js";
+import { WaitingError } from "../../../agent/errors.js";
+import { exitNameFor } from "../../../agent/exit-codes.js";
 import { createLogger } from "../../../agent/log.js";
 import type { CertBundle, CertFiles } from "../../../agent/ports/cert-files.js";
 import type { Ports } from "../../../agent/ports/index.js";
@@ -71,6 +73,21 @@ describe("the cluster CA", () => {
     expect([...secrets.values.keys()]).toEqual(["etcd-agent/etcd/ca"]);
     const stored = JSON.parse(secrets.values.get("etcd-agent/etcd/ca") as string);
     expect(new Set([ca1.cert, ca2.cert, stored.cert]).size).toBe(1);
+  });
+
+  it("CreateSecret says it exists, GetSecretValue finds none (Secrets Manager is eventually consistent): waiting, rule ca-secret-unreadable", async () => {
+    const secrets = new MapSecrets();
+    secrets.createIfAbsent = async () => false;
+    const error = await ensureCa(
+      ports(secrets, new MemFiles(), () => new Date()),
+      tls,
+      "etcd",
+      log,
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WaitingError);
+    expect(exitNameFor(error)).toBe("WAITING");
+    expect((error as WaitingError).hold.rule).toBe("ca-secret-unreadable");
+    expect((error as Error).message).toContain("etcd-agent/etcd/ca");
   });
 
   it("refuses a secret that is not ours, naming it and the way out", async () => {
