@@ -6,7 +6,6 @@ import yargs, { type Argv } from "yargs";
 import { checkCommandArgs, checkRegion } from "./config/command-args.js";
 import { type AgentConfig, checkUnitSettings, DEFAULTS, parseConfig } from "./config/config.js";
 import { envName, helpOf, OPTIONS, type OptionRow } from "./config/options.js";
-import { ConfigError } from "./errors.js";
 import { EXIT, exitNameFor } from "./exit-codes.js";
 import { createLogger, type Logger } from "./log.js";
 import type { Ports } from "./ports/index.js";
