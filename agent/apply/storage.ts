@@ -20,10 +20,12 @@ export interface StorageState {
   running: { memberId: string; since: string; done: Promise<void> } | null;
   compactedAt: string | null;
   defraggedAt: Record<string, string>;
+  /** Defragmentations of each member since the NOSPACE compaction (the planner bounds repeats). */
+  passDefrags: Record<string, number>;
 }
 
 export function initialStorageState(): StorageState {
-  return { running: null, compactedAt: null, defraggedAt: {} };
+  return { running: null, compactedAt: null, defraggedAt: {}, passDefrags: {} };
 }
 
 /** What the planner sees of storage: the settings and this loop's state. */
@@ -35,12 +37,16 @@ export function storageObservation(config: AgentConfig, state?: StorageState): S
     running: s.running === null ? null : { memberId: s.running.memberId, since: s.running.since },
     compactedAt: s.compactedAt,
     defraggedAt: { ...s.defraggedAt },
+    passDefrags: { ...s.passDefrags },
   };
 }
 
 /** After an observation: a NOSPACE episode ends when the alarm is no longer raised. */
 export function forgetCompaction(state: StorageState, nospace: boolean): void {
-  if (!nospace) state.compactedAt = null;
+  if (!nospace) {
+    state.compactedAt = null;
+    state.passDefrags = {};
+  }
 }
 
 /** Applies one storage action; false when it did not happen this cycle (logged). */
@@ -57,6 +63,7 @@ export async function applyStorage(
       case "compact": {
         const revision = await ports.etcd.compact(endpoints);
         state.compactedAt = ports.clock.now().toISOString();
+        state.passDefrags = {};
         log.warn("compacted the key space for NOSPACE", { ...fields, revision });
         return true;
       }
@@ -105,6 +112,8 @@ export async function applyStorage(
             // Failed too: a retry waits the gap (a NOSPACE alarm does not), and the health check
             // holds the next one should the member still be busy with it.
             state.defraggedAt[action.memberId] = ports.clock.now().toISOString();
+            if (state.compactedAt !== null)
+              state.passDefrags[action.memberId] = (state.passDefrags[action.memberId] ?? 0) + 1;
             state.running = null;
           });
         state.running = { memberId: action.memberId, since: started.toISOString(), done };

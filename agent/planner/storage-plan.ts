@@ -19,6 +19,8 @@ export interface StorageObservation {
   compactedAt: string | null;
   /** When this agent last finished defragmenting each member (ISO-8601), by member ID. */
   defraggedAt: Record<string, string>;
+  /** How often this agent defragmented each member since the NOSPACE compaction (absent: 0). */
+  passDefrags?: Record<string, number>;
 }
 
 export type StorageAction =
@@ -39,6 +41,10 @@ export const DEFRAG_MIN_FREE_PERCENT_OF_QUOTA = 5;
 export const DEFRAG_MIN_GAP_SECONDS = 600;
 /** NOSPACE is disarmed only when every voter's db is below this share of the quota (etcd-defrag's 0.9). */
 export const DISARM_QUOTA_PERCENT = 90;
+/** Under NOSPACE, a member is defragmented again at most this often in one pass (after its first). */
+export const NOSPACE_REPEATS = 2;
+/** ...and each repeat at least this long after its last defragmentation (its compaction's time to run). */
+export const NOSPACE_REPEAT_GAP_SECONDS = 5;
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
@@ -76,11 +82,12 @@ function voters(cluster: ClusterView): MemberView[] {
  * each with why. Under NOSPACE (after the compaction): every voter not defragmented since that has
  * at least DEFRAG_MIN_FREE_PERCENT_OF_QUOTA of the quota free (or reports no in-use size).
  */
-const AGAIN = "NOSPACE is raised and the compaction freed pages after its defragmentation";
+const AGAIN = "NOSPACE is raised and its db is still full or has pages free after its defragmentation";
 
 export function defragCandidates(
   cluster: ClusterView,
   s: StorageObservation,
+  now: string,
 ): Array<{ member: MemberView; why: string }> {
   const nospace = alarmsOf(cluster.members).includes("NOSPACE");
   const out: Array<{ member: MemberView; why: string }> = [];
@@ -94,14 +101,21 @@ export function defragCandidates(
       const worth = free === null || free * 100 >= s.quotaBytes * DEFRAG_MIN_FREE_PERCENT_OF_QUOTA;
       if (worth && (at === undefined || Date.parse(at) < Date.parse(s.compactedAt)))
         out.push({ member: m, why: "NOSPACE is raised and the cluster has been compacted" });
-      // Defragmented since the compaction, yet with pages free again: etcd finished compacting
-      // this member's backend in the background only after the defragmentation. Again, now: each
-      // repeat needs pages the compaction freed since, so it ends (writes are refused meanwhile).
-      else if (free !== null && worth)
-        out.push({
-          member: m,
-          why: AGAIN,
-        });
+      // Defragmented since the compaction, yet still full or with pages free again: etcd compacts
+      // each member's backend in the background, and a defragmentation that ran first returned
+      // nothing; the pages the compaction frees afterwards stay pending in bbolt (no write commits
+      // while NOSPACE refuses writes), so dbSizeInUse need not show them: only a defragmentation
+      // returns them. Again, a gap after the last one, at most NOSPACE_REPEATS times a pass.
+      else if (at !== undefined && m.status !== null) {
+        const stillFull = m.status.dbSize * 100 >= s.quotaBytes * DISARM_QUOTA_PERCENT;
+        const repeats = Math.max(0, (s.passDefrags?.[m.id] ?? 1) - 1);
+        if (
+          (stillFull || (free !== null && worth)) &&
+          repeats < NOSPACE_REPEATS &&
+          ageSeconds(at, now) >= NOSPACE_REPEAT_GAP_SECONDS
+        )
+          out.push({ member: m, why: AGAIN });
+      }
       continue;
     }
     const why = m.status === null ? null : defragWorth(m.status, s.quotaBytes, s.defrag);
@@ -131,7 +145,7 @@ export function planStorage(
 ): { actions: StorageAction[]; holds: Hold[] } {
   const holds: Hold[] = [];
   const nospace = alarmsOf(cluster.members).includes("NOSPACE");
-  const candidates = defragCandidates(cluster, s);
+  const candidates = defragCandidates(cluster, s, now);
   const wanted = nospace || candidates.length > 0;
   if (!wanted) return { actions: [], holds };
   if (view.corrupt) {
