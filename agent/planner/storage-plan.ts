@@ -99,7 +99,11 @@ export function defragCandidates(
       // that frees nothing would rewrite every db again every DEFRAG_MIN_GAP_SECONDS, for ever.
       const free = m.status?.dbSizeInUse === undefined ? null : m.status.dbSize - m.status.dbSizeInUse;
       const worth = free === null || free * 100 >= s.quotaBytes * DEFRAG_MIN_FREE_PERCENT_OF_QUOTA;
-      if (worth && (at === undefined || Date.parse(at) < Date.parse(s.compactedAt)))
+      // Still full counts too: the pages a compaction frees stay pending in bbolt until the next
+      // write commits, and NOSPACE refuses writes, so dbSizeInUse need not fall (seen on the leader,
+      // whose compaction the compact call waits for). Bounded below: a few a pass, a pass per gap.
+      const stillFull = m.status !== null && m.status.dbSize * 100 >= s.quotaBytes * DISARM_QUOTA_PERCENT;
+      if ((worth || stillFull) && (at === undefined || Date.parse(at) < Date.parse(s.compactedAt)))
         out.push({ member: m, why: "NOSPACE is raised and the cluster has been compacted" });
       // Defragmented since the compaction, yet still full or with pages free again: etcd compacts
       // each member's backend in the background, and a defragmentation that ran first returned
@@ -107,7 +111,6 @@ export function defragCandidates(
       // while NOSPACE refuses writes), so dbSizeInUse need not show them: only a defragmentation
       // returns them. Again, a gap after the last one, at most NOSPACE_REPEATS times a pass.
       else if (at !== undefined && m.status !== null) {
-        const stillFull = m.status.dbSize * 100 >= s.quotaBytes * DISARM_QUOTA_PERCENT;
         const repeats = Math.max(0, (s.passDefrags?.[m.id] ?? 1) - 1);
         if (
           (stillFull || (free !== null && worth)) &&

@@ -230,6 +230,21 @@ describe("NOSPACE: compact, defragment every voter, then disarm", () => {
     expect(p.actions).toMatchObject([{ type: "defragment", memberId: "2" }]);
   });
 
+  it("defragments the leader still full after the compaction though its in-use size shows no free pages", () => {
+    // Seen in integration/storage.test.ts (2026-11-24 03:41): both followers defragmented, the
+    // leader (whose compaction the compact call waited for) at 2.2 MiB of a 2 MiB quota with its
+    // freed pages pending, so dbSizeInUse equal to dbSize: never a candidate, nospace-still-full.
+    const after = "2026-11-22T11:59:30.000Z";
+    const s = storage({
+      compactedAt: "2026-11-22T11:59:00.000Z",
+      defraggedAt: { "2": after, "3": after },
+      passDefrags: { "2": 1, "3": 1 },
+    });
+    const p = plan(cluster(full(110, 110, "1"), full(30, 30, "2"), full(30, 30, "3")), s);
+    expect(p.holds).toEqual([]);
+    expect(p.actions).toMatchObject([{ type: "defragment", memberId: "1", role: "leader" }]);
+  });
+
   it("a repeat waits NOSPACE_REPEAT_GAP_SECONDS after the member's last defragmentation", () => {
     const justNow = new Date(Date.parse(NOW) - (NOSPACE_REPEAT_GAP_SECONDS - 1) * 1000).toISOString();
     const s = storage({
